@@ -1,0 +1,13 @@
+# The datamin image used by docker-compose.yml: one image, every service picks its subcommand.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY datamin ./datamin
+COPY schemas ./schemas
+COPY producers ./producers
+COPY processors ./processors
+COPY warehouse ./warehouse
+RUN pip install --no-cache-dir .
+USER nobody
+ENTRYPOINT []
+CMD ["datamin", "--help"]

@@ -1,0 +1,1 @@
+"""datamin: a privacy-minimising event pipeline. Shared parts: configuration, errors, the command line, the local broker."""

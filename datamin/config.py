@@ -1,0 +1,352 @@
+"""datamin's one configuration: typed, validated, frozen.
+
+Sources, later ones winning: the embedded defaults below, `datamin.toml` (the file named by
+--config or DATAMIN_CONFIG, else ./datamin.toml when present), then the environment:
+KAFKA_BOOTSTRAP_SERVERS, and DATAMIN__<SECTION>__<KEY> for any setting (e.g.
+DATAMIN__MINIMISE__IPV4_PREFIX=16). A wrong value stops start-up with a ConfigError that names the
+key, the problem and the fix. Secrets (passwords) are never printed: see `redacted()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datamin.exceptions import ConfigError
+
+RETENTION_CAP_DAYS = 365
+"""The policy's hard limit: 'No purpose in this statement will require us to keep your personal
+information for longer than one year.' Nothing datamin keeps may be configured beyond it."""
+RAW_RETENTION_CAP_HOURS = 7 * 24
+"""Raw topics hold full IP addresses and identifiers in clear: they are kept for hours, a week at most."""
+
+SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
+TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """host:port[,host:port…] of the brokers; KAFKA_BOOTSTRAP_SERVERS overrides it"""
+    security_protocol: str = "PLAINTEXT"
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"""
+    ssl_cafile: str | None = None
+    """CA bundle (PEM) that signed the brokers' certificates"""
+    ssl_certfile: str | None = None
+    """client certificate (PEM) for mutual TLS"""
+    ssl_keyfile: str | None = None
+    """client private key (PEM) for mutual TLS"""
+    ssl_password: str | None = None
+    """password of the client private key"""
+    ssl_check_hostname: bool = True
+    """verify that a broker's certificate names the host connected to"""
+    sasl_mechanism: str | None = None
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol)"""
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    client_id: str = "datamin"
+    """client id the brokers see in their logs and quotas"""
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """The settings as keyword arguments for kafka-python's clients."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            kwargs["ssl_check_hostname"] = self.ssl_check_hostname
+            for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password"):
+                if getattr(self, key) is not None:
+                    kwargs[key] = getattr(self, key)
+        if self.security_protocol.startswith("SASL_"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        return kwargs
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    prefix: str = "datamin"
+    """every topic datamin uses is named <prefix>.<role>[.<event type>]"""
+    partitions: int = 3
+    """partitions of each topic datamin provisions; processors and sinks scale up to this many"""
+    replication_factor: int = 1
+    """copies of each partition (3 in production; 1 for a single local broker)"""
+    raw_retention_hours: int = 24
+    """how long raw topics (full IP addresses, identifiers) are kept; at most a week"""
+    dead_letter_retention_hours: int = 72
+    """how long the dead-letter topic is kept; at most a week"""
+    minimised_retention_days: int = 7
+    """how long minimised topics keep events (and pseudonyms) before only the warehouse has them"""
+
+
+@dataclass(frozen=True)
+class MinimiseConfig:
+    ipv4_prefix: int = 16
+    """bits of an IPv4 address kept; the weakest accepted is 24"""
+    ipv6_prefix: int = 32
+    """bits of an IPv6 address kept; the weakest accepted is 48"""
+    query_allowlist: tuple[str, ...] = ("utm_*",)
+    """query parameters kept in URLs; a trailing * matches a prefix"""
+    consent_validity_days: int = 365
+    """how long a consent choice counts before it counts as none until renewed"""
+    honour_gpc: bool = True
+    """treat Sec-GPC: 1 as an objection to marketing"""
+    honour_dnt: bool = False
+    """treat DNT: 1 as an objection to marketing (the policy as written does not)"""
+
+
+@dataclass(frozen=True)
+class PseudonymiseConfig:
+    key_dir: str = "data/keys"
+    """where pseudonymisation keys live, outside the warehouse; deleting a key unlinks its period"""
+    rotation: str = "monthly"
+    """how often a new key starts: monthly, weekly or daily"""
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    root: str = "data/warehouse"
+    """folder of the Parquet partitions: <root>/<table>/event_date=YYYY-MM-DD/"""
+    group_id: str = "datamin-sink"
+    """consumer group of the warehouse sinks"""
+    catalog: str = "data/catalog.duckdb"
+    """the DuckDB file analysts open read-only; views over the partitions"""
+    flush_rows: int = 50_000
+    """the sink writes a file when this many rows are waiting…"""
+    flush_seconds: float = 2.0
+    """…or when the oldest waiting row is this old, whichever comes first"""
+    retention_days: Mapping[str, int] = field(default_factory=lambda: {
+        "http_request": 90,
+        "usage_event": 180,
+        "device_report": 90,
+        "consent_record": 365,
+        "privacy_request": 365,
+    })
+    """days each table keeps a day partition before expiry deletes it; at most 365"""
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    spool_dir: str = "data/spool"
+    """where events wait on local disk while Kafka cannot be reached"""
+    spool_max_bytes: int = 256 * 1024 * 1024
+    """bound of the spool; events beyond it are dropped, counted and logged"""
+    queue_size: int = 10_000
+    """events a request thread may queue for the background sender before spooling"""
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    group_id: str = "datamin-processor"
+    """consumer group of the minimisation processors"""
+    transactional_id: str = "datamin-processor"
+    """prefix of the transactional ids (one per instance) that make output and offsets commit together"""
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    minimise: MinimiseConfig = field(default_factory=MinimiseConfig)
+    pseudonymise: PseudonymiseConfig = field(default_factory=PseudonymiseConfig)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    producer: ProducerConfig = field(default_factory=ProducerConfig)
+    processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with every secret replaced by '***'."""
+        out = dataclasses.asdict(self)
+        for section in out.values():
+            for key in SECRET_KEYS & set(section):
+                if section[key] is not None:
+                    section[key] = "***"
+        return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Builds the configuration from defaults, the TOML file and the environment, then validates it."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    explicit = path or environ.get("DATAMIN_CONFIG")
+    file = Path(explicit) if explicit else Path("datamin.toml")
+    if explicit and not file.is_file():
+        raise ConfigError("--config", f"file {str(file)!r} does not exist",
+                          "pass the path of a datamin.toml, or leave it out to use the defaults")
+    if file.is_file():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(file), f"is not valid TOML ({exc})", "correct the syntax at that line") from None
+    _apply_environment(data, environ)
+    config = _build(Config, data, "")
+    validate(config)
+    return config
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    if environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        data.setdefault("kafka", {})["bootstrap_servers"] = environ["KAFKA_BOOTSTRAP_SERVERS"]
+    for name, value in environ.items():
+        parts = name.split("__")
+        if parts[0] != "DATAMIN" or len(parts) < 3:
+            continue
+        target = data
+        for part in parts[1:-1]:
+            target = target.setdefault(part.lower(), {})
+            if not isinstance(target, dict):
+                raise ConfigError(".".join(p.lower() for p in parts[1:]), "is not a section",
+                                  f"remove the environment variable {name}")
+        target[parts[-1].lower()] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(prefix.rstrip(".") or "(top level)", "must be a table of settings",
+                          f"write it as [{prefix.rstrip('.')}] with key = value lines")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}", "is not a setting datamin knows",
+                              f"remove it or check the spelling; known here: {', '.join(sorted(names))}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        key = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[f.name] = _build(hint, data[f.name], key + ".")
+        else:
+            kwargs[f.name] = _coerce(data[f.name], hint, key, f)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str, f: dataclasses.Field[Any]) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None or value == "":
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key, f)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, "must be a list of strings", f'write it as {key.split(".")[-1]} = ["a", "b"]')
+        return tuple(value)
+    if origin is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, "must be a table", f"write it as [{key}] with name = value lines")
+        merged = dict(f.default_factory()) if f.default_factory is not dataclasses.MISSING else {}
+        for name, item in value.items():
+            if not isinstance(item, int) or isinstance(item, bool):
+                raise ConfigError(f"{key}.{name}", "must be a whole number", "write a number of days, e.g. 90")
+            merged[name] = item
+        return types.MappingProxyType(merged)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, "must be true or false", f"write {key.split('.')[-1]} = true or = false")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(key, "must be a whole number", f"write a number, e.g. {f.default}")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(key, "must be a number", f"write a number, e.g. {f.default}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, "must be a string", f'write it in quotes, e.g. {key.split(".")[-1]} = "{f.default}"')
+        return value
+    raise ConfigError(key, "has a type datamin cannot read", "report this as a bug")
+
+
+def validate(config: Config) -> None:
+    """Checks the values that types alone cannot; raises ConfigError naming the key and the fix."""
+    k = config.kafka
+    if not k.client_kwargs()["bootstrap_servers"]:
+        raise ConfigError("kafka.bootstrap_servers", "is empty", "set it to host:port, or set KAFKA_BOOTSTRAP_SERVERS")
+    protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    if k.security_protocol not in protocols:
+        raise ConfigError("kafka.security_protocol", f"{k.security_protocol!r} is not supported",
+                          f"use one of {', '.join(protocols)}")
+    if k.security_protocol.startswith("SASL_"):
+        mechanisms = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+        if k.sasl_mechanism not in mechanisms:
+            raise ConfigError("kafka.sasl_mechanism", f"{k.sasl_mechanism!r} is not supported with "
+                              f"{k.security_protocol}", f"use one of {', '.join(mechanisms)}")
+        if not k.sasl_username or k.sasl_password is None:
+            raise ConfigError("kafka.sasl_username", "SASL needs a user name and a password",
+                              "set kafka.sasl_username and kafka.sasl_password (or DATAMIN__KAFKA__SASL_PASSWORD)")
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(k, key)
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(f"kafka.{key}", f"file {value!r} does not exist", "give the path of a PEM file")
+
+    t = config.topics
+    _positive("topics.partitions", t.partitions)
+    _positive("topics.replication_factor", t.replication_factor)
+    for key, hours in (("topics.raw_retention_hours", t.raw_retention_hours),
+                       ("topics.dead_letter_retention_hours", t.dead_letter_retention_hours)):
+        _positive(key, hours)
+        if hours > RAW_RETENTION_CAP_HOURS:
+            raise ConfigError(key, f"{hours} hours is beyond the cap of {RAW_RETENTION_CAP_HOURS} hours for "
+                              "topics that hold unminimised data", f"set it to {RAW_RETENTION_CAP_HOURS} or less")
+    _retention("topics.minimised_retention_days", t.minimised_retention_days)
+
+    m = config.minimise
+    if not 8 <= m.ipv4_prefix <= 24:
+        raise ConfigError("minimise.ipv4_prefix", f"/{m.ipv4_prefix} is outside the accepted 8..24 bits "
+                          "(more than 24 bits can identify a household)", "use 16 (the default) or at most 24")
+    if not 16 <= m.ipv6_prefix <= 48:
+        raise ConfigError("minimise.ipv6_prefix", f"/{m.ipv6_prefix} is outside the accepted 16..48 bits "
+                          "(a /48 is often one customer's site)", "use 32 (the default) or at most 48")
+    _retention("minimise.consent_validity_days", m.consent_validity_days)
+
+    if config.pseudonymise.rotation not in ("monthly", "weekly", "daily"):
+        raise ConfigError("pseudonymise.rotation", f"{config.pseudonymise.rotation!r} is not a rotation period",
+                          "use monthly (the default), weekly or daily")
+
+    w = config.warehouse
+    _positive("warehouse.flush_rows", w.flush_rows)
+    if w.flush_seconds <= 0:
+        raise ConfigError("warehouse.flush_seconds", "must be more than 0", "use e.g. 2.0")
+    for table, days in w.retention_days.items():
+        if table not in TABLES:
+            raise ConfigError(f"warehouse.retention_days.{table}", "is not a warehouse table",
+                              f"use one of {', '.join(TABLES)}")
+        _retention(f"warehouse.retention_days.{table}", days)
+
+    p = config.producer
+    _positive("producer.spool_max_bytes", p.spool_max_bytes)
+    _positive("producer.queue_size", p.queue_size)
+
+
+def _positive(key: str, value: int) -> None:
+    if value <= 0:
+        raise ConfigError(key, f"{value} must be more than 0", "use a positive number")
+
+
+def _retention(key: str, days: int) -> None:
+    _positive(key, days)
+    if days > RETENTION_CAP_DAYS:
+        raise ConfigError(key, f"{days} days is beyond the privacy policy's cap of {RETENTION_CAP_DAYS} days "
+                          "('no longer than one year')", f"set it to {RETENTION_CAP_DAYS} or less")

@@ -1,0 +1,1 @@
+"""Producers: what web servers use to publish events to datamin."""
