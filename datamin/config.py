@@ -190,6 +190,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
             raise ConfigError(str(file), f"is not valid TOML ({exc})", "correct the syntax at that line") from None
     _apply_environment(data, environ)
     config = _build(Config, data, "")
+    assert isinstance(config, Config)
     validate(config)
     return config
 
@@ -233,7 +234,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             continue
         key = f"{prefix}{f.name}"
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[f.name] = _build(hint, data[f.name], key + ".")
         else:
             kwargs[f.name] = _coerce(data[f.name], hint, key, f)

@@ -1,0 +1,157 @@
+"""The warehouse's scheduled maintenance: daily expiry, then daily compaction, in one process.
+
+``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
+starts an APScheduler ``BlockingScheduler`` that repeats them every day (03:15 and 03:45 UTC). The
+catch-up matters: jobs are registered afresh on every start (``replace_existing=True``, memory job
+store), which resets their next run time, so a run missed while the process was down would
+otherwise be lost silently; with it, a scheduler down for a week expires everything due as soon as
+it is back. Both jobs are idempotent and crash-safe (see ``warehouse.expiry`` and
+``warehouse.compaction``), never overlap (one lock), and run at most once at a time each
+(``max_instances=1``; missed runs coalesce into one). SIGTERM or SIGINT stops the scheduler after
+the running job, if any, has finished.
+
+``expire_now`` and ``format_expiries`` are what ``datamin expire [--dry-run]`` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from datamin.config import Config
+from warehouse.audit import AuditLog
+from warehouse.clock import Clock, as_utc, utc_now
+from warehouse.compaction import Compaction, compact
+from warehouse.expiry import Expiry, expire
+from warehouse.layout import Layout
+
+log = logging.getLogger(__name__)
+
+EXPIRY_JOB = "expiry"
+COMPACTION_JOB = "compaction"
+EXPIRY_AT = (3, 15)
+"""(hour, minute) UTC of the daily expiry"""
+COMPACTION_AT = (3, 45)
+"""(hour, minute) UTC of the daily compaction, after expiry so it never merges what is about to go"""
+MISFIRE_GRACE_SECONDS = 23 * 3600
+"""a run delayed (busy machine, suspended process) by up to this long still happens"""
+
+_maintenance_lock = threading.Lock()
+
+
+def _layout(config: Config) -> Layout:
+    return Layout(Path(config.warehouse.root))
+
+
+def expire_now(config: Config, *, dry_run: bool, now: datetime) -> list[Expiry]:
+    """Expires (or with ``dry_run`` only lists) every partition past retention at ``now``; audited."""
+    layout = _layout(config)
+    with _maintenance_lock:
+        return expire(layout, config.warehouse.retention_days, now=now, dry_run=dry_run,
+                      audit=None if dry_run else AuditLog(layout), job=EXPIRY_JOB)
+
+
+def compact_now(config: Config, *, now: datetime) -> list[Compaction]:
+    """Merges the small files of every closed day partition at ``now``; audited."""
+    layout = _layout(config)
+    with _maintenance_lock:
+        return compact(layout, now=now, audit=AuditLog(layout), job=COMPACTION_JOB)
+
+
+def run_maintenance(config: Config, *, now: datetime) -> tuple[list[Expiry], list[Compaction]]:
+    """Expiry, then compaction, both at ``now``: the catch-up run at start-up."""
+    return expire_now(config, dry_run=False, now=now), compact_now(config, now=now)
+
+
+def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingScheduler:
+    """A not yet started scheduler holding the daily expiry and compaction jobs (times from ``clock``)."""
+    scheduler = BlockingScheduler(timezone="UTC")
+
+    def expiry_job() -> None:
+        done = expire_now(config, dry_run=False, now=as_utc(clock()))
+        log.info("expiry: %d partitions deleted", len(done))
+
+    def compaction_job() -> None:
+        done = compact_now(config, now=as_utc(clock()))
+        log.info("compaction: %d partitions merged", len(done))
+
+    for job_id, func, (hour, minute) in ((EXPIRY_JOB, expiry_job, EXPIRY_AT),
+                                         (COMPACTION_JOB, compaction_job, COMPACTION_AT)):
+        scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,
+                          name=f"daily warehouse {job_id}", replace_existing=True, coalesce=True,
+                          misfire_grace_time=MISFIRE_GRACE_SECONDS, max_instances=1)
+    return scheduler
+
+
+def run_scheduler(config: Config, *, clock: Clock = utc_now, scheduler: BlockingScheduler | None = None) -> None:
+    """Runs the catch-up (expiry then compaction, now), then the daily jobs until SIGTERM or SIGINT.
+
+    Blocks; must be called from the main thread (signal handlers). An error in the catch-up
+    propagates and the scheduler does not start (the jobs would meet it again). ``scheduler``
+    replaces the one ``build_scheduler`` would make (tests)."""
+    scheduler = scheduler if scheduler is not None else build_scheduler(config, clock=clock)
+    stop_requested = threading.Event()
+
+    def stop() -> None:
+        try:
+            scheduler.shutdown(wait=True)
+        except SchedulerNotRunningError:
+            pass  # stopped already
+
+    def stop_soon() -> None:
+        # not in the signal handler itself: shutdown takes locks the interrupted main loop may hold
+        threading.Thread(target=stop, name="scheduler-stop").start()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping after the running job", signal.Signals(signum).name)
+        stop_requested.set()
+        if scheduler.running:
+            stop_soon()
+
+    def on_started(_event: SchedulerEvent) -> None:
+        if stop_requested.is_set():  # a signal came while it was starting
+            stop_soon()
+
+    scheduler.add_listener(on_started, EVENT_SCHEDULER_STARTED)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        now = as_utc(clock())
+        expired, compacted = run_maintenance(config, now=now)
+        log.info("catch-up at %s: %d partitions expired, %d compacted", now.isoformat(), len(expired), len(compacted))
+        if not stop_requested.is_set():
+            scheduler.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        scheduler.remove_listener(on_started)
+
+
+def format_expiries(expiries: Sequence[Expiry], dry_run: bool) -> str:
+    """A table for people: table, day, files, rows, bytes per partition, then a total line."""
+    if not expiries:
+        return "nothing to expire"
+    head = ("would expire (dry run: nothing was deleted)" if dry_run else "expired")
+    rows = [(e.table, e.day.isoformat(), f"{e.files:,}", f"{e.rows:,}", f"{e.bytes:,}") for e in expiries]
+    total = ("total", f"{len(expiries)} partition{'s' if len(expiries) != 1 else ''}",
+             f"{sum(e.files for e in expiries):,}", f"{sum(e.rows for e in expiries):,}",
+             f"{sum(e.bytes for e in expiries):,}")
+    header = ("table", "day", "files", "rows", "bytes")
+    widths = [max(len(r[i]) for r in (header, *rows, total)) for i in range(5)]
+
+    def line(cells: Sequence[str]) -> str:
+        left = [cells[i].ljust(widths[i]) for i in range(2)]
+        right = [cells[i].rjust(widths[i]) for i in range(2, 5)]
+        return "  ".join(left + right).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([head, line(header), rule, *(line(r) for r in rows), rule, line(total)])
