@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from datamin.exceptions import ValidationError
@@ -24,6 +24,7 @@ __all__ = ["MAX_MAP_ENTRIES", "MAX_STRING", "from_json", "to_json"]
 
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _META = ("event", "version")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def from_json(obj: Any, registry: Registry, kind: str = "raw") -> tuple[EventSchema, dict[str, Any]]:
@@ -127,8 +128,8 @@ def _convert(value: Any, avro_type: Any, where: str) -> Any:
 
 def _timestamp(value: Any, where: str) -> datetime:
     if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value / 1000, UTC)
+        try:  # exact integer arithmetic: value / 1000 as a float loses milliseconds far from 1970
+            return _EPOCH + timedelta(milliseconds=value)
         except (OverflowError, OSError, ValueError):
             raise ValidationError(f"{where}: epoch milliseconds out of range") from None
     if isinstance(value, str) and len(value) <= 64:
@@ -139,5 +140,10 @@ def _timestamp(value: Any, where: str) -> datetime:
         if parsed is not None:
             if parsed.tzinfo is None:
                 raise ValidationError(f"{where}: time needs a zone, e.g. 2026-11-25T10:00:00Z")
-            return parsed.astimezone(UTC)
+            # the schemas hold milliseconds: keep no more, so that a record survives encoding unchanged
+            try:
+                utc = parsed.astimezone(UTC)
+            except OverflowError:
+                raise ValidationError(f"{where}: time out of range in UTC") from None
+            return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
     raise ValidationError(f"{where}: must be an ISO 8601 time with a zone or epoch milliseconds")
