@@ -1,0 +1,218 @@
+"""Who a subject is in the warehouse: their pseudonyms in every key period, a keyed hash to find their
+requests again, and the data files that hold their rows. File I/O and DuckDB only; no Kafka.
+
+A subject key (logged-in user id or consent-cookie id) becomes the ``subject`` column as
+``pseudonymise(subject_key, key_of_period(event_time), "subject")``. Keys are per period and shared
+by all subjects, so the warehouse holds one pseudonym per (subject, period): `subject_pseudonyms`
+recomputes all of them from the key files present. A period whose key was deleted (crypto-shredded)
+has no pseudonym left to find, and its rows are no longer linkable to anyone.
+
+Nothing here stores a subject key. `subject_hash` (HMAC-SHA-256 with ``<key_dir>/rights.secret``,
+created on first use with mode 0600) is what the rights trail and the erased-subjects topic are keyed by.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datamin.config import Config
+from processors.transforms import KeyStore, pseudonymise
+from warehouse.arrow import time_column
+from warehouse.clock import as_utc
+from warehouse.layout import PARTITION_KEY, Layout
+
+SUBJECT_COLUMN: Final = "subject"
+SECRET_FILE: Final = "rights.secret"  # noqa: S105 - a file name, not a secret
+HASH_PREFIX: Final = "h1_"
+"""Version tag of the keyed hash: HMAC-SHA-256 over the UTF-8 subject key, 64 hex digits."""
+_SECRET_BYTES: Final = 32
+_ROTATION_OF: Final = (
+    (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "daily"),
+    (re.compile(r"^\d{4}-W\d{2}$"), "weekly"),
+    (re.compile(r"^\d{4}-\d{2}$"), "monthly"),
+)
+
+
+def layout_of(config: Config) -> Layout:
+    """The warehouse layout of ``config``."""
+    return Layout(Path(config.warehouse.root))
+
+
+def rights_dir(layout: Layout) -> Path:
+    """``<root>/_rights/``: the requests trail and the restricted-pseudonyms list."""
+    return layout.root / "_rights"
+
+
+def key_store(config: Config) -> KeyStore:
+    """The pseudonymisation key store of ``config`` (the processor's keys)."""
+    return KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation)
+
+
+def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
+    """``{period: pseudonym}`` of ``subject_key`` for every period that has a key file, oldest first.
+
+    Periods of another rotation than ``keys``' own (the rotation was changed) are included too.
+    Never creates a key. Raises ValueError for an empty subject key."""
+    if not isinstance(subject_key, str) or not subject_key:
+        raise ValueError("the subject key is empty: give the logged-in user id or consent-cookie id")
+    stores: dict[str, KeyStore] = {keys.rotation: keys}
+    found: dict[str, str] = {}
+    for period in keys.periods():
+        rotation = next((r for pattern, r in _ROTATION_OF if pattern.match(period)), None)
+        if rotation is None:
+            continue
+        store = stores.setdefault(rotation, KeyStore(keys.directory, rotation))
+        try:
+            key = store.key_for(period)
+        except (OSError, ValueError):
+            continue  # deleted meanwhile (expiry of keys) or damaged: nothing to recompute
+        pseudonym = pseudonymise(subject_key, key, SUBJECT_COLUMN)
+        if pseudonym is not None:
+            found[period] = pseudonym
+    return found
+
+
+def load_secret(key_dir: Path) -> bytes:
+    """The secret of `subject_hash`, ``<key_dir>/rights.secret``; created (32 random bytes, 0600) if
+    missing, atomically and safely between processes (temp file + hard link, as the KeyStore does)."""
+    path = Path(key_dir) / SECRET_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return _read_secret(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".rights-secret.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        secret = secrets.token_bytes(_SECRET_BYTES)
+        os.write(fd, secret)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return _read_secret(path)  # another process created it first: use that one
+        sync_dir(path.parent)
+        return secret
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
+def _read_secret(path: Path) -> bytes:
+    secret = path.read_bytes()
+    if len(secret) != _SECRET_BYTES:
+        raise OSError(f"{path} is damaged (expected {_SECRET_BYTES} bytes); restore it from backup — "
+                      "without it earlier requests cannot be found again")
+    return secret
+
+
+def subject_hash(config: Config, subject_key: str) -> str:
+    """``"h1_"`` + HMAC-SHA-256(rights secret, subject key) in hex: stable, and not reversible without
+    the secret. The rights trail and the erased-subjects topic are keyed by it; the processor computes
+    the same value to recognise an erased subject."""
+    if not isinstance(subject_key, str) or not subject_key:
+        raise ValueError("the subject key is empty: give the logged-in user id or consent-cookie id")
+    secret = load_secret(Path(config.pseudonymise.key_dir))
+    return HASH_PREFIX + hmac.digest(secret, subject_key.encode("utf-8", "surrogatepass"), "sha256").hex()
+
+
+def data_files(layout: Layout, table: str) -> list[Path]:
+    """Every visible data file of ``table`` (what its view reads), in path order."""
+    folder = layout.table_dir(table)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"{PARTITION_KEY}=*/*.parquet") if not p.name.startswith("."))
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal of ``value``."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def files_holding(layout: Layout, tables: Sequence[str], pseudonyms: Mapping[str, datetime | None],
+                  *, attempts: int = 3, seen: dict[Path, tuple[int, int]] | None = None) -> dict[str, dict[Path, int]]:
+    """``{table: {file: rows}}`` of the files holding rows of ``pseudonyms``: ``{pseudonym: cutoff}``,
+    where a row matches when its ``subject`` is the pseudonym and, if the cutoff is not None, its
+    time (``time``; ``received`` for privacy_request) is at or before the cutoff.
+
+    Reads only those two columns of each file (DuckDB). A file that vanishes during the scan
+    (expiry, compaction) makes the scan start again, at most ``attempts`` times, then the error
+    propagates.
+
+    With ``seen`` ({file: (inode, mtime_ns)}), files whose inode and mtime are as recorded there are
+    skipped, and every file scanned is recorded: a second call looks only at files added or replaced
+    since the first (what the sink or compaction wrote meanwhile)."""
+    result: dict[str, dict[Path, int]] = {}
+    if not pseudonyms:
+        return result
+    keys = sorted(pseudonyms)
+    cutoffs = [pseudonyms[k] for k in keys]
+    params: dict[str, object] = {"pseudonyms": keys, "cutoffs": [None if c is None else as_utc(c) for c in cutoffs]}
+    for table in tables:
+        when = time_column(table)  # fixed identifiers from code, never from input
+        sql = ("SELECT t.filename, count(*) FROM read_parquet($files, filename = true, hive_partitioning = false, "  # noqa: S608
+               "union_by_name = true) AS t JOIN (SELECT unnest($pseudonyms) AS pseudonym, unnest($cutoffs) AS cutoff) "
+               f"AS s ON t.{SUBJECT_COLUMN} = s.pseudonym WHERE s.cutoff IS NULL OR t.{when} <= s.cutoff "
+               "GROUP BY t.filename")
+        for attempt in range(attempts):
+            files = data_files(layout, table)
+            stamps: dict[Path, tuple[int, int]] = {}
+            if seen is not None:
+                for f in files:
+                    with contextlib.suppress(FileNotFoundError):
+                        st = f.stat()
+                        stamps[f] = (st.st_ino, st.st_mtime_ns)
+                files = [f for f in files if f in stamps and seen.get(f) != stamps[f]]
+            if not files:
+                break
+            try:
+                with duckdb.connect() as con:
+                    rows = con.execute(sql, {**params, "files": [str(f) for f in files]}).fetchall()
+            except duckdb.IOException:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            if rows:
+                result[table] = {Path(name): int(count) for name, count in rows}
+            if seen is not None:
+                seen.update(stamps)
+            break
+    return result
+
+
+def row_matches(rows: pa.Table, table: str, pseudonyms: Mapping[str, datetime | None]) -> pa.ChunkedArray:
+    """A boolean per row of ``rows`` (a ``table`` file): the same match as `files_holding`, in Arrow."""
+    keys = sorted(pseudonyms)
+    index = pc.index_in(rows.column(SUBJECT_COLUMN), value_set=pa.array(keys, pa.string()))
+    hit = pc.is_valid(index)
+    if all(pseudonyms[k] is None for k in keys):
+        return hit
+    cutoffs = pa.array([pseudonyms[k] for k in keys], pa.timestamp("us", tz="UTC"))
+    per_row = pc.take(cutoffs, index)
+    times = pc.cast(rows.column(time_column(table)), pa.timestamp("us", tz="UTC"))
+    in_time = pc.or_kleene(pc.is_null(per_row), pc.less_equal(times, per_row))
+    return pc.fill_null(pc.and_kleene(hit, in_time), False)
+
+
+def sync_dir(path: Path) -> None:
+    """fsync a directory, so that a rename or a new file in it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
