@@ -81,7 +81,7 @@ def _publish(config: Config, *, key: bytes, value: bytes, timeout: float) -> Non
 
 
 def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, out_dir: Path,
-              now: datetime) -> tuple[str, dict[str, Any]]:
+              now: datetime, fmt: str = "json") -> tuple[str, dict[str, Any]]:
     """Does what ``kind`` asks in the warehouse; returns (one line for the trail, receipt). No Kafka
     except erasure's erased-subjects record."""
     from warehouse.erasure import erase_subject, withdraw_subject
@@ -89,7 +89,7 @@ def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, o
     from warehouse.restriction import lift, restrict
 
     if kind == "access":
-        path = export_subject(config, subject_key, out_dir, now=now)
+        path = export_subject(config, subject_key, out_dir, fmt=fmt, now=now)
         return f"access {request_id}: export written ({path.name})", {"export_file": path.name}
     if kind == "erasure":
         receipt = erase_subject(config, subject_key, now=now, request_id=request_id)
@@ -109,7 +109,7 @@ def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, o
 
 
 def rights_command(config: Config, action: str, subject: str, *, out_dir: str | Path = ".", now: datetime,
-                   stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+                   fmt: str = "json", stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """``datamin rights <action> --subject KEY``: submit, carry out, record; prints one line without
     personal data (the export's path for access). Returns 0, or 1 with the problem and fix on stderr,
     2 for an unknown action."""
@@ -123,7 +123,7 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
         return 2
     try:
         request_id = submit_request(config, kind, subject, now=now)
-        line, receipt = carry_out(config, kind, subject, request_id, out_dir=Path(out_dir), now=now)
+        line, receipt = carry_out(config, kind, subject, request_id, out_dir=Path(out_dir), now=now, fmt=fmt)
         record_done(layout_of(config), request_id=request_id, at=now, outcome=line, receipt=receipt)
     except (DataminError, ValueError, OSError) as exc:
         print(f"error: {kind} request failed: {exc}. It is recorded as open in the rights trail; "
