@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from datamin.config import MinimiseConfig
@@ -53,7 +53,23 @@ class Minimised:
     """(raw field, rule, outcome) per field, when explain=True"""
 
 
-Step = Callable[[dict[str, Any], dict[str, Any], ConsentState, datetime], str]
+Step = Callable[[Mapping[str, Any], dict[str, Any], ConsentState, datetime], str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What minimising one raw event type takes, worked out once (not per event)."""
+
+    schema: EventSchema
+    steps: list[tuple[FieldPolicy, Step]]
+    out_fields: tuple[str, ...]
+    out_set: frozenset[str]
+    known: frozenset[str]
+    """raw fields with an annotation"""
+    keeps: tuple[tuple[str, str], ...]
+    """(raw field, minimised field) of every "keep" rule: copied in one loop when not explaining"""
+    others: list[tuple[FieldPolicy, Step]]
+    """the steps of every other rule"""
 
 
 class Minimiser:
@@ -66,33 +82,44 @@ class Minimiser:
         self._allow = tuple(config.query_allowlist)
         self.counters: Counter[str] = Counter()
         """fields dropped by rule, invalid values, unknown fields — for metrics"""
-        self._plans: dict[str, tuple[EventSchema, list[tuple[FieldPolicy, Step]]]] = {}
+        self._plans: dict[str, _Plan] = {}
         for name in registry.event_types("raw"):
             raw = registry.latest(name, "raw")
             out = registry.latest(name, "minimised")
-            self._plans[name] = (out, [(p, self._step(name, p)) for p in raw.policies])
+            steps = [(p, self._step(name, p)) for p in raw.policies]
+            keeps = tuple((p.field, p.into[0]) for p in raw.policies if p.rule == "keep")
+            others = [(p, step) for p, step in steps if p.rule != "keep"]
+            self._plans[name] = _Plan(out, steps, out.field_names, frozenset(out.field_names),
+                                      frozenset(p.field for p in raw.policies), keeps, others)
 
     def minimise(self, raw: EventSchema, record: Mapping[str, Any], consent: ConsentState = NO_CONSENT,
                  *, explain: bool = False) -> Minimised:
         """The minimised form of ``record`` (a raw event of ``raw``'s type) for a subject in ``consent``."""
-        out_schema, steps = self._plans[raw.name]
-        out: dict[str, Any] = dict.fromkeys(out_schema.field_names)
+        plan = self._plans[raw.name]
+        out_schema, steps = plan.schema, plan.steps
+        out: dict[str, Any] = dict.fromkeys(plan.out_fields)
         when = record.get("time") or record.get("received")
         if not isinstance(when, datetime):
             raise TypeError("a raw record's time must be a datetime")  # decode guarantees it
         notes: list[tuple[str, str, str]] = []
-        for policy, step in steps:
-            outcome = step(record, out, consent, when)
-            if explain:
-                notes.append((policy.field, policy.rule, outcome))
-        known = {p.field for p, _ in steps}
-        for extra in record.keys() - known:
-            self.counters["dropped.unknown_field"] += 1
-            if explain:
-                notes.append((extra, "(none)", "dropped: no annotation covers this field"))
-        for key in list(out):
-            if key not in out_schema.field_names:  # pragma: no cover - check_schemas forbids it
-                del out[key]
+        if explain:
+            for policy, step in steps:
+                notes.append((policy.field, policy.rule, step(record, out, consent, when)))
+        else:  # the same steps, "keep" ones inlined: most fields are kept, and this is the hot path
+            get = record.get
+            for src, dst in plan.keeps:
+                out[dst] = get(src)
+            for _policy, step in plan.others:
+                step(record, out, consent, when)
+        if len(record) != len(plan.known) or not plan.known.issuperset(record):
+            for extra in record.keys() - plan.known:
+                self.counters["dropped.unknown_field"] += 1
+                if explain:
+                    notes.append((extra, "(none)", "dropped: no annotation covers this field"))
+        if len(out) != len(plan.out_fields):  # pragma: no cover - check_schemas forbids it
+            for key in list(out):
+                if key not in plan.out_set:
+                    del out[key]
         return Minimised(out_schema, out, notes)
 
     # -- one step per annotated field -------------------------------------------------------------
@@ -102,7 +129,7 @@ class Minimiser:
         rule = p.rule
 
         if rule == "drop":
-            def drop(rec: dict[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            def drop(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
                 if rec.get(src) is not None:
                     counters[f"dropped.{event}.{src}"] += 1
                 return "dropped"
@@ -111,7 +138,7 @@ class Minimiser:
         if rule == "keep":
             dst = p.into[0]
 
-            def keep(rec: dict[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            def keep(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
                 out[dst] = rec.get(src)
                 return "kept"
             return keep
@@ -124,7 +151,7 @@ class Minimiser:
             fn, label = one
             dst = p.into[0]
 
-            def transform(rec: dict[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            def transform(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
                 value = rec.get(src)
                 if value is None:
                     return "absent"
@@ -140,7 +167,7 @@ class Minimiser:
             names = p.into
             whole = p.method == "user_agent"
 
-            def user_agent(rec: dict[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            def user_agent(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
                 value = rec.get(src)
                 if value is None:
                     return "absent"
@@ -179,8 +206,32 @@ class Minimiser:
         counters = self.counters
         keys = self._keys
 
+        periods: dict[date, str] = {}
+
+        def period_of(t: datetime) -> str:
+            """keys.period_for(t), remembered per UTC day (periods are days, weeks or months)"""
+            day = (t if t.tzinfo is UTC else t.astimezone(UTC)).date()
+            period = periods.get(day)
+            if period is None:
+                if len(periods) > 4096:
+                    periods.clear()
+                period = periods[day] = keys.period_for(t)
+            return period
+
+        verdicts: dict[ConsentState, str | None] = {}
+
         def allowed(c: ConsentState) -> str | None:
-            """The purpose that allows keeping this identifier for subject c, or None."""
+            """The purpose that allows keeping this identifier for subject c, or None (remembered per
+            state: there are few distinct states)."""
+            try:
+                return verdicts[c]
+            except KeyError:
+                if len(verdicts) > 1024:
+                    verdicts.clear()
+                verdict = verdicts[c] = _allowed(c)
+                return verdict
+
+        def _allowed(c: ConsentState) -> str | None:
             if c.erased:
                 return None
             for purpose in purposes:
@@ -192,7 +243,7 @@ class Minimiser:
 
         needs = " or ".join(f"{q.name} ({'consent: ' + q.consent if q.consent else q.basis})" for q in purposes)
 
-        def pseudo(rec: dict[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+        def pseudo(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
             value = rec.get(src)
             if value is None:
                 return "absent"
@@ -202,6 +253,6 @@ class Minimiser:
                 reason = "erased subject" if c.erased else ("restricted or objected" if c.restricted else
                                                             f"no consent for {needs}")
                 return f"dropped: {reason}"
-            out[dst] = pseudonymise(value, keys.key_for(keys.period_for(t)), dst)
+            out[dst] = pseudonymise(value, keys.key_for(period_of(t)), dst)
             return f"pseudonymised (allowed by {purpose})"
         return pseudo

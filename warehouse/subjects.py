@@ -76,7 +76,7 @@ def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
             continue
         store = stores.setdefault(rotation, KeyStore(keys.directory, rotation))
         try:
-            key = store.key_for(period)
+            key = store.key_for(period, create=False)
         except (OSError, ValueError):
             continue  # deleted meanwhile (expiry of keys) or damaged: nothing to recompute
         pseudonym = pseudonymise(subject_key, key, SUBJECT_COLUMN)

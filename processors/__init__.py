@@ -1,0 +1,1 @@
+"""The minimisation stream processor: pure transforms, consent ledger, privacy requests."""

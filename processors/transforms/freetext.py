@@ -1,0 +1,204 @@
+"""Free-text scrubbing: search terms, error reports and crash dumps lose what identifies people.
+
+Every pattern here runs in linear time: runs are matched only from their first character
+(look-behinds), repetitions are bounded or unambiguous, and nothing nests an unbounded
+quantifier inside another.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["scrub_text"]
+
+MAX_TEXT_LENGTH: Final = 64 * 1024
+"""Characters scanned; the rest is cut off and ``" [truncated]"`` appended."""
+TRUNCATED: Final = " [truncated]"
+
+# Invisible characters that could hide an address from the patterns: C0 controls other than
+# tab/newline/CR, DEL, soft hyphen, zero-width and bidi controls, BOM.
+_INVISIBLE: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+# scheme://user[:password]@host -- before e-mails, or "password@host" would be taken for one.
+_URL_USERINFO: Final = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{0,15}://)[^\s/?#@]{1,256}@")
+# Local part: RFC 5322 atext and dots, except / = ? ' (path, query and quoting characters).
+_LOCAL: Final = r"[\w.!#$%&*+^`{|}~\-]"
+_DOT: Final = r"(?:\.|%2e)"  # a percent-encoded dot counts
+_EMAIL: Final = re.compile(
+    rf"(?<!{_LOCAL}){_LOCAL}+(?:@|%40)[\w\-]+(?:{_DOT}[\w\-]+)*{_DOT}[^\W\d_][\w\-]*", re.IGNORECASE
+)
+_HOME: Final = re.compile(
+    r"((?:\\{1,2}|/)(?:home|users|documents and settings)(?:\\{1,2}|/))"
+    r"(?!\[\w+\])"
+    r"(?:[^\\/\s:*?\"'<>|]+(?: [^\\/\s:*?\"'<>|]+){1,3}(?=\\)|[^\\/\s:*?\"'<>|,;)\]}]+)",
+    re.IGNORECASE,
+)
+_PRIVATE_KEY: Final = re.compile(
+    r"-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*"  # also with JSON-escaped \\n
+    r"(?:-----END [A-Z ]{0,20}PRIVATE KEY-----)?"
+)
+_SECRET_HEADER: Final = re.compile(
+    r"\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key|x-auth-token)"
+    r"([\"']?[ \t]*[:=][ \t]*[\"']?)[^\r\n\"']+",
+    re.IGNORECASE,
+)
+_SECRET_PAIR: Final = re.compile(
+    # the look-behind lets "csrf_token", "client_secret" and "db-password" match at the key
+    r"(?<![A-Za-z0-9])((?:password|passwd|passphrase|pass|pwd|secret[_\-]?(?:access[_\-]?)?key|secret|"
+    r"access[_\-]?key|token|api[_\-]?key|apikey|"
+    r"private[_\-]?key|session[_\-]?id|sessid|phpsessid|jsessionid|sid)"
+    r"[\"']?[ \t]*[:=][ \t]*)"
+    r"(\"[^\"\r\n]*\"?|'[^'\r\n]*'?|[^\s\"'&,;<>]+)",  # always succeeds once started: linear
+    re.IGNORECASE,
+)
+_BEARER: Final = re.compile(r"\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE)
+_KNOWN_TOKEN: Final = re.compile(
+    r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"  # JWT
+    r"|\b[spr]k_(?:live|test)_[A-Za-z0-9]{8,}"  # Stripe
+    r"|\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"  # AWS access key id
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"  # GitHub
+    r"|\bglpat-[A-Za-z0-9_\-]{20,}"  # GitLab
+    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
+    r"|\bAIza[A-Za-z0-9_\-]{35}"  # Google API key
+)
+_IPV6: Final = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.\-]{1,32})?(?![\w:])")
+_IPV4: Final = re.compile(r"(?<![\d.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\d|\.\d)")
+_UUID: Final = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
+_LONG_RUN: Final = re.compile(r"(?<![\w\-])[\w\-]{24,}(?![\w\-])", re.ASCII)
+_RUN_PIECE: Final = re.compile(r"[^_\-]{12,}")
+_CARD: Final = re.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d])")
+_DATE: Final = r"\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}(?!\d)|\d{1,2}[\-/.]\d{1,2}[\-/.]\d{2,4}(?!\d)"
+_PHONE: Final = re.compile(
+    r"(?<![\w+.])(?!" + _DATE + r")"
+    r"(?:\+\d{1,3}[ \-]?)?(?:\(\d{1,4}\)[ \-]?)?\d(?:[ \-]?\d){6,14}(?!\w|\.\d)"
+    r"|(?<![\w.])\d{3}\.\d{3}\.\d{4}(?![\w.])"
+)
+
+
+def scrub_text(text: str | None) -> str | None:
+    """Replace personal data in free text with typed placeholders.
+
+    The text is first cut to :data:`MAX_TEXT_LENGTH` characters (at a whitespace if one is
+    near, so no address is cut in half and slips through; ``" [truncated]"`` is appended),
+    then NFKC-normalised (full-width digits and at-signs become ASCII) and cleared of invisible
+    characters. Then, in this order:
+
+    - credentials in URLs (``https://user:pw@host``) -> ``https://[user]@host``
+    - e-mail addresses, also ``%40``-encoded -> ``[email]``
+    - the user name in home directories (``/home/NAME``, ``/Users/NAME``,
+      ``C:\\Users\\NAME``, ``c:\\\\users\\\\NAME``, ``C:/Users/NAME``) -> ``[user]``
+    - private-key blocks, ``Authorization``/``Cookie`` header values, ``password=``/``token=``/
+      ``api_key=``-style values, ``Bearer`` credentials, well-known key formats (JWT,
+      ``sk_live_``, ``AKIA``, ``ghp_``, ``glpat-``, ``xox?-``, ``AIza``) -> ``[token]``
+    - IPv6 and IPv4 addresses (the unspecified ``::`` and ``0.0.0.0`` are kept) -> ``[ip]``
+    - UUIDs and long random-looking runs (24+ word characters with a 12+ character piece
+      mixing letters and digits) -> ``[token]``
+    - card numbers (13-19 digits, spaces or dashes allowed; 13-15 digits only when
+      Luhn-valid, as phone numbers have up to 15) -> ``[card]``
+    - phone numbers (8-15 digits, optional ``+CC`` and ``(area)``, space/dash separators;
+      dates are left alone) -> ``[phone]``
+
+    ``None`` and non-strings give ``None``. Never raises for any string.
+    """
+    if not isinstance(text, str):
+        return None
+    text, truncated = _truncate(text)
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    for pattern, replacement in _STEPS:
+        text = pattern.sub(replacement, text)
+    return text + TRUNCATED if truncated else text
+
+
+def _truncate(text: str) -> tuple[str, bool]:
+    if len(text) <= MAX_TEXT_LENGTH:
+        return text, False
+    head = text[:MAX_TEXT_LENGTH]
+    if not text[MAX_TEXT_LENGTH].isspace():
+        # Drop the partial word at the cut, so "alice@exam" cannot survive unmatched.
+        cut = max(head.rfind(c, MAX_TEXT_LENGTH - 512) for c in " \t\r\n")
+        if cut >= 0:
+            head = head[:cut]
+    return head, True
+
+
+def _ipv6(match: re.Match[str]) -> str:
+    candidate = match.group()
+    if candidate.count(":") < 2:
+        return candidate
+    # The run may carry punctuation: "ip:fe80::1", "2001:db8::1.", "::1: refused".
+    ends = [len(candidate)]
+    while len(ends) < 4 and ends[-1] > 0 and candidate[ends[-1] - 1] in ".:":
+        ends.append(ends[-1] - 1)
+    for end in ends:
+        for start in (0, 1):
+            try:
+                address = ipaddress.IPv6Address(candidate[start:end])
+            except ValueError:
+                continue
+            if address.is_unspecified:
+                return candidate
+            return candidate[:start] + "[ip]" + candidate[end:]
+    return candidate
+
+
+def _ipv4(match: re.Match[str]) -> str:
+    octets = match.group().split(".")
+    if all(int(octet) <= 255 for octet in octets) and any(int(octet) for octet in octets):
+        return "[ip]"
+    return match.group()
+
+
+def _long_run(match: re.Match[str]) -> str:
+    for piece in _RUN_PIECE.findall(match.group()):
+        if any(c.isdigit() for c in piece) and any(c.isalpha() for c in piece):
+            return "[token]"
+    return match.group()
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = [int(c) for c in match.group() if c.isdigit()]
+    if len(digits) > 15 or _luhn_valid(digits):  # 13-15 digits failing Luhn: maybe a phone
+        return "[card]"
+    return match.group()
+
+
+def _luhn_valid(digits: list[int]) -> bool:
+    total = 0
+    for i, digit in enumerate(reversed(digits)):
+        if i % 2:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def _phone(match: re.Match[str]) -> str:
+    count = sum(c.isdigit() for c in match.group())
+    return "[phone]" if 8 <= count <= 15 else match.group()
+
+
+_Replacement = str | Callable[[re.Match[str]], str]
+
+_STEPS: Final[tuple[tuple[re.Pattern[str], _Replacement], ...]] = (
+    (_URL_USERINFO, r"\1[user]@"),
+    (_EMAIL, "[email]"),
+    (_HOME, r"\1[user]"),
+    (_PRIVATE_KEY, "[token]"),
+    (_SECRET_HEADER, r"\1\2[token]"),
+    (_SECRET_PAIR, r"\1[token]"),
+    (_BEARER, r"\1 [token]"),
+    (_KNOWN_TOKEN, "[token]"),
+    (_IPV6, _ipv6),
+    (_IPV4, _ipv4),
+    (_UUID, "[token]"),
+    (_LONG_RUN, _long_run),
+    (_CARD, _card),
+    (_PHONE, _phone),
+)

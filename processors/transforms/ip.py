@@ -1,0 +1,120 @@
+"""IP address truncation: keep the network, drop the host.
+
+IPv4 is cut to ``v4_prefix`` bits (default /16) and IPv6 to ``v6_prefix`` bits (default /32).
+Addresses that carry an IPv4 address inside IPv6 (IPv4-mapped ``::ffff:a.b.c.d`` and 6to4
+``2002:aabb:ccdd::``) are truncated *as IPv4* and returned as IPv4, so the embedded address
+never keeps more than ``v4_prefix`` bits whatever ``v6_prefix`` says.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+
+__all__ = ["truncate_ip", "validate_prefixes"]
+
+MAX_V4_PREFIX = 24
+"""Weakest IPv4 setting accepted (Google Analytics' /24)."""
+MAX_V6_PREFIX = 48
+"""Weakest IPv6 setting accepted (/48, often one customer's site)."""
+
+_MAX_INPUT = 128
+"""Longer than any address with brackets, zone id and port; longer input is not an address."""
+
+_PORT = re.compile(r"[0-9]{1,5}")
+_ZONE = re.compile(r"[0-9A-Za-z_.\-]{1,32}")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def validate_prefixes(v4_prefix: int, v6_prefix: int) -> None:
+    """Raise ``ValueError`` unless ``0 < v4_prefix <= 24`` and ``0 < v6_prefix <= 48``.
+
+    The message names the configuration key, the value given and the accepted range.
+    """
+    _check_prefix("minimise.ipv4_prefix", v4_prefix, MAX_V4_PREFIX, 16)
+    _check_prefix("minimise.ipv6_prefix", v6_prefix, MAX_V6_PREFIX, 32)
+
+
+def _check_prefix(setting: str, value: object, weakest: int, default: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= weakest:
+        raise ValueError(
+            f"{setting} = {value!r} is not accepted: use a whole number from 1 to {weakest} "
+            f"(/{weakest} is the weakest truncation datamin allows; the default is {default})"
+        )
+
+
+def truncate_ip(value: str | None, v4_prefix: int = 16, v6_prefix: int = 32) -> str | None:
+    """Return the network address of ``value`` truncated to the configured prefix.
+
+    ``"203.0.113.77"`` -> ``"203.0.0.0"``; ``"2001:db8:abcd:12::1"`` -> ``"2001:db8::"``.
+    Accepts surrounding whitespace, ``a.b.c.d:port``, ``[v6]`` and ``[v6]:port``, zone ids
+    (``fe80::1%eth0``, dropped) and upper-case hex. The result is always in canonical
+    (compressed, lower-case) form and has every host bit zero. Anything that is not exactly
+    one IP address (``"-"``, ``""``, ``"999.1.1.1"``, non-strings, oversized input) gives
+    ``None``; this function never raises for a bad *value*.
+
+    Raises ``ValueError`` if a prefix is outside what :func:`validate_prefixes` accepts.
+    """
+    validate_prefixes(v4_prefix, v6_prefix)
+    if not isinstance(value, str) or len(value) > _MAX_INPUT:
+        return None
+    return _truncate(value, v4_prefix, v6_prefix)
+
+
+@functools.lru_cache(maxsize=4096)
+def _truncate(value: str, v4_prefix: int, v6_prefix: int) -> str | None:
+    address = _parse(value.strip())
+    if address is None:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None:
+            masked = int(address) & _mask(128, v6_prefix)
+            return str(ipaddress.IPv6Address(masked))
+        address = embedded
+    return str(ipaddress.IPv4Address(int(address) & _mask(32, v4_prefix)))
+
+
+@functools.cache
+def _mask(bits: int, prefix: int) -> int:
+    return ((1 << prefix) - 1) << (bits - prefix)
+
+
+def _parse(text: str) -> Address | None:
+    """Parse one address, allowing the port, bracket and zone forms found in logs."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not (rest[0] == ":" and _valid_port(rest[1:]))):
+            return None
+        return _parse_v6(host)
+    if text.count(":") == 1:  # "a.b.c.d:port"; IPv6 always has at least two colons
+        host, _, port = text.partition(":")
+        if not _valid_port(port):
+            return None
+        return _parse_v4(host)
+    if ":" in text:
+        return _parse_v6(text)
+    return _parse_v4(text)
+
+
+def _valid_port(port: str) -> bool:
+    return _PORT.fullmatch(port) is not None and int(port) <= 65535
+
+
+def _parse_v4(text: str) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+
+
+def _parse_v6(text: str) -> ipaddress.IPv6Address | None:
+    host, percent, zone = text.partition("%")
+    if percent and _ZONE.fullmatch(zone) is None:
+        return None
+    try:
+        return ipaddress.IPv6Address(host)
+    except ValueError:
+        return None
