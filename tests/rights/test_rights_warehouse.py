@@ -17,10 +17,11 @@ from datamin.config import Config
 from processors.transforms import KeyStore, pseudonymise
 from schemas import default_registry
 from warehouse.arrow import records_to_table
+from warehouse.catalog import build_catalog
 from warehouse.erasure import erase_subject, sweep_erased, withdraw_subject
 from warehouse.export import build_export, export_subject
 from warehouse.layout import Layout, parse_data_file_name
-from warehouse.restriction import lift, restrict, restricted_filter_sql
+from warehouse.restriction import lift, restrict
 from warehouse.rights_log import read_requests, record_done, record_received
 from warehouse.subjects import subject_hash
 
@@ -171,11 +172,9 @@ def test_leftover_rewrite_temp_is_removed(world: World) -> None:
 
 
 def _analyst_view(world: World) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    glob = world.layout.table_glob("http_request")
-    con.execute(f"CREATE VIEW http_request AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true) "
-                f"WHERE {restricted_filter_sql(world.layout)}")
-    return con
+    """The analysts' own door: the real catalog, opened read-only."""
+    build_catalog(world.config)
+    return duckdb.connect(world.config.warehouse.catalog, read_only=True)
 
 
 def _visible(con: duckdb.DuckDBPyConnection, pseudonyms: list[str]) -> int:

@@ -1,0 +1,253 @@
+"""The DuckDB catalog analysts open read-only: one view per minimised table, plus analyst views.
+
+The catalog holds no data, only views over the Parquet partitions (``read_parquet`` of
+``layout.table_glob(table)``, hive-partitioned, union by name), so it is small and rebuilt in a
+moment. Guarantees:
+
+- Every minimised table of the registry has a view, also before it holds a file: then an empty view
+  with the same columns and types, so analysts' queries and the analyst views never fail for lack of
+  data.
+- A rebuild writes a new file beside the catalog and ``os.replace``s it into place: an analyst who
+  has the old file open keeps a consistent catalog, and nobody waits on a lock the sink holds.
+- A Parquet file whose footer cannot be read (corrupt, truncated, not Parquet) or that lacks the
+  table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view.
+  Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datamin.config import Config
+from schemas.registry import Registry, default_registry
+from warehouse.arrow import arrow_schema, id_column
+from warehouse.errors import CatalogError
+from warehouse.layout import PARTITION_KEY, Layout
+from warehouse.restriction import restricted_filter_sql
+
+log = logging.getLogger(__name__)
+
+AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("at", "TIMESTAMPTZ"), ("job", "VARCHAR"), ("action", "VARCHAR"), ("table_name", "VARCHAR"),
+    ("partition", "VARCHAR"), ("rows", "BIGINT"), ("bytes", "BIGINT"), ("detail", "VARCHAR"),
+)
+"""The audit trail's columns (written by the scheduler's jobs under ``<root>/_audit/<kind>/``)."""
+
+ANALYST_VIEWS: tuple[tuple[str, str], ...] = (
+    ("daily_requests", """
+        SELECT event_date AS date, count(*) AS requests, count(DISTINCT subject) AS visitors
+        FROM http_request GROUP BY event_date ORDER BY event_date"""),
+    ("top_pages", """
+        SELECT host, url, count(*) AS requests, count(DISTINCT subject) AS visitors
+        FROM http_request WHERE status < 400 OR status IS NULL
+        GROUP BY host, url ORDER BY requests DESC, host, url"""),
+    ("referrer_domains", """
+        SELECT regexp_extract(referrer_origin, '^[A-Za-z][A-Za-z0-9+.-]*://([^/:]+)', 1) AS domain,
+               count(*) AS requests
+        FROM http_request WHERE referrer_origin IS NOT NULL
+        GROUP BY domain ORDER BY requests DESC, domain"""),
+    ("browser_share", """
+        SELECT coalesce(browser_family, 'unknown') AS browser, count(*) AS requests,
+               round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS percent
+        FROM http_request GROUP BY browser ORDER BY requests DESC, browser"""),
+    ("os_share", """
+        SELECT coalesce(os_family, 'unknown') AS os, count(*) AS requests,
+               round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS percent
+        FROM http_request GROUP BY os ORDER BY requests DESC, os"""),
+    ("device_share", """
+        SELECT coalesce(device_class, 'unknown') AS device, count(*) AS requests,
+               round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS percent
+        FROM http_request GROUP BY device ORDER BY requests DESC, device"""),
+    ("countries", """
+        SELECT coalesce(country, 'unknown') AS country, count(*) AS requests,
+               count(DISTINCT subject) AS visitors
+        FROM http_request GROUP BY 1 ORDER BY requests DESC, country"""),
+    ("search_terms", """
+        SELECT lower(trim(search_terms)) AS term, count(*) AS searches
+        FROM usage_event WHERE kind = 'search' AND search_terms IS NOT NULL AND trim(search_terms) <> ''
+        GROUP BY term ORDER BY searches DESC, term"""),
+    ("error_rate", """
+        SELECT app_version, hardware_model, count(*) AS reports,
+               count(*) FILTER (WHERE event_kind = 'error_report') AS errors,
+               count(*) FILTER (WHERE event_kind = 'crash') AS crashes,
+               round(count(*) FILTER (WHERE event_kind IN ('error_report', 'crash')) / count(*), 4) AS error_rate
+        FROM device_report GROUP BY app_version, hardware_model
+        ORDER BY error_rate DESC, reports DESC, app_version, hardware_model"""),
+    ("http_error_rate", """
+        SELECT event_date AS date, count(*) AS requests,
+               count(*) FILTER (WHERE status >= 500) AS server_errors,
+               round(count(*) FILTER (WHERE status >= 500) / count(*), 4) AS error_rate
+        FROM http_request GROUP BY event_date ORDER BY event_date"""),
+)
+"""(name, SELECT) of the views analysts start from; they read only the table views."""
+
+
+@dataclass
+class CatalogReport:
+    """What one build did."""
+
+    path: Path
+    tables: dict[str, int] = field(default_factory=dict)
+    """table -> Parquet files its view reads (0: an empty typed view)"""
+    quarantined: list[Path] = field(default_factory=list)
+    """where files that failed validation were moved to"""
+
+
+class CatalogBuilder:
+    """Rebuilds one catalog file; keeps the validation cache between builds so a rebuild reads only
+    the footers of files it has not seen."""
+
+    def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None) -> None:
+        self.layout = layout
+        self.catalog_path = Path(catalog_path)
+        self.registry = registry or default_registry()
+        self._validated: dict[Path, tuple[int, int]] = {}
+
+    def build(self) -> CatalogReport:
+        """Writes the catalog (atomically). Raises CatalogError when it cannot be written."""
+        report = CatalogReport(self.catalog_path)
+        statements: list[str] = []
+        seen: set[Path] = set()
+        # rows of restricted subjects stay on disk but out of every analyst view (policy: "limit the
+        # processing"); the list is read at query time, so restrict and lift act at once
+        visible = restricted_filter_sql(self.layout)
+        for event in self.registry.event_types("minimised"):
+            files = self._valid_files(self.layout.table_dir(event).glob(f"{PARTITION_KEY}=*/*.parquet"),
+                                      id_column(event), event, report, seen)
+            report.tables[event] = len(files)
+            statements.append(f"CREATE VIEW {_ident(event)} AS " + (
+                _read_parquet(self.layout.table_glob(event), hive=True) + f" WHERE {visible}"
+                if files else self._empty_table(event)))
+        audit = self._valid_files(self.layout.audit_dir.glob("*/*.parquet"), None, "_audit", report, seen)
+        audit_glob = str(self.layout.audit_dir.resolve() / "*" / "*.parquet")
+        statements.append("CREATE VIEW audit_log AS " + (
+            _read_parquet(audit_glob, hive=False) if audit else _empty_select(AUDIT_COLUMNS)))
+        statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
+        self._validated = {p: v for p, v in self._validated.items() if p in seen}
+        self._write(statements)
+        return report
+
+    def _valid_files(self, paths: Iterable[Path], required: str | None, table: str,
+                     report: CatalogReport, seen: set[Path]) -> list[Path]:
+        good = []
+        for path in paths:
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # expired or compacted meanwhile
+                continue
+            stamp = (st.st_size, st.st_mtime_ns)
+            if self._validated.get(path) != stamp:
+                problem = _check_parquet(path, required)
+                if problem:
+                    moved = self._quarantine(path, table)
+                    if moved:
+                        log.warning("moved %s to %s: %s", path, moved, problem)
+                        report.quarantined.append(moved)
+                    continue
+                self._validated[path] = stamp
+            seen.add(path)
+            good.append(path)
+        return good
+
+    def _quarantine(self, path: Path, table: str) -> Path | None:
+        target_dir = self.layout.quarantine_dir / table / path.parent.name
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{path.name}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def _empty_table(self, event: str) -> str:
+        schema = arrow_schema(self.registry.latest(event, "minimised"))
+        columns = [(f.name, _duckdb_type(f.type)) for f in schema] + [(PARTITION_KEY, "DATE")]
+        return _empty_select(tuple(columns))
+
+    def _write(self, statements: list[str]) -> None:
+        target = self.catalog_path
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(tmp))
+            try:
+                for sql in statements:
+                    con.execute(sql)
+            finally:
+                con.close()
+            os.replace(tmp, target)
+        except duckdb.Error as exc:
+            raise CatalogError(f"could not build the catalog {target}: {exc}") from exc
+        except OSError as exc:
+            raise CatalogError(f"could not write the catalog {target} ({exc.strerror}): check that its folder "
+                               "is writable and the disk has room") from exc
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                try:
+                    leftover.unlink(missing_ok=True)
+                except OSError:  # its folder is not writable or not a folder; reported above
+                    pass
+
+
+def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.PathLike[str] | None = None,
+                  registry: Registry | None = None) -> CatalogReport:
+    """Builds the catalog once. ``catalog_path`` defaults to ``config.warehouse.catalog``."""
+    if isinstance(config_or_layout, Config):
+        layout = Layout(Path(config_or_layout.warehouse.root))
+        catalog_path = catalog_path or config_or_layout.warehouse.catalog
+    else:
+        layout = config_or_layout
+    if catalog_path is None:
+        raise CatalogError("build_catalog needs a catalog path when given a Layout")
+    return CatalogBuilder(layout, catalog_path, registry).build()
+
+
+def _check_parquet(path: Path, required: str | None) -> str | None:
+    """None when ``path`` is a readable Parquet file (with column ``required``), else the problem."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"not a readable Parquet file ({type(exc).__name__})"
+    if required and required not in schema.names:
+        return f"foreign Parquet file: no {required!r} column"
+    return None
+
+
+def _read_parquet(glob: str, *, hive: bool) -> str:
+    options = "union_by_name = true"
+    if hive:
+        options = f"hive_partitioning = true, hive_types = {{'{PARTITION_KEY}': 'DATE'}}, " + options
+    return f"SELECT * FROM read_parquet({_literal(glob)}, {options})"  # noqa: S608 - a quoted path
+
+
+def _empty_select(columns: tuple[tuple[str, str], ...]) -> str:
+    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {_ident(n)}" for n, t in columns) + " WHERE false"
+
+
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",
+    pa.float32(): "FLOAT", pa.bool_(): "BOOLEAN", pa.binary(): "BLOB", pa.date32(): "DATE",
+}
+
+
+def _duckdb_type(dtype: pa.DataType) -> str:
+    if pa.types.is_timestamp(dtype):
+        return "TIMESTAMPTZ" if dtype.tz else "TIMESTAMP"
+    return _DUCKDB_TYPES[dtype]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

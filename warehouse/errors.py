@@ -1,0 +1,23 @@
+"""Errors of the warehouse's streaming side (writer, catalog, queries), under datamin's one tree.
+
+    DataminError
+    └── WarehouseError        the warehouse's files are not as they must be; the message says the fix
+        ├── CatalogError      the catalog is missing or cannot be built
+        └── QueryError        an analyst's query failed (bad SQL, a write on the read-only catalog)
+"""
+
+from __future__ import annotations
+
+from datamin.exceptions import DataminError
+
+
+class WarehouseError(DataminError):
+    """The warehouse's files are not as they must be (e.g. a corrupt checkpoint); the message says the fix."""
+
+
+class CatalogError(WarehouseError):
+    """The DuckDB catalog is missing or could not be built."""
+
+
+class QueryError(WarehouseError):
+    """A query on the catalog failed: bad SQL, an unknown view, or an attempt to write."""

@@ -1,0 +1,130 @@
+"""Analysts' queries on the catalog: opened read-only, results as an aligned table, CSV or JSON lines.
+
+Read-only means a query can never change the catalog or wait on the sink: DuckDB refuses writes on a
+read-only connection, and the sink replaces the catalog file rather than writing into it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import duckdb
+
+from warehouse.errors import QueryError
+
+FORMATS = ("table", "csv", "json")
+MAX_CELL = 60
+"""characters of a cell shown in the text table (CSV and JSON are never cut)"""
+
+
+def run_query(catalog_path: str | os.PathLike[str], sql: str, fmt: str = "table", out: TextIO | None = None) -> int:
+    """Runs ``sql`` on the catalog and prints the result to ``out`` (default stdout); returns the row count.
+
+    Raises QueryError for an unknown format, a missing catalog, bad SQL or an attempt to write."""
+    out = out or sys.stdout
+    if fmt not in FORMATS:
+        raise QueryError(f"unknown output format {fmt!r}: use one of {', '.join(FORMATS)}")
+    path = Path(catalog_path)
+    if not path.is_file():
+        raise QueryError(f"no catalog at {path}: run `datamin sink` or `datamin demo` first "
+                         "(or point warehouse.catalog at the catalog file)")
+    columns, rows = fetch(path, sql)
+    if fmt == "csv":
+        write_csv(columns, rows, out)
+    elif fmt == "json":
+        write_json_lines(columns, rows, out)
+    else:
+        write_table(columns, rows, out)
+    return len(rows)
+
+
+def fetch(catalog_path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(column names, rows) of ``sql`` on a read-only connection to the catalog."""
+    try:
+        con = duckdb.connect(str(catalog_path), read_only=True)
+    except duckdb.Error as exc:
+        raise QueryError(f"cannot open the catalog {catalog_path} read-only: {exc}") from None
+    try:
+        result = con.execute(sql)
+        if result.description is None:
+            return [], []
+        columns = [d[0] for d in result.description]
+        return columns, result.fetchall()
+    except duckdb.Error as exc:
+        hint = ""
+        if isinstance(exc, duckdb.InvalidInputException) and "read-only" in str(exc).lower():
+            hint = "\nThe catalog is read-only: queries may only read."
+        elif isinstance(exc, duckdb.CatalogException):
+            hint = "\nList the views with: SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        raise QueryError(f"query failed: {exc}{hint}") from None
+    finally:
+        con.close()
+
+
+def write_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO) -> None:
+    """An aligned text table (numbers right-aligned) and a "(N rows)" line."""
+    cells = [[_text(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [bool(rows) and all(isinstance(r[i], int | float | decimal.Decimal) and not isinstance(r[i], bool)
+                                  for r in rows if r[i] is not None) for i in range(len(columns))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+
+    if columns:
+        out.write(line(list(columns)) + "\n")
+        out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in cells:
+        out.write(line(row) + "\n")
+    out.write(f"({len(rows)} row{'' if len(rows) == 1 else 's'})\n")
+
+
+def write_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO) -> None:
+    """CSV with a header line; null is an empty field."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else _plain(v) for v in row])
+
+
+def write_json_lines(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO) -> None:
+    """One JSON object per row; dates and times as ISO 8601, decimals as numbers."""
+    for row in rows:
+        out.write(json.dumps(dict(zip(columns, row, strict=True)), default=_json_default, ensure_ascii=False) + "\n")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    text = _plain(value).replace("\n", " ")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return str(value)

@@ -1,0 +1,325 @@
+"""The warehouse sink: minimised topics -> day-partitioned Parquet, exactly once per Kafka offset.
+
+``run_sink(config)`` consumes every minimised topic in the consumer group ``warehouse.group_id``
+(read_committed, no auto-commit). The checkpoints the writer keeps beside the data are the truth:
+on every assignment the sink finishes interrupted flushes (``PartitionWriter.recover``) and seeks
+each partition to its checkpoint + 1 (or the beginning). Committed consumer offsets only inform
+monitoring. Values that cannot be decoded, or that are not minimised events of the topic's type,
+go to the dead-letter topic as a small JSON note (topic, partition, offset, reason; never the
+value) and are skipped.
+
+A buffer is flushed at ``warehouse.flush_rows`` rows or when its oldest message is
+``warehouse.flush_seconds`` old; the catalog is rebuilt at most every ``CATALOG_INTERVAL`` seconds
+after a flush, so new events become queryable within a few seconds. A write error (disk full)
+stops the sink with that error and nothing of the failed flush visible.
+
+Run it from a CLI, a thread (pass ``stop``) or ``python -m warehouse.sink`` (config from the
+environment / DATAMIN_CONFIG; SIGTERM or SIGINT flush and exit).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from datamin.config import Config, load_config
+from datamin.exceptions import DecodeError, EventError
+from datamin.kafka import translate_kafka_errors
+from datamin.topics import MINIMISED_EVENTS, Topics
+from schemas import decode, default_registry
+from schemas.registry import Registry
+from warehouse.arrow import records_to_table, time_column
+from warehouse.batcher import Batcher, Buffer, TopicPartition
+from warehouse.catalog import CatalogBuilder
+from warehouse.errors import CatalogError
+from warehouse.layout import Layout
+from warehouse.writer import Flush, PartitionWriter
+
+log = logging.getLogger(__name__)
+
+CATALOG_INTERVAL = 1.0
+"""seconds between catalog rebuilds while events stream in"""
+PROGRESS_INTERVAL = 10.0
+"""seconds between progress lines in the log"""
+POLL_MS = 100
+SESSION_TIMEOUT_MS = 10_000
+
+
+@dataclass
+class SinkStats:
+    """Totals of one run."""
+
+    rows: int = 0
+    files: int = 0
+    flushes: int = 0
+    dead_letters: int = 0
+    catalog_builds: int = 0
+
+
+def dead_letter_note(topic: str, partition: int, offset: int, reason: str) -> bytes:
+    """The dead-letter value for an unloadable message: where it is and why, never its content."""
+    return json.dumps({"source": topic, "partition": partition, "offset": offset, "reason": reason,
+                       "stage": "sink"}, sort_keys=True).encode()
+
+
+def check_event(topic_event: str, value: bytes | None, registry: Registry) -> dict[str, Any]:
+    """The decoded record of a message on the minimised topic of ``topic_event``.
+
+    Raises EventError (to be dead-lettered) for an empty value, undecodable bytes, a raw event or an
+    event of another type: the warehouse keeps only minimised events of the table's type."""
+    if not value:
+        raise DecodeError("empty value (tombstone) on a minimised topic")
+    schema, record = decode(value, registry)
+    if schema.kind != "minimised":
+        raise EventError(f"a {schema.kind} {schema.name} event on a minimised topic: it is never loaded")
+    if schema.name != topic_event:
+        raise EventError(f"a {schema.name} event on the {topic_event} topic")
+    return record
+
+
+class _Sink:
+    """The sink's state between polls. Buffers and writes are guarded by one lock, since kafka-python
+    calls the rebalance listener from its IO thread while ``poll`` waits."""
+
+    def __init__(self, config: Config, registry: Registry, consumer: Any, producer: Any,
+                 on_flush: Callable[[Flush], None] | None, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.registry = registry
+        self.consumer = consumer
+        self.producer = producer
+        self.on_flush = on_flush
+        self.clock = clock
+        self.topics = Topics(config)
+        self.events = {self.topics.minimised(e): e for e in MINIMISED_EVENTS}
+        layout = Layout(Path(config.warehouse.root))
+        self.writer = PartitionWriter(layout)
+        self.catalog = CatalogBuilder(layout, config.warehouse.catalog, registry)
+        self.batcher = Batcher(config.warehouse.flush_rows, config.warehouse.flush_seconds)
+        self.stats = SinkStats()
+        self.lock = threading.RLock()
+        self.to_commit: dict[TopicPartition, int] = {}
+        self.catalog_dirty = True
+        self.last_catalog = float("-inf")
+        self.listener_error: BaseException | None = None
+
+    # -- rebalance listener (kafka-python's IO thread) ---------------------------------------------
+
+    def on_assigned(self, assigned: set[Any]) -> None:
+        try:
+            with self.lock:
+                parts = [(tp.topic, tp.partition) for tp in assigned]
+                self.batcher.drop(parts)
+                self.writer.recover(parts)
+                for tp in assigned:
+                    done = self.writer.checkpoint(tp.topic, tp.partition)
+                    if done is None:
+                        self.consumer.seek_to_beginning(tp)
+                    else:
+                        self.consumer.seek(tp, done + 1)
+                log.info("assigned %d partition(s); resuming each after its checkpoint", len(parts))
+        except BaseException as exc:
+            self.listener_error = exc
+            raise
+
+    def on_revoked(self, revoked: set[Any]) -> None:
+        try:
+            with self.lock:
+                for tp in revoked:
+                    self._flush((tp.topic, tp.partition))
+        except BaseException as exc:
+            self.listener_error = exc
+            raise
+
+    # -- main loop ---------------------------------------------------------------------------------
+
+    def handle(self, polled: dict[Any, list[Any]]) -> None:
+        now = self.clock()
+        with self.lock:
+            for tp, messages in polled.items():
+                event = self.events[tp.topic]
+                for msg in messages:
+                    try:
+                        record: dict[str, Any] | None = check_event(event, msg.value, self.registry)
+                    except EventError as exc:
+                        self._dead_letter(tp.topic, tp.partition, msg.offset, exc)
+                        record = None
+                    self.batcher.add(tp.topic, tp.partition, event, msg.offset, record, now)
+                    if record is not None and self.batcher.rows((tp.topic, tp.partition)) >= self.batcher.flush_rows:
+                        self._flush((tp.topic, tp.partition))
+
+    def flush_due(self) -> None:
+        with self.lock:
+            for tp in self.batcher.due(self.clock()):
+                self._flush(tp)
+
+    def flush_all(self) -> None:
+        with self.lock:
+            for tp in self.batcher.partitions():
+                self._flush(tp)
+
+    def _flush(self, tp: TopicPartition) -> None:
+        buf = self.batcher.take(tp)
+        if buf is None:
+            return
+        if buf.dead_letters:
+            self.producer.flush()  # the notes are out before the checkpoint moves past their offsets
+        files = self._write(buf)
+        self.stats.flushes += 1
+        self.stats.rows += len(buf.records)
+        self.stats.files += len(files)
+        self.to_commit[tp] = buf.last + 1
+        self.catalog_dirty = self.catalog_dirty or bool(files)
+        if self.on_flush:
+            self.on_flush(Flush(buf.event, buf.topic, buf.partition, buf.first, buf.last, len(buf.records),
+                                tuple(files)))
+
+    def _write(self, buf: Buffer) -> list[Path]:
+        schema = self.registry.latest(buf.event, "minimised")
+        table = records_to_table(schema, buf.records)
+        return self.writer.write(buf.event, buf.topic, buf.partition, buf.first, buf.last, table,
+                                 time_column=time_column(buf.event))
+
+    def _dead_letter(self, topic: str, partition: int, offset: int, exc: EventError) -> None:
+        log.warning("dead-lettering %s[%d]@%d: %s", topic, partition, offset, exc.reason)
+        self.stats.dead_letters += 1
+        reason = f"{exc.reason}: {exc}"
+        self.producer.send(self.topics.dead_letter, dead_letter_note(topic, partition, offset, reason))
+
+    def commit(self) -> None:
+        """Commits the offsets flushed so far (informational; outside the lock: it may rebalance)."""
+        with self.lock:
+            offsets, self.to_commit = self.to_commit, {}
+        if not offsets:
+            return
+        from kafka import TopicPartition as KafkaTopicPartition
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        try:
+            self.consumer.commit({KafkaTopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                                  for (t, p), o in offsets.items()})
+        except KafkaError as exc:  # the checkpoints are the truth; a lost commit only delays monitoring
+            log.info("could not commit consumer offsets (%s); the checkpoints stand", type(exc).__name__)
+
+    def maybe_rebuild_catalog(self, *, force: bool = False) -> None:
+        now = self.clock()
+        if not (force or (self.catalog_dirty and now - self.last_catalog >= CATALOG_INTERVAL)):
+            return
+        self.catalog_dirty = False
+        self.last_catalog = now
+        try:
+            report = self.catalog.build()
+            self.stats.catalog_builds += 1
+            if report.quarantined:
+                log.warning("quarantined %d file(s) while building the catalog", len(report.quarantined))
+        except CatalogError as exc:
+            self.catalog_dirty = True
+            log.warning("%s; retrying on the next flush", exc)
+
+
+def run_sink(config: Config, *, stop: threading.Event | None = None,
+             on_flush: Callable[[Flush], None] | None = None, registry: Registry | None = None,
+             clock: Callable[[], float] = time.monotonic) -> SinkStats:
+    """Loads the minimised topics into the warehouse until ``stop`` is set; then flushes and returns.
+
+    Raises BrokerError when Kafka cannot be reached, and OSError when a write fails (nothing of
+    that flush is visible, its offsets stay unloaded). Returns the run's totals."""
+    from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+
+    stop = stop or threading.Event()
+    registry = registry or default_registry()
+    kafka_kwargs = config.kafka.client_kwargs()
+    with translate_kafka_errors("starting the warehouse sink", config):
+        consumer = KafkaConsumer(group_id=config.warehouse.group_id, isolation_level="read_committed",
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 max_poll_records=max(500, min(config.warehouse.flush_rows, 20_000)),
+                                 check_crcs=True,  # in C: crc32c is a dependency
+                                 # a killed sink's partitions move on after 10 s rather than 45 s
+                                 session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=3000,
+                                 **kafka_kwargs)
+    try:
+        with translate_kafka_errors("starting the warehouse sink's dead-letter producer", config):
+            producer = KafkaProducer(acks="all", linger_ms=20, **kafka_kwargs)
+    except BaseException:
+        consumer.close(autocommit=False)
+        raise
+    sink = _Sink(config, registry, consumer, producer, on_flush, clock)
+
+    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        def on_partitions_revoked(self, revoked: set[Any]) -> None:
+            sink.on_revoked(revoked)
+
+        def on_partitions_assigned(self, assigned: set[Any]) -> None:
+            sink.on_assigned(assigned)
+
+    started = clock()
+    progress = (started, 0)
+    try:
+        with translate_kafka_errors("consuming the minimised topics", config):
+            # fetch the topics' metadata first: a group joined without it assigns nothing
+            missing = [t for t in sorted(sink.events) if not consumer.partitions_for_topic(t)]
+            if missing:
+                log.warning("%d minimised topic(s) do not exist yet (%s): run `datamin topics` (provision) "
+                            "to create them; the sink picks them up when they appear", len(missing),
+                            ", ".join(missing))
+            consumer.subscribe(sorted(sink.events), listener=Listener())
+        sink.maybe_rebuild_catalog(force=True)
+        log.info("warehouse sink started: %d topics into %s", len(sink.events), config.warehouse.root)
+        while not stop.is_set():
+            try:
+                with translate_kafka_errors("consuming the minimised topics", config):
+                    polled = consumer.poll(timeout_ms=POLL_MS)
+            except BaseException:
+                if sink.listener_error is not None:
+                    raise sink.listener_error from None
+                raise
+            sink.handle(polled)
+            sink.flush_due()
+            sink.commit()
+            sink.maybe_rebuild_catalog()
+            now = clock()
+            if now - progress[0] >= PROGRESS_INTERVAL:
+                rate = (sink.stats.rows - progress[1]) / (now - progress[0])
+                log.info("sink: %.0f rows/s; %d rows in %d files so far, %d dead-lettered, %d waiting",
+                         rate, sink.stats.rows, sink.stats.files, sink.stats.dead_letters,
+                         sink.batcher.pending_rows)
+                progress = (now, sink.stats.rows)
+        sink.flush_all()
+        sink.commit()
+        sink.maybe_rebuild_catalog(force=True)
+        log.info("warehouse sink stopped: %d rows in %d files, %d dead-lettered",
+                 sink.stats.rows, sink.stats.files, sink.stats.dead_letters)
+        return sink.stats
+    finally:
+        producer.close()
+        consumer.close(autocommit=False)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (the sink then flushes and exits). Main thread only."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: flushing and stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def main() -> None:
+    """``python -m warehouse.sink``: the sink with the configuration from the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    run_sink(load_config(), stop=stop)
+
+
+if __name__ == "__main__":
+    main()
