@@ -188,6 +188,9 @@ def load_config(path: str | os.PathLike[str] | None = None,
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(str(file), f"is not valid TOML ({exc})", "correct the syntax at that line") from None
+        except RecursionError:  # tomllib recurses once per nested array or table
+            raise ConfigError(str(file), "nests arrays or tables too deeply to read",
+                              "write settings as key = value lines") from None
     _apply_environment(data, environ)
     config = _build(Config, data, "")
     assert isinstance(config, Config)
@@ -214,7 +217,7 @@ def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None
 def _parse_env_value(value: str) -> Any:
     try:
         return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # not TOML (or nested too deeply): a plain string
         return value
 
 
@@ -328,8 +331,8 @@ def validate(config: Config) -> None:
 
     w = config.warehouse
     _positive("warehouse.flush_rows", w.flush_rows)
-    if w.flush_seconds <= 0:
-        raise ConfigError("warehouse.flush_seconds", "must be more than 0", "use e.g. 2.0")
+    if not 0 < w.flush_seconds < float("inf"):  # also refuses nan
+        raise ConfigError("warehouse.flush_seconds", "must be a finite number more than 0", "use e.g. 2.0")
     for table, days in w.retention_days.items():
         if table not in TABLES:
             raise ConfigError(f"warehouse.retention_days.{table}", "is not a warehouse table",

@@ -1,4 +1,4 @@
-"""The warehouse's scheduled maintenance: daily expiry, then daily compaction, in one process.
+"""The warehouse's scheduled maintenance: daily expiry, compaction and leak audit, in one process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
 starts an APScheduler ``BlockingScheduler`` that repeats them every day (03:15 and 03:45 UTC). The
@@ -9,6 +9,12 @@ it is back. Both jobs are idempotent and crash-safe (see ``warehouse.expiry`` an
 ``warehouse.compaction``), never overlap (one lock), and run at most once at a time each
 (``max_instances=1``; missed runs coalesce into one). SIGTERM or SIGINT stops the scheduler after
 the running job, if any, has finished.
+
+The daily leak audit (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
+and records the run in the audit trail (``warehouse.leak_audit``). It only reads the data, holds the
+same lock (so it never meets a partition being expired or compacted) and has the same
+coalesce/max_instances/misfire settings; it is not part of the catch-up, since a missed audit loses
+nothing: the next one scans everything again.
 
 ``expire_now`` and ``format_expiries`` are what ``datamin expire [--dry-run]`` calls.
 """
@@ -34,15 +40,19 @@ from warehouse.clock import Clock, as_utc, utc_now
 from warehouse.compaction import Compaction, compact
 from warehouse.expiry import Expiry, expire
 from warehouse.layout import Layout
+from warehouse.leak_audit import LeakReport, run_leak_audit
 
 log = logging.getLogger(__name__)
 
 EXPIRY_JOB = "expiry"
 COMPACTION_JOB = "compaction"
+LEAK_AUDIT_JOB = "leak_audit"
 EXPIRY_AT = (3, 15)
 """(hour, minute) UTC of the daily expiry"""
 COMPACTION_AT = (3, 45)
 """(hour, minute) UTC of the daily compaction, after expiry so it never merges what is about to go"""
+LEAK_AUDIT_AT = (4, 15)
+"""(hour, minute) UTC of the daily leak audit, after compaction"""
 MISFIRE_GRACE_SECONDS = 23 * 3600
 """a run delayed (busy machine, suspended process) by up to this long still happens"""
 
@@ -68,13 +78,20 @@ def compact_now(config: Config, *, now: datetime) -> list[Compaction]:
         return compact(layout, now=now, audit=AuditLog(layout), job=COMPACTION_JOB)
 
 
+def leak_audit_now(config: Config, *, now: datetime) -> LeakReport:
+    """Scans the warehouse for leaks at ``now`` (prefixes from config.minimise); audited."""
+    with _maintenance_lock:
+        return run_leak_audit(config, now=now)
+
+
 def run_maintenance(config: Config, *, now: datetime) -> tuple[list[Expiry], list[Compaction]]:
     """Expiry, then compaction, both at ``now``: the catch-up run at start-up."""
     return expire_now(config, dry_run=False, now=now), compact_now(config, now=now)
 
 
 def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingScheduler:
-    """A not yet started scheduler holding the daily expiry and compaction jobs (times from ``clock``)."""
+    """A not yet started scheduler holding the daily expiry, compaction and leak-audit jobs (times from
+    ``clock``)."""
     scheduler = BlockingScheduler(timezone="UTC")
 
     def expiry_job() -> None:
@@ -85,8 +102,17 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
         done = compact_now(config, now=as_utc(clock()))
         log.info("compaction: %d partitions merged", len(done))
 
+    def leak_audit_job() -> None:
+        report = leak_audit_now(config, now=as_utc(clock()))
+        if report.clean:
+            log.info("leak audit: clean (%d files, %d rows)", report.files_scanned, report.rows_scanned)
+        else:  # the findings name places and kinds only, never a value
+            log.error("leak audit: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
+                      len(report.findings), len(report.unreadable))
+
     for job_id, func, (hour, minute) in ((EXPIRY_JOB, expiry_job, EXPIRY_AT),
-                                         (COMPACTION_JOB, compaction_job, COMPACTION_AT)):
+                                         (COMPACTION_JOB, compaction_job, COMPACTION_AT),
+                                         (LEAK_AUDIT_JOB, leak_audit_job, LEAK_AUDIT_AT)):
         scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,
                           name=f"daily warehouse {job_id}", replace_existing=True, coalesce=True,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS, max_instances=1)

@@ -52,9 +52,9 @@ class FakeClock:
 def test_jobs_and_triggers(config):
     scheduler = build_scheduler(config, clock=FakeClock(NOW))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"expiry", "compaction"}
+    assert set(jobs) == {"expiry", "compaction", "leak_audit"}
     midnight = datetime(2025, 4, 1, tzinfo=UTC)
-    for job_id, (hour, minute) in (("expiry", (3, 15)), ("compaction", (3, 45))):
+    for job_id, (hour, minute) in (("expiry", (3, 15)), ("compaction", (3, 45)), ("leak_audit", (4, 15))):
         job = jobs[job_id]
         assert isinstance(job.trigger, CronTrigger)
         assert job.trigger.get_next_fire_time(None, midnight) == midnight.replace(hour=hour, minute=minute)
@@ -97,7 +97,7 @@ def test_catch_up_runs_expiry_then_compaction_once_before_starting(config, layou
         (list(calls), [d for d, _ in layout.partitions("http_request")][0], len(scheduler.get_jobs()))))
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     run_scheduler(config, clock=FakeClock(NOW), scheduler=scheduler)
-    assert seen_at_start == [(["expire", "compact"], NOW.date() - timedelta(days=90), 2)]
+    assert seen_at_start == [(["expire", "compact"], NOW.date() - timedelta(days=90), 3)]
     assert {sig: signal.getsignal(sig) for sig in before} == before
     # every closed day of the kept range got merged by the catch-up
     assert all(len(list(p.iterdir())) == 1 for d, p in layout.partitions("http_request") if d < NOW.date())
@@ -115,6 +115,23 @@ def test_catch_up_after_a_week_down_expires_everything_due(config, layout, monke
     expiries = [e for e in AuditLog(layout).read("expiry") if e.at == clock.now]
     assert len(expiries) == 7
     assert [d for d, _ in layout.partitions("http_request")][0] == clock.now.date() - timedelta(days=90)
+
+
+def test_leak_audit_job_records_each_run(config, layout):
+    folder = layout.partition_dir("http_request", NOW.date())
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"event_id": ["e1", "e2"], "user_id": ["user-1", None]}), folder / "t~p0~o0-1.parquet")
+    clock = FakeClock(NOW)
+    jobs = {job.id: job for job in build_scheduler(config, clock=clock).get_jobs()}
+    jobs["leak_audit"].func()
+    jobs["leak_audit"].func()  # the same run again: recorded once
+    clock.now = NOW + timedelta(days=1)
+    jobs["leak_audit"].func()
+    entries = AuditLog(layout).read("leak_audit")
+    assert [(e.at, e.action, e.table_name, e.detail.split()[0]) for e in entries] == [
+        (NOW, "leak_found", "http_request", "clear_identifier"),
+        (clock.now, "leak_found", "http_request", "clear_identifier")]
+    assert all("user-1" not in e.detail for e in entries)
 
 
 def test_sigterm_stops_the_running_scheduler(config, layout):

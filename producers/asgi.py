@@ -1,0 +1,102 @@
+"""ASGI middleware: one http_request event per HTTP request (FastAPI, Starlette, any ASGI app).
+
+    app.add_middleware(DataminASGIMiddleware, producer=producer, settings=MiddlewareSettings(...))
+    # or: app = DataminASGIMiddleware(app, producer, settings)
+
+The event is published when the app has finished the request. WebSocket and lifespan scopes pass
+through untouched. Publishing never fails the request: every exception around it is caught and
+counted in ``publish_errors``; the app's own exceptions pass through (recorded as status 500).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from producers.request_event import MiddlewareSettings, Publisher, build_record
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def asgi_headers(scope: Scope) -> dict[str, str]:
+    """The request headers of a scope, lower-case; repeated headers joined with ", "."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers") or ():
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def asgi_url(scope: Scope) -> str:
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else scope.get("root_path", "") + scope.get(
+        "path", "/")
+    query = scope.get("query_string") or b""
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+class DataminASGIMiddleware:
+    def __init__(self, app: ASGIApp, producer: Publisher, settings: MiddlewareSettings | None = None, *,
+                 wall_clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
+        self.app = app
+        self.producer = producer
+        self.settings = settings or MiddlewareSettings()
+        self.publish_errors = 0
+        """publishes that raised or were refused; the requests themselves were unaffected"""
+        self._wall = wall_clock
+        self._timer = timer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        started, t0 = self._wall(), self._timer()
+        status: list[int | None] = [None]
+        sent = [0]
+
+        async def counting_send(message: Message) -> None:
+            kind = message.get("type")
+            if kind == "http.response.start":
+                status[0] = message.get("status")
+            elif kind == "http.response.body":
+                sent[0] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except BaseException:
+            if status[0] is None:
+                status[0] = 500
+            raise
+        finally:
+            self._publish(scope, status[0], sent[0], started, t0)
+
+    def _publish(self, scope: Scope, status: int | None, bytes_sent: int, started: float, t0: float) -> None:
+        try:
+            headers = asgi_headers(scope)
+            client = scope.get("client")
+            user = self.settings.user_id(scope) if self.settings.user_id else None
+            record = build_record(
+                self.settings, started=started, method=scope.get("method"),
+                host=headers.get("host") or _server_host(scope), url=asgi_url(scope), status=status,
+                bytes_sent=bytes_sent, duration_ms=(self._timer() - t0) * 1000.0, headers=headers,
+                peer=client[0] if client else None, user_id=user if isinstance(user, str) and user else None)
+            if not self.producer.publish("http_request", record):
+                self.publish_errors += 1
+        except Exception:  # noqa: BLE001 - the request must never fail because of datamin
+            self.publish_errors += 1
+            log.warning("datamin ASGI middleware: could not publish an http_request event", exc_info=True)
+
+
+def _server_host(scope: Scope) -> str | None:
+    server = scope.get("server")
+    return str(server[0]) if server else None

@@ -1,0 +1,547 @@
+"""EventProducer: what a web server process uses to publish raw events to Kafka.
+
+``publish(event_type, record)`` checks the event type, puts the record on a bounded queue and returns
+at once; it never raises and never blocks. A background sender thread encodes the record with the
+latest raw schema (``schemas.encode``: ~10 µs, kept off the request path) and sends it with
+kafka-python (acks=all, idempotence, gzip — lz4 needs a package kafka-python does not bring), keyed by
+the UTF-8 subject key so that a person's events and consent land in one partition.
+
+Delivery while Kafka is away (see producers.spool):
+
+- A send error, a send that cannot get metadata, a Kafka client that cannot be built, or a queue more
+  than 90 % full while sends stall (a send blocked > 100 ms) puts the producer in spool mode: events
+  go, in order, to the local disk spool.
+- While the spool holds anything, new events go behind it (order kept), and the sender replays the
+  spool one batch at a time; the spool's marker moves only over records the broker acknowledged.
+  When the spool is empty the producer sends directly again. A restarted process replays what its
+  predecessor spooled.
+- Exactly once, precisely: within one process every spooled event is sent until acknowledged and never
+  again after (kafka-python's idempotent producer removes duplicates of its own retries). Across a
+  crash, the records of the one replay batch (``replay_batch``) that were acknowledged but whose
+  marker had not yet reached the disk are sent again, and events sent directly whose acknowledgement
+  was lost when Kafka gave up on them are spooled and sent again; every raw event carries a random
+  ``event_id`` (``request_id`` for privacy requests) by which downstream deduplicates those.
+- Lost: only what a crashed process held in memory (its queue and unacknowledged in-flight sends),
+  and events refused when both the queue and the spool were full (counted as ``dropped``, logged).
+
+Counters (``stats()``): sent (acknowledged direct sends), failed (sends Kafka failed; each is then
+spooled), spooled, dropped, replayed (spooled events acknowledged), invalid (records that did not fit
+their schema); logged every ``log_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import queue
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from datamin.config import Config
+from datamin.exceptions import ConfigError, ValidationError
+from datamin.topics import Topics
+from producers.spool import Position, Spool, SpooledRecord
+from schemas import Registry, default_registry, encode
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class KafkaFuture(Protocol):
+    def add_callback(self, f: Callable[..., Any], *args: Any) -> Any: ...
+    def add_errback(self, f: Callable[..., Any], *args: Any) -> Any: ...
+    def succeeded(self) -> bool: ...
+    @property
+    def is_done(self) -> bool: ...
+
+
+class KafkaClient(Protocol):
+    """The part of kafka-python's KafkaProducer the sender uses (a fake stands in for it in tests)."""
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any: ...
+    def flush(self, timeout: float | None = None) -> None: ...
+    def close(self, timeout: float | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProducerStats:
+    sent: int = 0
+    failed: int = 0
+    spooled: int = 0
+    dropped: int = 0
+    replayed: int = 0
+    invalid: int = 0
+    queued: int = 0
+    """events waiting in the queue when the snapshot was taken"""
+    spool_bytes: int = 0
+    """bytes of the spool's segment files when last measured by the sender"""
+
+
+@dataclass(frozen=True)
+class _Bytes:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class _Control:
+    kind: str  # "flush" or "stop"
+    deadline: float
+    done: threading.Event
+
+
+def kafka_factory(config: Config, *, linger_ms: int = 5, batch_size: int = 64 * 1024,
+                  compression: str = "gzip", delivery_timeout_ms: int = 15_000) -> Callable[[], KafkaClient]:
+    """Builds kafka-python producers with datamin's delivery settings."""
+    kafka_producer = import_kafka_producer()
+
+    def make() -> KafkaClient:
+        client: KafkaClient = kafka_producer(
+            **config.kafka.client_kwargs(), acks="all", enable_idempotence=True, compression_type=compression,
+            linger_ms=linger_ms, batch_size=batch_size, delivery_timeout_ms=delivery_timeout_ms,
+            request_timeout_ms=min(5_000, delivery_timeout_ms - linger_ms - 1), max_block_ms=1_000,
+            bootstrap_timeout_ms=2_000, retry_backoff_ms=100, reconnect_backoff_max_ms=2_000)
+        return client
+
+    return make
+
+
+def import_kafka_producer() -> Any:
+    """kafka-python's KafkaProducer, imported without its DeprecationWarning (importlib.resources.read_text),
+    which would otherwise become an error under ``-W error`` in whichever thread imports it first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaProducer
+    return KafkaProducer
+
+
+class EventProducer:
+    """Publishes raw events; see the module docstring for what is guaranteed."""
+
+    def __init__(self, config: Config, *, registry: Registry | None = None,
+                 kafka: Callable[[], KafkaClient] | None = None, clock: Clock = time.monotonic,
+                 log_interval: float = 60.0, replay_batch: int = 1000, retry_interval: float = 0.5,
+                 max_retry_interval: float = 30.0, spool: Spool | None = None, start: bool = True) -> None:
+        self._registry = registry or default_registry()
+        topics = Topics(config)
+        self._topics = {name: topics.raw(name) for name in self._registry.event_types("raw")}
+        self._schemas = {name: self._registry.latest(name) for name in self._topics}
+        self._make_kafka = kafka or kafka_factory(config)
+        self._clock = clock
+        self._log_interval = log_interval
+        self._replay_batch = replay_batch
+        self._retry_interval = retry_interval
+        self._max_retry_interval = max_retry_interval
+        self._queue_size = config.producer.queue_size
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | _Bytes | _Control] = queue.Queue(self._queue_size)
+        if spool is None:
+            try:
+                spool = Spool.open(config.producer.spool_dir, config.producer.spool_max_bytes)
+            except OSError as exc:
+                raise ConfigError("producer.spool_dir", f"cannot be used as the spool ({exc.strerror})",
+                                  "point it at a folder this process may create and write") from None
+        self._spool = spool
+        self._counts = collections.Counter[str]()
+        self._lock = threading.Lock()
+        self._failed: collections.deque[tuple[str, bytes | None, bytes]] = collections.deque()
+        self._inflight = 0
+        self._kafka: KafkaClient | None = None
+        self._kafka_due = 0.0
+        self._outage = False
+        self._slow_send = False
+        self._backoff = retry_interval
+        self._replay: list[tuple[SpooledRecord, Any]] | None = None
+        self._acked: set[Position] = set()
+        self._spool_bytes = spool.size_bytes
+        self._closed = False
+        self._last_drop_log = -1e18
+        self._drops_unlogged = 0
+        self._next_stats = clock() + log_interval
+        self._thread = threading.Thread(target=self._run, name="datamin-producer", daemon=True)
+        self._started = start
+        if start:
+            self._thread.start()
+            atexit.register(self._at_exit)
+
+    # -- the caller's side: never raises, never blocks ------------------------------------------
+
+    def publish(self, event_type: str, record: dict[str, Any], *, timeout: float = 0.0) -> bool:
+        """Queues one raw event; False only when it was refused (unknown type, closed, queue full).
+
+        ``timeout`` > 0 waits that long for room in the queue (batch tools such as the log shipper);
+        web requests keep the default 0 and never wait. The record is owned by the producer from here
+        on: do not change it after the call."""
+        try:
+            if event_type not in self._topics or not isinstance(record, dict):
+                self._count("invalid")
+                return False
+            if self._closed:
+                self._drop("the producer is closed")
+                return False
+            if timeout > 0:
+                self._queue.put((event_type, record), timeout=timeout)
+            else:
+                self._queue.put_nowait((event_type, record))
+            return True
+        except queue.Full:
+            self._drop("the queue is full (the sender cannot keep up)")
+            return False
+        except Exception:  # noqa: BLE001 - never into the request path
+            log.exception("datamin producer: publish failed unexpectedly")
+            self._count("dropped")
+            return False
+
+    def publish_bytes(self, topic: str, value: bytes, key: bytes | None = None, *, timeout: float = 0.0) -> bool:
+        """Queues an already-encoded message (e.g. a dead-letter JSON) for ``topic``: same queue, spool
+        and guarantees as ``publish``; False only when it was refused."""
+        try:
+            if self._closed:
+                self._drop("the producer is closed")
+                return False
+            self._queue.put(_Bytes(topic, key, value), timeout=timeout) if timeout > 0 else \
+                self._queue.put_nowait(_Bytes(topic, key, value))
+            return True
+        except queue.Full:
+            self._drop("the queue is full (the sender cannot keep up)")
+            return False
+
+    def stats(self) -> ProducerStats:
+        with self._lock:
+            counts = dict(self._counts)
+        return ProducerStats(**counts, queued=self._queue.qsize(), spool_bytes=self._spool_bytes)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until every event published before the call is acknowledged by Kafka or fsynced to
+        the spool; False when that did not happen within ``timeout`` seconds."""
+        return self._control("flush", timeout)
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Sends what is queued, waits up to ``timeout`` for Kafka, spools what is left, stops the
+        sender and releases the spool. True when everything was either sent or spooled in time."""
+        if self._closed:
+            return True
+        self._closed = True
+        if self._started:
+            atexit.unregister(self._at_exit)
+        done = self._control("stop", timeout)
+        if self._started:
+            self._thread.join(None if timeout is None else max(timeout, 0.1))
+        return done
+
+    def _control(self, kind: str, timeout: float | None) -> bool:
+        deadline = self._clock() + (timeout if timeout is not None else 1e9)
+        control = _Control(kind, deadline, threading.Event())
+        if not self._started:  # driven by the caller (tests, tools): do the work in this thread
+            while not self._queue.empty():
+                self._step(block=False)
+            (self._stop if kind == "stop" else self._do_flush)(control)
+            return control.done.is_set()
+        if not self._thread.is_alive():
+            return kind == "stop"
+        try:
+            self._queue.put(control, timeout=timeout)
+        except queue.Full:
+            return False
+        return control.done.wait(timeout)
+
+    def _at_exit(self) -> None:  # pragma: no cover - interpreter shutdown
+        self.close(5.0)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def _drop(self, why: str) -> None:
+        with self._lock:
+            self._counts["dropped"] += 1
+            self._drops_unlogged += 1
+            now = self._clock()
+            if now - self._last_drop_log < 10.0:
+                return
+            self._last_drop_log = now
+            n, self._drops_unlogged = self._drops_unlogged, 0
+        log.error("datamin producer: DROPPED %d event(s) since the last report: %s. Events are being lost; "
+                  "check Kafka, producer.queue_size and producer.spool_max_bytes", n, why)
+
+    # -- the sender thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if self._step():
+                    return
+            except Exception:  # noqa: BLE001 - the sender must survive anything
+                log.exception("datamin producer: sender error; continuing")
+                time.sleep(0.1)
+
+    def _step(self, block: bool = True) -> bool:
+        """One round of the sender loop; True when it has stopped. Tests drive it with block=False."""
+        self._drain_failed()
+        self._pump_replay()
+        busy = self._replay is not None or not self._spool.empty()
+        try:
+            item = self._queue.get(block, timeout=0.02 if busy else 0.5)
+        except queue.Empty:
+            self._maybe_log_stats()
+            return False
+        spooled = False
+        for _ in range(1000):
+            if isinstance(item, _Control):
+                self._spool.sync()
+                if item.kind == "stop":
+                    self._stop(item)
+                    return True
+                self._do_flush(item)
+            elif isinstance(item, _Bytes):
+                spooled |= self._send_or_spool(item.topic, item.key, item.value)
+            else:
+                spooled |= self._handle(*item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if spooled:
+            self._spool.sync()
+            self._spool_bytes = self._spool.size_bytes
+        self._maybe_log_stats()
+        return False
+
+    def _handle(self, event_type: str, record: dict[str, Any]) -> bool:
+        """Encodes and sends (or spools) one event; True when it went to the spool."""
+        schema = self._schemas[event_type]
+        if "event_id" in schema.field_names and not record.get("event_id"):
+            record = {**record, "event_id": str(uuid.uuid4())}
+        try:
+            value = encode(schema, record)
+        except ValidationError as exc:
+            self._count("invalid")
+            log.warning("datamin producer: event refused: %s", exc)
+            return False
+        subject = record.get("subject_key")
+        key = subject.encode("utf-8") if isinstance(subject, str) else None
+        return self._send_or_spool(self._topics[event_type], key, value)
+
+    def _send_or_spool(self, topic: str, key: bytes | None, value: bytes) -> bool:
+        """Sends directly when Kafka is up and nothing waits in the spool; else spools. True: spooled."""
+        if (self._slow_send and not self._outage and self._queue.qsize() > 0.9 * self._queue_size):
+            log.warning("datamin producer: queue over 90 percent full while Kafka stalls; spooling until the "
+                        "spool is replayed")
+            self._outage = True
+        if not self._outage and self._spool.empty() and self._replay is None:
+            kafka = self._kafka_client()
+            if kafka is not None:
+                t0 = time.perf_counter()
+                try:
+                    future = kafka.send(topic, value=value, key=key)
+                except Exception as exc:  # noqa: BLE001 - any send error means: spool
+                    self._enter_outage(f"send failed ({type(exc).__name__})")
+                else:
+                    self._slow_send = time.perf_counter() - t0 > 0.1  # blocked on metadata or buffer
+                    with self._lock:
+                        self._inflight += 1
+                    future.add_callback(self._on_sent)
+                    future.add_errback(self._on_send_failed, topic, key, value)
+                    return False
+        self._to_spool(topic, key, value)
+        return True
+
+    def _to_spool(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self._spool.append(topic, key, value):
+            self._count("spooled")
+        else:
+            self._drop("the spool is full (producer.spool_max_bytes)")
+
+    def _on_sent(self, _metadata: Any) -> None:
+        with self._lock:
+            self._counts["sent"] += 1
+            self._inflight -= 1
+
+    def _on_send_failed(self, topic: str, key: bytes | None, value: bytes, exc: BaseException) -> None:
+        with self._lock:
+            self._counts["failed"] += 1
+            self._inflight -= 1
+        self._failed.append((topic, key, value))
+
+    def _drain_failed(self) -> None:
+        if not self._failed:
+            return
+        self._enter_outage("Kafka failed to deliver")
+        while self._failed:
+            self._to_spool(*self._failed.popleft())
+        self._spool.sync()
+        self._spool_bytes = self._spool.size_bytes
+
+    def _enter_outage(self, why: str) -> None:
+        if not self._outage:
+            log.warning("datamin producer: %s; spooling events to disk until Kafka is back", why)
+        self._outage = True
+
+    def _kafka_client(self) -> KafkaClient | None:
+        if self._kafka is None and self._clock() >= self._kafka_due:
+            try:
+                self._kafka = self._make_kafka()
+            except Exception as exc:  # noqa: BLE001 - no broker, bad address, …: spool and retry
+                self._enter_outage(f"cannot connect to Kafka ({type(exc).__name__})")
+                self._retry_later()
+        return self._kafka
+
+    def _retry_later(self) -> None:
+        self._kafka_due = self._clock() + self._backoff
+        self._backoff = min(self._backoff * 2, self._max_retry_interval)
+
+    def _drop_kafka(self) -> None:
+        """Closes the Kafka client at once; what it had not delivered fails into the spool."""
+        kafka, self._kafka = self._kafka, None
+        if kafka is not None:
+            try:
+                kafka.close(timeout=0)
+            except Exception:  # noqa: BLE001 - kafka-python's close(0) raises when records are pending
+                sender = getattr(kafka, "_sender", None)
+                if sender is not None:  # abort the pending batches so that their errbacks spool them
+                    sender.force_close()
+                    sender.join(5.0)
+                try:
+                    kafka.close(timeout=0)
+                except Exception:  # noqa: BLE001  # pragma: no cover
+                    log.debug("datamin producer: closing the Kafka client failed", exc_info=True)
+        self._drain_failed()
+
+    def _reset_kafka_later(self) -> None:
+        """After a failed replay: back off, and rebuild the client unless direct sends are pending."""
+        with self._lock:
+            inflight = self._inflight
+        if inflight == 0:
+            self._drop_kafka()
+        self._retry_later()
+
+    def _pump_replay(self) -> None:
+        """Advances the replay of the spool: completes the batch in flight, or sends the next one."""
+        if self._replay is not None:
+            if not all(f.is_done for _, f in self._replay):
+                return
+            self._finish_replay_batch()
+            return
+        if self._spool.empty():
+            if self._outage and not self._failed:
+                self._outage = False
+                self._backoff = self._retry_interval
+                log.warning("datamin producer: spool replayed; sending directly again")
+            return
+        if self._clock() < self._kafka_due:
+            return
+        kafka = self._kafka_client()
+        if kafka is None:
+            return
+        batch: list[tuple[SpooledRecord, Any]] = []
+        for record in self._spool.peek(self._replay_batch):
+            if record.end in self._acked:
+                batch.append((record, None))
+                continue
+            try:
+                future = kafka.send(record.topic, value=record.value, key=record.key)
+            except Exception as exc:  # noqa: BLE001
+                log.info("datamin producer: replay paused (%s); retrying", type(exc).__name__)
+                self._retry_later()
+                break
+            batch.append((record, future))
+        if not any(f is not None for _, f in batch):
+            self._reset_kafka_later()
+            return
+        self._replay = [(r, f if f is not None else _Done()) for r, f in batch]
+
+    def _finish_replay_batch(self) -> None:
+        batch, self._replay = self._replay or [], None
+        replayed = 0
+        failed = False
+        for record, future in batch:
+            if isinstance(future, _Done):
+                continue
+            if future.succeeded():
+                self._acked.add(record.end)
+                replayed += 1
+            else:
+                failed = True
+        last: Position | None = None
+        for record, _ in batch:
+            if record.end not in self._acked:
+                break
+            self._acked.discard(record.end)
+            last = record.end
+        if last is not None:
+            self._spool.commit(last)
+            self._spool_bytes = self._spool.size_bytes
+        self._count("replayed", replayed)
+        if failed:
+            self._reset_kafka_later()
+        elif self._clock() >= self._kafka_due:
+            self._backoff = self._retry_interval
+
+    def _do_flush(self, control: _Control) -> None:
+        self._wait_kafka(control.deadline)
+        if self._replay is not None and all(f.is_done for _, f in self._replay):
+            self._finish_replay_batch()
+        self._drain_failed()
+        self._spool.sync()
+        with self._lock:
+            inflight = self._inflight
+        if inflight == 0:
+            control.done.set()
+
+    def _replay_until(self, deadline: float) -> None:
+        """At close: keeps replaying the spool while Kafka takes it, until empty or the deadline."""
+        real_deadline = time.monotonic() + max(0.0, deadline - self._clock())  # also bounded in real time
+        while ((self._replay is not None or not self._spool.empty()) and self._clock() < deadline
+               and time.monotonic() < real_deadline):
+            self._drain_failed()
+            self._pump_replay()
+            if self._replay is None and self._clock() < self._kafka_due:
+                if self._kafka_due >= deadline:
+                    return  # the next attempt is after the deadline: what is left stays spooled
+            time.sleep(0.005)  # waiting for acknowledgements from kafka-python's I/O thread
+
+    def _wait_kafka(self, deadline: float) -> None:
+        if self._kafka is not None:
+            try:
+                self._kafka.flush(timeout=max(0.0, deadline - self._clock()))
+            except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError: reported by the caller's False
+                log.debug("datamin producer: flush incomplete (%s)", type(exc).__name__)
+
+    def _stop(self, control: _Control) -> None:
+        self._wait_kafka(control.deadline)
+        self._replay_until(control.deadline)
+        if self._replay is not None and all(f.is_done for _, f in self._replay):
+            self._finish_replay_batch()
+        self._drop_kafka()  # aborts what Kafka has not acknowledged; the errbacks spool it
+        self._spool.sync()
+        self._spool_bytes = self._spool.size_bytes
+        self._log_stats()
+        self._spool.close()
+        control.done.set()
+
+    def _maybe_log_stats(self) -> None:
+        if self._clock() >= self._next_stats:
+            self._next_stats = self._clock() + self._log_interval
+            self._log_stats()
+
+    def _log_stats(self) -> None:
+        s = self.stats()
+        log.info("datamin producer: sent=%d failed=%d spooled=%d dropped=%d replayed=%d invalid=%d queued=%d "
+                 "spool_bytes=%d", s.sent, s.failed, s.spooled, s.dropped, s.replayed, s.invalid, s.queued,
+                 s.spool_bytes)
+
+
+class _Done:
+    """Stands for a record acknowledged in an earlier replay attempt."""
+
+    is_done = True
+
+    def succeeded(self) -> bool:
+        return True

@@ -1,0 +1,166 @@
+"""One HTTP request -> one raw http_request record: the logic the WSGI and ASGI middleware share.
+
+Pure: no I/O, no framework. The adapters hand in the request's parts (headers as a mapping of
+lower-case names) and get back the record to publish.
+
+Client address: the socket peer, unless the peer is one of the configured trusted proxies; then the
+chain in ``Forwarded`` (RFC 7239, preferred when present) or ``X-Forwarded-For`` is walked from the
+right and the first address that is not a trusted proxy is the client. From any other peer those
+headers are ignored: a client can write whatever it likes into them. An entry that is not an IP
+address (``unknown``, an obfuscated name) ends the walk at the proxy that reported it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from datamin.exceptions import ConfigError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Publisher(Protocol):
+    """What the middleware publishes through: an EventProducer, or a fake in tests."""
+
+    def publish(self, event_type: str, record: dict[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class MiddlewareSettings:
+    """How the middleware reads a request. Everything optional; the defaults trust no proxy."""
+
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs (or single addresses) of the reverse proxies and load balancers in front of the app"""
+    session_cookie: str | None = None
+    """cookie holding the session id, e.g. "session" (Flask) or "sessionid" (Django)"""
+    client_id_cookie: str | None = None
+    """cookie holding an analytics client id"""
+    consent_cookie: str | None = "datamin_consent"
+    """cookie holding the consent-banner id: the subject key of visitors who are not logged in"""
+    cdn_country_header: str | None = None
+    """header a CDN sets to the client's country, e.g. "CF-IPCountry" or "CloudFront-Viewer-Country\""""
+    user_id: Callable[[Any], str | None] | None = None
+    """given the WSGI environ or ASGI scope (after the app ran), the authenticated user's id or None"""
+    networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        nets: list[IPNetwork] = []
+        for cidr in self.trusted_proxies:
+            try:
+                nets.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError:
+                raise ConfigError("trusted_proxies", f"{cidr!r} is not an address or CIDR",
+                                  "write proxies as e.g. 10.0.0.0/8, 127.0.0.1 or 2001:db8::/32") from None
+        object.__setattr__(self, "networks", tuple(nets))
+        if self.cdn_country_header is not None:
+            object.__setattr__(self, "cdn_country_header", self.cdn_country_header.lower())
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An address from a header entry: bare, with a port, or [IPv6]:port, in quotes or not."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1:text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:  # IPv4 with a port
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def forwarded_for(header: str) -> list[str]:
+    """The ``for=`` values of a Forwarded header, in order (RFC 7239)."""
+    out: list[str] = []
+    for element in header.split(","):
+        for pair in element.split(";"):
+            name, _, value = pair.partition("=")
+            if name.strip().lower() == "for":
+                out.append(value.strip())
+    return out
+
+
+def _trusted(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(address in net for net in networks)
+
+
+def client_address(peer: str | None, x_forwarded_for: str | None, forwarded: str | None,
+                   networks: tuple[IPNetwork, ...]) -> str | None:
+    """The client's IP address by the rules in the module docstring."""
+    if peer is None:
+        return None
+    peer_ip = parse_ip(peer)
+    if peer_ip is None or not networks or not _trusted(peer_ip, networks):
+        return str(peer_ip) if peer_ip is not None else None
+    if forwarded:
+        hops = forwarded_for(forwarded)
+    elif x_forwarded_for:
+        hops = x_forwarded_for.split(",")
+    else:
+        return str(peer_ip)
+    current = peer_ip
+    for hop in reversed(hops):
+        address = parse_ip(hop)
+        if address is None:
+            return str(current)
+        current = address
+        if not _trusted(address, networks):
+            return str(address)
+    return str(current)  # every hop is a proxy: the left-most is as far as anyone vouches
+
+
+def cookies(header: str | None, names: tuple[str, ...]) -> dict[str, str]:
+    """The values of the named cookies in a Cookie header (first one wins; quotes stripped)."""
+    found: dict[str, str] = {}
+    if not header or not names:
+        return found
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if sep and name in names and name not in found:
+            found[name] = value.strip().strip('"')
+    return found
+
+
+def client_hints(headers: Mapping[str, str]) -> dict[str, str] | None:
+    hints = {name: value for name, value in headers.items() if name.startswith("sec-ch-ua")}
+    return hints or None
+
+
+def build_record(settings: MiddlewareSettings, *, started: float, method: str | None, host: str | None,
+                 url: str | None, status: int | None, bytes_sent: int | None, duration_ms: float,
+                 headers: Mapping[str, str], peer: str | None, user_id: str | None) -> dict[str, Any]:
+    """The raw http_request record of one request. ``started`` is epoch seconds; headers lower-case."""
+    wanted = tuple(n for n in (settings.session_cookie, settings.client_id_cookie, settings.consent_cookie) if n)
+    jar = cookies(headers.get("cookie"), wanted)
+    consent_id = jar.get(settings.consent_cookie) if settings.consent_cookie else None
+    return {
+        "time": datetime.fromtimestamp(started, UTC),
+        "subject_key": user_id or consent_id or None,
+        "client_ip": client_address(peer, headers.get("x-forwarded-for"), headers.get("forwarded"),
+                                    settings.networks),
+        "method": method,
+        "host": host,
+        "url": url,
+        "status": status,
+        "bytes_sent": bytes_sent,
+        "duration_ms": duration_ms,
+        "referrer": headers.get("referer"),
+        "user_agent": headers.get("user-agent"),
+        "accept_language": headers.get("accept-language"),
+        "client_hints": client_hints(headers),
+        "do_not_track": headers.get("dnt", "").strip() == "1",
+        "global_privacy_control": headers.get("sec-gpc", "").strip() == "1",
+        "cdn_country": headers.get(settings.cdn_country_header) if settings.cdn_country_header else None,
+        "session_id": jar.get(settings.session_cookie) if settings.session_cookie else None,
+        "user_id": user_id,
+        "client_id": jar.get(settings.client_id_cookie) if settings.client_id_cookie else None,
+    }

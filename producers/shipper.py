@@ -1,0 +1,373 @@
+"""The log shipper behind ``datamin ship-logs PATH…``: tails access logs into http_request events.
+
+For each path it keeps a state file in ``state_dir`` (inode and byte offset of the next line), written
+atomically only after every event before that offset was handed to the EventProducer and the
+producer's ``flush`` confirmed them acknowledged by Kafka or fsynced to its spool. So a restart
+neither re-reads nor skips a line; a crash between the flush and the state write re-reads at most
+the lines since the last checkpoint, and those carry the same ``event_id`` as the first time (derived
+from host, path, inode and offset), so downstream deduplication removes them.
+
+Rotation: by rename (the path names a new inode) the old file is read to its end, then the new one
+from its start; if the process was down during the rename, the old inode is looked for beside the
+path (``access.log.1``) and finished first. By copytruncate (the file shrinks below the offset) the
+file is read again from 0. Lines that are not access-log lines, binary garbage and lines longer than
+``max_line`` bytes are counted and sent to the dead-letter topic as
+``{"source", "line_number", "reason", "stage": "shipper"}`` — never the line itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from datamin.config import Config
+from datamin.exceptions import DecodeError
+from datamin.topics import Topics
+from producers.logformat import parse_line
+
+log = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("5b1f5d0e-7c1d-4d0c-9a57-1c0ffee0da7a")
+
+
+@dataclass
+class ShipProgress:
+    path: str
+    lines: int = 0
+    """lines read from this path in this run"""
+    events: int = 0
+    bad_lines: int = 0
+    bytes_read: int = 0
+    offset: int = 0
+    size: int = 0
+    """size of the file being read"""
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class ShipResult:
+    lines: int
+    events: int
+    bad_lines: int
+    bytes_read: int
+
+
+class Sink:
+    """Where the shipper's output goes: an EventProducer in production."""
+
+    def publish(self, event_type: str, record: dict[str, Any], *, timeout: float = 0.0) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def publish_bytes(self, topic: str, value: bytes, key: bytes | None = None, *,
+                      timeout: float = 0.0) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def flush(self, timeout: float | None = None) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+
+def stderr_progress(interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                    stream: IO[str] | None = None) -> Callable[[ShipProgress], None]:
+    """A progress printer for stderr: lines/s, bytes and % of the file, at most once per ``interval``."""
+    last = [-1e18]
+
+    def show(p: ShipProgress) -> None:
+        now = clock()
+        if now - last[0] < interval:
+            return
+        last[0] = now
+        elapsed = max(now - p.started, 1e-9)
+        pct = 100.0 * p.offset / p.size if p.size else 100.0
+        print(f"\r{Path(p.path).name}: {p.lines:,} lines ({p.lines / elapsed:,.0f}/s), "
+              f"{p.bytes_read / 1e6:,.1f} MB, {pct:5.1f}% of file, {p.bad_lines:,} unparsable",
+              end="", file=stream or sys.stderr, flush=True)
+
+    return show
+
+
+def _state_path(state_dir: Path, path: Path) -> Path:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
+    return state_dir / f"{path.name[:40]}.{digest}.state"
+
+
+def _load_state(file: Path) -> dict[str, int] | None:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        return {"dev": int(data["dev"]), "inode": int(data["inode"]), "offset": int(data["offset"]),
+                "line_number": int(data["line_number"])}
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        log.error("shipper state %s is unreadable; starting that log from its beginning", file)
+        return None
+
+
+def _save_state(file: Path, state: dict[str, int]) -> None:
+    tmp = file.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, file)
+
+
+class _Tail:
+    """One log path: its open file, position and state."""
+
+    def __init__(self, path: Path, state_dir: Path, sink: Any, topics: Topics, *, max_line: int,
+                 flush_timeout: float, progress: Callable[[ShipProgress], None] | None) -> None:
+        self.path = path
+        self.state_file = _state_path(state_dir, path)
+        self.sink = sink
+        self.dead_letter = topics.dead_letter
+        self.max_line = max_line
+        self.flush_timeout = flush_timeout
+        self.progress = progress
+        self.stats = ShipProgress(str(path))
+        self.file: IO[bytes] | None = None
+        self.dev = self.inode = self.offset = self.line_number = 0
+        self.saved_offset = -1
+        self.buffer = b""
+        self.skipping = False
+        self.host = socket.gethostname()
+
+    # -- opening and rotation --------------------------------------------------------------------
+
+    def open(self) -> bool:
+        """Opens the path, resuming from the saved state (finishing a renamed predecessor first)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return False
+        state = _load_state(self.state_file)
+        if state is not None and (state["dev"], state["inode"]) != (st.st_dev, st.st_ino):
+            old = self._find_inode(state["dev"], state["inode"])
+            if old is not None:
+                log.info("shipper: %s was rotated while stopped; finishing %s first", self.path.name, old.name)
+                self._attach(old, state["offset"], state["line_number"])
+                self.read_available(final=True)
+                self.close()
+            state = None
+        if state is not None and state["offset"] <= st.st_size:
+            self._attach(self.path, state["offset"], state["line_number"])
+        else:
+            if state is not None:
+                log.warning("shipper: %s is shorter than the saved position (copytruncate); reading it "
+                            "from the start", self.path.name)
+            self._attach(self.path, 0, 0)
+        return True
+
+    def _find_inode(self, dev: int, inode: int) -> Path | None:
+        for candidate in sorted(self.path.parent.glob(self.path.name + "*")):
+            try:
+                st = candidate.stat()
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (dev, inode) and candidate.is_file():
+                return candidate
+        return None
+
+    def _attach(self, path: Path, offset: int, line_number: int) -> None:
+        self.file = open(path, "rb")  # noqa: SIM115 - kept open while tailing
+        st = os.fstat(self.file.fileno())
+        self.dev, self.inode = st.st_dev, st.st_ino
+        self.file.seek(offset)
+        self.offset, self.line_number = offset, line_number
+        self.buffer, self.skipping = b"", False
+        self.stats.size = st.st_size
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def check_rotation(self) -> None:
+        """At the end of the file while following: switch to a renamed-in file or restart a truncated one."""
+        if self.file is None:
+            self.open()
+            return
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return  # renamed away and not yet re-created: keep the old one
+        if (st.st_dev, st.st_ino) != (self.dev, self.inode):
+            self.read_available(final=True)  # finish the old file (a last line without newline too)
+            self.checkpoint()
+            self.close()
+            log.info("shipper: %s was rotated (rename); following the new file", self.path.name)
+            self._attach(self.path, 0, 0)
+            self.saved_offset = -1
+            self.checkpoint(force=True)
+        elif st.st_size < self.offset:
+            log.warning("shipper: %s shrank (copytruncate); reading it from the start", self.path.name)
+            self.file.seek(0)
+            self.offset, self.buffer, self.skipping = 0, b"", False
+            self.checkpoint(force=True)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def read_available(self, *, final: bool = False, chunk: int = 1 << 20, checkpoint_lines: int = 50_000) -> int:
+        """Reads and publishes every complete line available; returns the lines read. With ``final``
+        a last line without a newline counts too (the file will not grow any more)."""
+        if self.file is None:
+            return 0
+        total = 0
+        since_checkpoint = 0
+        while True:
+            data = self.file.read(chunk)
+            if not data:
+                break
+            self.stats.bytes_read += len(data)
+            n = self._feed(data)
+            total += n
+            since_checkpoint += n
+            if since_checkpoint >= checkpoint_lines:
+                self.checkpoint()
+                since_checkpoint = 0
+            self._report()
+        if final and (self.buffer or self.skipping):
+            end = self.offset + len(self.buffer)
+            self.stats.lines += 1
+            if self.skipping:
+                self._bad("line longer than the limit")
+            else:
+                self._line(self.buffer, end)
+            self.offset, self.buffer, self.skipping = end, b"", False
+            total += 1
+        self._report()
+        return total
+
+    def _feed(self, data: bytes) -> int:
+        lines = 0
+        start = 0
+        base = self.offset  # the file position of data[0]: the buffer holds the bytes from offset on
+        if self.buffer:
+            data = self.buffer + data
+            self.buffer = b""
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                rest = data[start:]
+                if self.skipping:
+                    self.offset = base + len(data)
+                elif len(rest) > self.max_line:
+                    self.skipping = True
+                    self.offset = base + len(data)
+                else:
+                    self.buffer = rest
+                    self.offset = base + start
+                return lines
+            end = base + nl + 1
+            self.stats.lines += 1
+            if self.skipping:
+                self.skipping = False
+                self.line_number += 1
+                self._bad_numbered("line longer than the limit")
+            elif nl - start > self.max_line:
+                self.line_number += 1
+                self._bad_numbered("line longer than the limit")
+            else:
+                self._line(data[start:nl], end)
+            lines += 1
+            self.offset = end
+            start = nl + 1
+
+    def _line(self, raw: bytes, end: int) -> None:
+        self.line_number += 1
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            record = parse_line(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            self._bad_numbered("not UTF-8 text (binary data)")
+            return
+        except DecodeError as exc:
+            self._bad_numbered(str(exc))
+            return
+        record["event_id"] = str(uuid.uuid5(_NAMESPACE, f"{self.host}:{self.path}:{self.dev}:{self.inode}:{end}"))
+        if self.sink.publish("http_request", record, timeout=self.flush_timeout):  # wait for room, never drop
+            self.stats.events += 1
+
+    def _bad(self, reason: str) -> None:
+        self.line_number += 1
+        self._bad_numbered(reason)
+
+    def _bad_numbered(self, reason: str) -> None:
+        self.stats.bad_lines += 1
+        message = {"source": self.path.name, "line_number": self.line_number, "reason": reason, "stage": "shipper"}
+        self.sink.publish_bytes(self.dead_letter, json.dumps(message).encode("utf-8"), timeout=self.flush_timeout)
+
+    def _report(self) -> None:
+        self.stats.offset = self.offset
+        if self.file is not None and self.offset > self.stats.size:
+            self.stats.size = self.offset
+        if self.progress is not None:
+            self.progress(self.stats)
+
+    def checkpoint(self, force: bool = False) -> bool:
+        """Flushes the producer and, once it confirms, saves the position. False when not saved."""
+        if self.offset == self.saved_offset and not force:
+            return True
+        if not self.sink.flush(self.flush_timeout):
+            log.warning("shipper: the producer did not confirm within %.0f s; position of %s not saved yet",
+                        self.flush_timeout, self.path.name)
+            return False
+        _save_state(self.state_file, {"dev": self.dev, "inode": self.inode, "offset": self.offset,
+                                      "line_number": self.line_number})
+        self.saved_offset = self.offset
+        return True
+
+
+def ship_logs(config: Config, paths: Iterable[str | os.PathLike[str]], *, state_dir: str | os.PathLike[str],
+              follow: bool = False, stop: threading.Event | None = None,
+              progress: Callable[[ShipProgress], None] | None = None, producer: Any = None,
+              max_line: int = 64 * 1024, poll_interval: float = 0.5, flush_timeout: float = 30.0) -> ShipResult:
+    """Ships the access logs at ``paths`` as http_request events (see the module docstring).
+
+    Without ``follow`` it reads each file to its end and returns; with it, it keeps following until
+    ``stop`` is set. ``producer`` defaults to a new EventProducer on ``config`` (closed at the end)."""
+    from producers.producer import EventProducer
+
+    stop = stop or threading.Event()
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    own = producer is None
+    sink = producer if producer is not None else EventProducer(config)
+    topics = Topics(config)
+    tails = [_Tail(Path(p), state, sink, topics, max_line=max_line, flush_timeout=flush_timeout, progress=progress)
+             for p in paths]
+    try:
+        for tail in tails:
+            if not tail.open():
+                log.warning("shipper: %s does not exist%s", tail.path, "; waiting for it" if follow else "")
+        while True:
+            for tail in tails:
+                tail.read_available(final=not follow)
+                tail.checkpoint()
+                if follow:
+                    tail.check_rotation()
+            if not follow or stop.wait(poll_interval):
+                break
+        for tail in tails:
+            tail.checkpoint()
+    finally:
+        for tail in tails:
+            tail.close()
+        if own:
+            sink.close(flush_timeout)
+        if progress is not None:
+            print(file=sys.stderr)
+    return ShipResult(lines=sum(t.stats.lines for t in tails),
+                      events=sum(t.stats.events for t in tails), bad_lines=sum(t.stats.bad_lines for t in tails),
+                      bytes_read=sum(t.stats.bytes_read for t in tails))
