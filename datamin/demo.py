@@ -34,9 +34,11 @@ def run_demo(config: Config, *, events: int = 2000, keep_running: bool = False,
 
     broker = None
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        broker = LocalBroker()
+        local = LocalBroker()
+        if not local.status().running:
+            broker = local  # ours to stop at the end
         say("1/5 starting a local Kafka broker (first run fetches it from Maven Central) …")
-        status = broker.start()
+        status = local.start()
         say(f"    {status.describe().splitlines()[0]}")
         config = dataclasses.replace(config, kafka=dataclasses.replace(config.kafka,
                                                                        bootstrap_servers=status.bootstrap))

@@ -293,7 +293,12 @@ class EventProducer:
             self._maybe_log_stats()
             return False
         spooled = False
-        for _ in range(1000):
+        for n in range(1000):
+            if n:  # the first item came from the blocking get above
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             if isinstance(item, _Control):
                 self._spool.sync()
                 if item.kind == "stop":
@@ -304,10 +309,6 @@ class EventProducer:
                 spooled |= self._send_or_spool(item.topic, item.key, item.value)
             else:
                 spooled |= self._handle(*item)
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
         if spooled:
             self._spool.sync()
             self._spool_bytes = self._spool.size_bytes

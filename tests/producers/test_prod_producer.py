@@ -279,3 +279,16 @@ def test_real_broker_receives_events(kafka_config: Config) -> None:
         consumer.close()
     assert sorted(e for _, e in got) == sorted(f"id-{i}" for i in range(20))
     assert {k for k, _ in got} == {b"user-0", b"user-1", b"user-2"}
+
+
+def test_more_events_than_one_sender_round_all_arrive_in_order(make_config: Callable[..., Config]) -> None:
+    # regression: the sender took up to 1,000 queued events a round and lost the one it fetched last
+    config = make_config(**{"PRODUCER__QUEUE_SIZE": "5000"})
+    broker = FakeBroker()
+    p = EventProducer(config, kafka=broker.factory, start=False)
+    for i in range(2500):
+        assert p.publish("http_request", _event(i))
+    _drive(p, rounds=5)
+    assert _ids(broker.log) == [f"id-{i}" for i in range(2500)]
+    assert p.stats().sent == 2500
+    assert p.close()
