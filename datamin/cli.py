@@ -120,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv"], default="json",
                    help="access export: one JSON document (default) or one CSV file per table")
 
+    p = add("audit", "scan the warehouse (and --topics) for leaked personal data", _audit,
+            "Looks in every table for what must never be kept: full IPv4/IPv6 addresses (host bits beyond the\n"
+            "configured prefix), e-mail addresses, phone and card numbers, MAC addresses, clear identifiers\n"
+            "where only pseudonyms belong. Reports table, partition, column and count, never the value, and\n"
+            "writes the result to the audit trail. Exit code 1 when anything is found. The scheduler runs it daily.")
+    p.add_argument("--topics", action="store_true", help="also read the minimised Kafka topics")
+
     add("config", "print the configuration in force (secrets hidden)", _show_config)
     return parser
 
@@ -257,10 +264,12 @@ def _policy(args: argparse.Namespace, config: Config) -> int:
 
 
 def _ship_logs(args: argparse.Namespace, config: Config) -> int:
-    from producers.shipper import ship_logs
+    from producers.shipper import ship_logs, stderr_progress
 
-    ship_logs(config, [Path(p) for p in args.paths], state_dir=Path(args.state_dir), follow=not args.once,
-              stop=stop_on_signals())
+    result = ship_logs(config, [Path(p) for p in args.paths], state_dir=Path(args.state_dir),
+                       follow=not args.once, stop=stop_on_signals(), progress=stderr_progress())
+    print(f"\nshipped {result.events:,} events from {result.lines:,} lines; {result.bad_lines:,} unparsable "
+          "lines went to the dead-letter topic (with their line numbers, not their text)", file=sys.stderr)
     return 0
 
 
@@ -278,6 +287,16 @@ def _rights(args: argparse.Namespace, config: Config) -> int:
               "consent-cookie id the person proved to you)", file=sys.stderr)
         return 2
     return rights_command(config, args.action, args.subject, out_dir=args.out, now=now, fmt=args.format)
+
+
+def _audit(args: argparse.Namespace, config: Config) -> int:
+    from datetime import UTC, datetime
+
+    from warehouse.leak_audit import run_leak_audit
+
+    report = run_leak_audit(config, now=datetime.now(UTC), include_topics=args.topics)
+    print(report.format())
+    return 0 if report.clean else 1
 
 
 def _show_config(args: argparse.Namespace, config: Config) -> int:
