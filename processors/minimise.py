@@ -33,6 +33,9 @@ from schemas.registry import EventSchema, Registry
 # purposes that stand even when a subject restricted processing or objected (records the law requires)
 _SURVIVES_RESTRICTION = frozenset({"legal_obligation", "vital_interests"})
 _MAJOR = re.compile(r"^\s*v?(\d{1,6})")
+_MEMOISED = frozenset({"strip_query", "generalise", "coarsen"})
+"""rules whose values repeat a lot (pages, referrers, languages): results remembered, boundedly"""
+_MEMO_SIZE = 4096
 
 
 def major_version(value: str | None) -> str | None:
@@ -41,6 +44,21 @@ def major_version(value: str | None) -> str | None:
         return None
     m = _MAJOR.match(value[:64])
     return m.group(1) if m else None
+
+
+def _memoised(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``fn`` with its last results remembered (at most _MEMO_SIZE, forgotten all at once when full)."""
+    memo: dict[Any, Any] = {}
+    missing = object()
+
+    def call(value: Any) -> Any:
+        result = memo.get(value, missing)
+        if result is missing:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            result = memo[value] = fn(value)
+        return result
+    return call
 
 
 @dataclass
@@ -150,6 +168,8 @@ class Minimiser:
         if one is not None:
             fn, label = one
             dst = p.into[0]
+            if rule in _MEMOISED:
+                fn = _memoised(fn)
 
             def transform(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
                 value = rec.get(src)
@@ -207,6 +227,7 @@ class Minimiser:
         keys = self._keys
 
         periods: dict[date, str] = {}
+        memo: dict[tuple[str, str], str | None] = {}  # (identifier, period) -> pseudonym: people repeat
 
         def period_of(t: datetime) -> str:
             """keys.period_for(t), remembered per UTC day (periods are days, weeks or months)"""
@@ -253,6 +274,12 @@ class Minimiser:
                 reason = "erased subject" if c.erased else ("restricted or objected" if c.restricted else
                                                             f"no consent for {needs}")
                 return f"dropped: {reason}"
-            out[dst] = pseudonymise(value, keys.key_for(period_of(t)), dst)
+            period = period_of(t)
+            pseudonym = memo.get((value, period))
+            if pseudonym is None:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                pseudonym = memo[(value, period)] = pseudonymise(value, keys.key_for(period), dst)
+            out[dst] = pseudonym
             return f"pseudonymised (allowed by {purpose})"
         return pseudo

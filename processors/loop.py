@@ -1,0 +1,480 @@
+"""The minimisation stream processor: raw topics in, minimised topics out, exactly once.
+
+One consumer (consumer group processor.group_id, read_committed, no auto-commit, range assignment so
+that partition p of every input topic — raw topics, consent, privacy requests, all keyed by subject
+key with the same partition count — lands on the same instance) and one transactional producer
+(transactional id ``<processor.transactional_id>-<instance>``). Per poll batch:
+
+    begin transaction → each record: decode → ledger / minimise → minimised topic (or dead letter)
+    → consumed offsets into the transaction → commit
+
+so output and input offsets commit together: a process killed at any moment loses and duplicates
+nothing (the next owner reads from the last committed offsets; an open transaction is aborted).
+
+- Consent is held per input partition (`ConsentLedger`). When partitions are assigned, the ledger of
+  each new one is restored by reading its consent and privacy-request partitions from the beginning
+  to their current end (a separate read_committed consumer) before any of its events is processed.
+  Within a batch, consent and privacy-request records are handled before events.
+- Anything undecodable or failing validation goes to the dead-letter topic as JSON with the source
+  topic, partition, offset, reason, stage and schema fingerprint — never the payload; the loop goes on.
+- A Kafka error mid-batch aborts the transaction and rewinds the batch's partitions to where the
+  batch began; a fatal one (producer fenced: another instance with this transactional id) stops the
+  processor with a BrokerError saying so.
+- SIGTERM / SIGINT (when run in the main thread) or ``stop.set()``: the batch in hand is finished and
+  committed, then the processor exits.
+- Metrics: events in / out / dead-lettered per second, fields dropped by rule, consumer lag; logged
+  every ``log_interval`` seconds and served in Prometheus text format on 127.0.0.1:``metrics_port``.
+
+Run it with ``python -m processors.loop`` (configuration from datamin.toml / the environment;
+DATAMIN_INSTANCE names the instance, DATAMIN_METRICS_PORT serves metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import (
+    AuthorizationError,
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+    UnsupportedVersionError,
+)
+from kafka.structs import OffsetAndMetadata
+
+from datamin.config import Config, load_config
+from datamin.exceptions import BrokerError, DataminError, DecodeError, EventError
+from datamin.kafka import translate_kafka_errors
+from datamin.topics import Topics
+from processors.ledger import ConsentLedger
+from processors.minimise import Minimiser
+from processors.pipeline import new_ledger, process_event
+from processors.transforms import KeyStore
+from schemas import decode, default_registry, encode
+from schemas.encoding import HEADER_SIZE, MAGIC
+
+log = logging.getLogger("datamin.processor")
+
+FATAL_ERRORS: tuple[type[KafkaError], ...] = (
+    ProducerFencedError, InvalidProducerEpochError, AuthorizationError, UnsupportedVersionError,
+)
+"""errors after which this producer can never commit again: stop, do not retry"""
+RESTORE_TIMEOUT_S = 300.0
+MAX_POLL_RECORDS = 2000
+
+
+def run_processor(config: Config, *, instance: str | None = None, stop: threading.Event | None = None,
+                  metrics_port: int | None = None, log_interval: float = 30.0) -> None:
+    """Runs the processor until ``stop`` is set (or SIGTERM / SIGINT arrives). Raises BrokerError when
+    Kafka cannot be reached or this instance is fenced; event errors never stop it.
+
+    ``instance`` must be stable across restarts of the same instance and unique among the running ones
+    (default: DATAMIN_INSTANCE, else the host name): it names the transactional id and the static group
+    membership, so a restarted instance takes over its partitions and aborts what its killed predecessor
+    left open at once, without waiting for the group's session timeout."""
+    instance = instance or os.environ.get("DATAMIN_INSTANCE") or socket.gethostname()
+    stop = stop or threading.Event()
+    loop = ProcessorLoop(config, instance, stop, log_interval=log_interval)
+    server = serve_metrics(loop.metrics, metrics_port) if metrics_port is not None else None
+    try:
+        with _stop_on_signals(stop):
+            loop.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+class Metrics:
+    """Counters of one processor, read by the metrics endpoint from another thread."""
+
+    def __init__(self, dropped: Counter[str]) -> None:
+        self.lock = threading.Lock()
+        self.events_in = 0
+        self.events_out = 0
+        self.dead_lettered = 0
+        self.dropped = dropped
+        """the Minimiser's counters: dropped.<event>.<field>, invalid.<event>.<field>, …"""
+        self.lag: dict[tuple[str, int], int] = {}
+        self.started = time.monotonic()
+
+    def add(self, events_in: int, events_out: int, dead: int) -> None:
+        with self.lock:
+            self.events_in += events_in
+            self.events_out += events_out
+            self.dead_lettered += dead
+
+    def prometheus(self) -> str:
+        """The counters in Prometheus text exposition format."""
+        with self.lock:
+            dropped = dict(self.dropped)
+            lag = dict(self.lag)
+            counts = (self.events_in, self.events_out, self.dead_lettered)
+        lines = []
+        for name, value, doc in zip(("events_in", "events_out", "dead_lettered"), counts,
+                                    ("raw events consumed", "minimised events produced",
+                                     "events sent to the dead-letter topic"), strict=True):
+            lines += [f"# HELP datamin_processor_{name}_total {doc}", f"# TYPE datamin_processor_{name}_total counter",
+                      f"datamin_processor_{name}_total {value}"]
+        lines += ["# HELP datamin_processor_fields_total fields dropped or found invalid, by rule",
+                  "# TYPE datamin_processor_fields_total counter"]
+        for key, value in sorted(dropped.items()):
+            outcome, _, where = key.partition(".")
+            event, _, field = where.rpartition(".")
+            lines.append(f'datamin_processor_fields_total{{outcome="{_label(outcome)}",event="{_label(event)}",'
+                         f'field="{_label(field)}"}} {value}')
+        lines += ["# HELP datamin_processor_consumer_lag records behind the end of each input partition",
+                  "# TYPE datamin_processor_consumer_lag gauge"]
+        for (topic, partition), value in sorted(lag.items()):
+            lines.append(f'datamin_processor_consumer_lag{{topic="{_label(topic)}",partition="{partition}"}} {value}')
+        return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def serve_metrics(metrics: Metrics, port: int) -> ThreadingHTTPServer:
+    """Serves ``metrics`` at http://127.0.0.1:<port>/metrics from a daemon thread (port 0: any free
+    port, see ``server.server_address``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            body = metrics.prometheus().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, name="datamin-metrics", daemon=True).start()
+    log.info("metrics at http://127.0.0.1:%d/metrics", server.server_address[1])
+    return server
+
+
+class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The consume → minimise → produce loop of one instance. Use `run_processor`."""
+
+    def __init__(self, config: Config, instance: str, stop: threading.Event, *, log_interval: float = 30.0,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.instance = instance
+        self.stop = stop
+        self.log_interval = log_interval
+        self.topics = Topics(config)
+        self.registry = default_registry()
+        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation,
+                             clock or (lambda: datetime.now(UTC)))
+        self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
+        self.metrics = Metrics(self.minimiser.counters)
+        self.ledgers: dict[int, ConsentLedger] = {}
+        """one consent ledger per input partition number"""
+        self._control = {self.topics.consent, self.topics.privacy_requests}
+        self._next: dict[TopicPartition, int] = {}
+        self._open = False
+        self._batch_start: dict[TopicPartition, int] = {}
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def run(self) -> None:
+        kafka = self.config.kafka.client_kwargs()
+        tx_id = f"{self.config.processor.transactional_id}-{self.instance}"
+        with translate_kafka_errors("starting the processor", self.config):
+            self._producer = KafkaProducer(
+                transactional_id=tx_id, enable_idempotence=True, acks="all",
+                linger_ms=5, batch_size=256 * 1024, **kafka)
+            try:
+                self._producer.init_transactions()
+            except FATAL_ERRORS as exc:
+                raise BrokerError(_fatal_message(tx_id, exc)) from exc
+            self._consumer = KafkaConsumer(
+                group_id=self.config.processor.group_id, isolation_level="read_committed",
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                group_instance_id=f"processor-{self.instance}",  # static member: a restart takes over at once
+                partition_assignment_strategy=[RangePartitionAssignor],
+                max_poll_records=MAX_POLL_RECORDS, **kafka)
+            self._consumer.subscribe(self.topics.inputs(), listener=self)
+        log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
+                 self.config.processor.group_id)
+        last_log, last = time.monotonic(), (0, 0, 0)
+        try:
+            while not self.stop.is_set():
+                with translate_kafka_errors("polling the input topics", self.config):
+                    batch = self._consumer.poll(timeout_ms=500)
+                if batch:
+                    self._process(batch)
+                now = time.monotonic()
+                if now - last_log >= self.log_interval:
+                    last = self._log_rates(now - last_log, last)
+                    last_log = now
+        finally:
+            self._close()
+        log.info("processor %s stopped after committing its last batch", tx_id)
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except KafkaError as exc:  # pragma: no cover - best effort at shutdown
+                log.warning("closing the consumer: %s", type(exc).__name__)
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=10)
+            except KafkaError as exc:  # pragma: no cover
+                log.warning("closing the producer: %s", type(exc).__name__)
+
+    # -- one batch, one transaction ----------------------------------------------------------------
+    def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        producer, consumer = self._producer, self._consumer
+        ordered = sorted(batch.items(), key=lambda item: item[0].topic not in self._control)
+        self._batch_start = {tp: records[0].offset for tp, records in batch.items()}
+        counts = [0, 0, 0]
+        try:
+            producer.begin_transaction()
+            self._open = True
+            for tp, records in ordered:
+                for record in records:
+                    counts[0] += 1
+                    counts[1 if self._handle(tp, record) else 2] += 1
+            offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            producer.commit_transaction()
+            self._open = False
+        except FATAL_ERRORS as exc:
+            self._open = False
+            raise BrokerError(_fatal_message(self._tx_id, exc)) from exc
+        except KafkaError as exc:
+            log.warning("batch of %d records aborted (%s: %s); rewinding to the last committed offsets",
+                        counts[0], type(exc).__name__, exc)
+            self._abort()
+            return
+        for tp, records in batch.items():
+            self._next[tp] = records[-1].offset + 1
+        self.metrics.add(counts[0], counts[1], counts[2])
+        self._update_lag()
+
+    @property
+    def _tx_id(self) -> str:
+        return f"{self.config.processor.transactional_id}-{self.instance}"
+
+    def _abort(self) -> None:
+        assert self._producer is not None and self._consumer is not None
+        try:
+            self._producer.abort_transaction()
+        except KafkaError as exc:
+            raise BrokerError(_fatal_message(self._tx_id, exc)) from exc
+        finally:
+            self._open = False
+        assigned = self._consumer.assignment()
+        for tp, offset in self._batch_start.items():
+            if tp in assigned:
+                self._consumer.seek(tp, offset)
+
+    def _handle(self, tp: TopicPartition, record: Any) -> bool:
+        """Processes one input record inside the open transaction; False when it was dead-lettered."""
+        assert self._producer is not None
+        value: bytes | None = record.value
+        try:
+            if value is None:
+                if tp.topic == self.topics.consent:  # a tombstone of the compacted consent topic
+                    ledger = self.ledgers.get(tp.partition)
+                    if ledger is not None and record.key:
+                        ledger.forget_consents(record.key.decode("utf-8", "replace"))
+                    return True
+                raise DecodeError("empty message (no value)")
+            schema, raw = decode(value, self.registry)
+            if schema.kind != "raw":
+                raise DecodeError(f"{schema.key}: a minimised event on an input topic")
+            key = record.key.decode("utf-8", "replace") if record.key else None
+            result = process_event(self.minimiser, self.ledgers.get(tp.partition), schema, raw, key)
+            out = encode(result.schema, result.record)
+        except EventError as exc:
+            self._dead_letter(tp, record, str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - a bug on one event must not stop the stream
+            # the message of a foreign exception may quote a value: keep only its type
+            log.error("minimising %s[%d]@%d failed with %s (a bug: please report it)",
+                      tp.topic, tp.partition, record.offset, type(exc).__name__)
+            self._dead_letter(tp, record, f"{type(exc).__name__} while minimising")
+            return False
+        subject = result.record.get("subject")
+        self._producer.send(self.topics.minimised(result.schema.name), value=out,
+                            key=subject.encode() if isinstance(subject, str) else None)
+        return True
+
+    def _dead_letter(self, tp: TopicPartition, record: Any, reason: str) -> None:
+        assert self._producer is not None
+        value: bytes | None = record.value
+        fingerprint = bytes(value[2:HEADER_SIZE]).hex() if value and len(value) >= HEADER_SIZE and \
+            value[:2] == MAGIC else None
+        doc = {"source": tp.topic, "partition": tp.partition, "offset": record.offset, "reason": reason,
+               "stage": "processor", "schema": fingerprint}
+        self._producer.send(self.topics.dead_letter, value=json.dumps(doc).encode())
+
+    # -- rebalancing: the ledger follows the partitions ------------------------------------------
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._open:  # never between batches; a transaction open here is aborted, nothing is lost
+            log.warning("partitions revoked with a transaction open: aborting it")
+            self._abort()
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        partitions = {tp.partition for tp in assigned}
+        for p in set(self.ledgers) - partitions:
+            del self.ledgers[p]
+        new = sorted(partitions - set(self.ledgers))
+        if new:
+            self._restore(new)
+        log.info("assigned partitions %s of %d input topics (consent restored for %s)",
+                 sorted(partitions), len(self.topics.inputs()), new)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.on_partitions_revoked(lost)
+        for tp in lost:
+            self.ledgers.pop(tp.partition, None)
+
+    def _restore(self, partitions: list[int]) -> None:
+        """Rebuilds the ledgers of ``partitions`` from their consent and privacy-request partitions."""
+        ledgers = {p: new_ledger(self.config) for p in partitions}
+        tps = [TopicPartition(topic, p) for topic in sorted(self._control) for p in partitions]
+        started = time.monotonic()
+        applied = 0
+        with translate_kafka_errors("restoring the consent ledger", self.config):
+            reader = KafkaConsumer(group_id=None, isolation_level="read_committed", enable_auto_commit=False,
+                                   **self.config.kafka.client_kwargs())
+            try:
+                reader.assign(tps)
+                reader.seek_to_beginning(*tps)
+                end = reader.end_offsets(tps)
+                pending = {tp for tp in tps if reader.position(tp) < end[tp]}
+                while pending:
+                    if time.monotonic() - started > RESTORE_TIMEOUT_S:
+                        raise BrokerError(f"restoring the consent ledger took over {RESTORE_TIMEOUT_S:.0f}s; "
+                                          "check the broker, or the size of the consent topic")
+                    for tp, records in reader.poll(timeout_ms=500).items():
+                        for record in records:
+                            if record.offset < end[tp]:
+                                applied += _apply_control(ledgers[tp.partition], tp.topic, self.topics, record)
+                    pending = {tp for tp in pending if reader.position(tp) < end[tp]}
+            finally:
+                reader.close(autocommit=False)
+        self.ledgers.update(ledgers)
+        log.info("consent ledger restored for partitions %s: %d records, %d subjects, %.1fs", partitions,
+                 applied, sum(len(ledger) for ledger in ledgers.values()), time.monotonic() - started)
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def _update_lag(self) -> None:
+        assert self._consumer is not None
+        lag = {}
+        for tp, nxt in self._next.items():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                lag[(tp.topic, tp.partition)] = max(0, high - nxt)
+        with self.metrics.lock:
+            self.metrics.lag = lag
+
+    def _log_rates(self, seconds: float, last: tuple[int, int, int]) -> tuple[int, int, int]:
+        m = self.metrics
+        with m.lock:
+            now = (m.events_in, m.events_out, m.dead_lettered)
+            lag = sum(m.lag.values())
+            dropped = sum(v for k, v in m.dropped.items() if k.startswith("dropped."))
+        rates = [(a - b) / seconds for a, b in zip(now, last, strict=True)]
+        log.info("events in %.0f/s, out %.0f/s, dead-lettered %.1f/s; fields dropped %d in total; lag %d",
+                 *rates, dropped, lag)
+        return now
+
+
+def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: Any) -> int:
+    """Applies one consent or privacy-request record while restoring; undecodable ones are skipped here
+    (the main loop dead-letters them)."""
+    if record.value is None:
+        if topic == topics.consent and record.key:
+            ledger.forget_consents(record.key.decode("utf-8", "replace"))
+        return 0
+    try:
+        schema, raw = decode(record.value, default_registry())
+    except DecodeError:
+        return 0
+    key = record.key.decode("utf-8", "replace") if record.key else None
+    subject = raw.get("subject_key") or key
+    try:
+        if schema.name == "consent_record":
+            ledger.apply_consent(subject, raw)
+        elif schema.name == "privacy_request":
+            ledger.apply_request(subject, raw)
+        else:
+            return 0
+    except (TypeError, ValueError):
+        return 0
+    return 1
+
+
+def _fatal_message(tx_id: str, exc: KafkaError) -> str:
+    if isinstance(exc, (ProducerFencedError, InvalidProducerEpochError)):
+        return (f"processor stopped: another instance uses the transactional id {tx_id!r} and has fenced this "
+                "one. Give every instance its own stable name (DATAMIN_INSTANCE or --instance)")
+    return f"processor stopped: Kafka refused the transaction ({type(exc).__name__}: {exc}); check the ACLs " \
+           "and that the broker supports transactions"
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: finishing the batch in hand, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def main() -> int:
+    """``python -m processors.loop``: the configuration from datamin.toml and the environment."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    port = os.environ.get("DATAMIN_METRICS_PORT")
+    try:
+        run_processor(load_config(), instance=os.environ.get("DATAMIN_INSTANCE"),
+                      metrics_port=int(port) if port else None)
+    except DataminError as exc:
+        print(f"datamin processor: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
