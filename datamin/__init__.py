@@ -1,1 +1,2 @@
-"""datamin: a privacy-minimising event pipeline. Shared parts: configuration, errors, the command line, the local broker."""
+"""datamin: a privacy-minimising event pipeline. Shared parts: configuration, errors, the command
+line, the local broker."""

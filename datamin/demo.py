@@ -63,7 +63,7 @@ def run_demo(config: Config, *, events: int = 2000, keep_running: bool = False,
         if broker is not None and not keep_running:
             broker.stop()
     catalog = Path(config.warehouse.catalog)
-    say(f"\nQuery it yourself:\n  datamin query \"SELECT * FROM top_pages\"\n"
+    say(f"\nQuery it yourself:\n  datamin query \"SELECT * FROM top_pages\"\n"  # noqa: S608 - advice printed, not run
         f"  duckdb -readonly {catalog}        (the DuckDB CLI)\n"
         f"  python -c \"import duckdb; print(duckdb.connect('{catalog}', read_only=True)"
         f".sql('SELECT * FROM countries'))\"")
@@ -109,7 +109,7 @@ def _warehouse_rows(config: Config) -> int:
     with duckdb.connect() as con:
         for table in layout.tables():
             if any(Path(layout.table_dir(table)).glob("event_date=*/*.parquet")):
-                row = con.execute(f"SELECT count(*) FROM read_parquet('{layout.table_glob(table)}')").fetchone()
+                row = con.execute("SELECT count(*) FROM read_parquet(?)", [layout.table_glob(table)]).fetchone()
                 total += int(row[0]) if row else 0
     return total
 
