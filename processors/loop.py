@@ -64,9 +64,10 @@ from datamin.config import Config, load_config
 from datamin.exceptions import BrokerError, DataminError, DecodeError, EventError
 from datamin.kafka import translate_kafka_errors
 from datamin.topics import Topics
+from processors.erased import ErasedSubjects
 from processors.ledger import ConsentLedger
 from processors.minimise import Minimiser
-from processors.pipeline import new_ledger, process_event
+from processors.pipeline import new_ledger, process_event, subject_of
 from processors.transforms import KeyStore
 from schemas import decode, default_registry, encode
 from schemas.encoding import HEADER_SIZE, MAGIC
@@ -191,6 +192,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation,
                              clock or (lambda: datetime.now(UTC)))
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
+        self.erased = ErasedSubjects(config)
+        """erasures from the compacted erased-subjects topic: a replay never brings a person back"""
         self.metrics = Metrics(self.minimiser.counters)
         self.ledgers: dict[int, ConsentLedger] = {}
         """one consent ledger per input partition number"""
@@ -220,6 +223,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 partition_assignment_strategy=[RangePartitionAssignor],
                 max_poll_records=MAX_POLL_RECORDS, **kafka)
             self._consumer.subscribe(self.topics.inputs(), listener=self)
+            self.erased.start()
         log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
                  self.config.processor.group_id)
         last_log, last = time.monotonic(), (0, 0, 0)
@@ -238,6 +242,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("processor %s stopped after committing its last batch", tx_id)
 
     def _close(self) -> None:
+        self.erased.stop()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -313,7 +318,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if schema.kind != "raw":
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
             key = record.key.decode("utf-8", "replace") if record.key else None
-            result = process_event(self.minimiser, self.ledgers.get(tp.partition), schema, raw, key)
+            ledger = self.ledgers.get(tp.partition)
+            self.erased.mark(ledger, subject_of(raw, key))
+            result = process_event(self.minimiser, ledger, schema, raw, key)
             out = encode(result.schema, result.record)
         except EventError as exc:
             self._dead_letter(tp, record, str(exc))
