@@ -86,16 +86,20 @@ def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, o
     except erasure's erased-subjects record."""
     from warehouse.erasure import erase_subject, withdraw_subject
     from warehouse.export import export_subject
+    from warehouse.locking import maintenance_lock
     from warehouse.restriction import lift, restrict
+    from warehouse.subjects import layout_of
 
     if kind == "access":
         path = export_subject(config, subject_key, out_dir, fmt=fmt, now=now)
         return f"access {request_id}: export written ({path.name})", {"export_file": path.name}
-    if kind == "erasure":
-        receipt = erase_subject(config, subject_key, now=now, request_id=request_id)
-        return receipt.summary(), receipt.to_dict()
-    if kind == "withdrawal":
-        receipt = withdraw_subject(config, subject_key, now=now, request_id=request_id)
+    if kind in ("erasure", "withdrawal"):
+        # never beside a compaction that could merge a file being rewritten and bring rows back
+        with maintenance_lock(layout_of(config)):
+            if kind == "erasure":
+                receipt = erase_subject(config, subject_key, now=now, request_id=request_id)
+            else:
+                receipt = withdraw_subject(config, subject_key, now=now, request_id=request_id)
         return receipt.summary(), receipt.to_dict()
     if kind in ("restriction", "objection"):
         added = restrict(config, subject_key)

@@ -124,9 +124,13 @@ class CatalogBuilder:
             files = self._valid_files(self.layout.table_dir(event).glob(f"{PARTITION_KEY}=*/*.parquet"),
                                       id_column(event), event, report, seen)
             report.tables[event] = len(files)
-            statements.append(f"CREATE VIEW {_ident(event)} AS " + (
-                _read_parquet(self.layout.table_glob(event), hive=True) + f" WHERE {visible}"
-                if files else self._empty_table(event)))
+            body = self._empty_table(event)
+            if files:
+                # the typed empty row set first: every column of the schema is there, in its order and
+                # type, even when the files were written by an older version that lacked some
+                source = _read_parquet(self.layout.table_glob(event), hive=True)
+                body = f"SELECT * FROM ({body} UNION ALL BY NAME {source}) WHERE {visible}"  # noqa: S608
+            statements.append(f"CREATE VIEW {_ident(event)} AS {body}")
         audit = self._valid_files(self.layout.audit_dir.glob("*/*.parquet"), None, "_audit", report, seen)
         audit_glob = str(self.layout.audit_dir.resolve() / "*" / "*.parquet")
         statements.append("CREATE VIEW audit_log AS " + (

@@ -41,12 +41,17 @@ from warehouse.compaction import Compaction, compact
 from warehouse.expiry import Expiry, expire
 from warehouse.layout import Layout
 from warehouse.leak_audit import LeakReport, run_leak_audit
+from warehouse.locking import maintenance_lock
 
 log = logging.getLogger(__name__)
 
 EXPIRY_JOB = "expiry"
 COMPACTION_JOB = "compaction"
 LEAK_AUDIT_JOB = "leak_audit"
+SWEEP_JOB = "erased_sweep"
+SWEEP_AT_MINUTE = 5
+"""minute of every hour at which rows of erased subjects that arrived late (from the minimised topics'
+window) are deleted"""
 EXPIRY_AT = (3, 15)
 """(hour, minute) UTC of the daily expiry"""
 COMPACTION_AT = (3, 45)
@@ -56,31 +61,51 @@ LEAK_AUDIT_AT = (4, 15)
 MISFIRE_GRACE_SECONDS = 23 * 3600
 """a run delayed (busy machine, suspended process) by up to this long still happens"""
 
-_maintenance_lock = threading.Lock()
-
-
 def _layout(config: Config) -> Layout:
     return Layout(Path(config.warehouse.root))
+
+
+def _refresh_catalog(config: Config) -> None:
+    """Rebuilds the analysts' catalog after files went away, so no view points at a deleted table."""
+    from warehouse.catalog import build_catalog
+
+    build_catalog(config)
 
 
 def expire_now(config: Config, *, dry_run: bool, now: datetime) -> list[Expiry]:
     """Expires (or with ``dry_run`` only lists) every partition past retention at ``now``; audited."""
     layout = _layout(config)
-    with _maintenance_lock:
-        return expire(layout, config.warehouse.retention_days, now=now, dry_run=dry_run,
+    with maintenance_lock(layout):
+        done = expire(layout, config.warehouse.retention_days, now=now, dry_run=dry_run,
                       audit=None if dry_run else AuditLog(layout), job=EXPIRY_JOB)
+        if done and not dry_run:
+            _refresh_catalog(config)
+        return done
 
 
 def compact_now(config: Config, *, now: datetime) -> list[Compaction]:
     """Merges the small files of every closed day partition at ``now``; audited."""
     layout = _layout(config)
-    with _maintenance_lock:
-        return compact(layout, now=now, audit=AuditLog(layout), job=COMPACTION_JOB)
+    with maintenance_lock(layout):
+        done = compact(layout, now=now, audit=AuditLog(layout), job=COMPACTION_JOB)
+        if done:
+            _refresh_catalog(config)
+        return done
+
+
+def sweep_now(config: Config, *, now: datetime) -> int:
+    """Deletes late-arriving rows of erased subjects (see `warehouse.erasure.sweep_erased`); returns
+    the number of files rewritten."""
+    from warehouse.erasure import sweep_erased
+
+    layout = _layout(config)
+    with maintenance_lock(layout):
+        return len(sweep_erased(layout, now=now))
 
 
 def leak_audit_now(config: Config, *, now: datetime) -> LeakReport:
     """Scans the warehouse for leaks at ``now`` (prefixes from config.minimise); audited."""
-    with _maintenance_lock:
+    with maintenance_lock(_layout(config)):
         return run_leak_audit(config, now=now)
 
 
@@ -116,6 +141,15 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
         scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,
                           name=f"daily warehouse {job_id}", replace_existing=True, coalesce=True,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS, max_instances=1)
+
+    def sweep_job() -> None:
+        rewritten = sweep_now(config, now=as_utc(clock()))
+        if rewritten:
+            log.info("erased-subject sweep: %d file(s) rewritten without late rows of erased subjects", rewritten)
+
+    scheduler.add_job(sweep_job, CronTrigger(minute=SWEEP_AT_MINUTE, timezone="UTC"), id=SWEEP_JOB,
+                      name="hourly sweep of erased subjects' late rows", replace_existing=True, coalesce=True,
+                      misfire_grace_time=3600, max_instances=1)
     return scheduler
 
 
