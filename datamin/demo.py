@@ -6,9 +6,11 @@ broker -> topics -> synthetic traffic (EventProducer) -> processor -> sink -> Du
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +34,9 @@ def run_demo(config: Config, *, events: int = 2000, keep_running: bool = False,
     from datamin.synthetic import traffic
     from datamin.topics import provision
 
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # the steps speak for themselves; -v for logs
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     broker = None
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         local = LocalBroker()
@@ -50,15 +55,22 @@ def run_demo(config: Config, *, events: int = 2000, keep_running: bool = False,
         stop = threading.Event()
         workers = _start_pipeline(config, stop)
         say(f"3/5 publishing {events} synthetic events (full IPs, user ids, e-mails in URLs) …")
-        before = _warehouse_rows(config)
-        _publish(config, traffic(events))
+        batch = [dict(e, event_id=str(uuid.uuid4())) for e in traffic(events)]
+        _publish(config, batch)
         say("4/5 processor minimising, sink loading Parquet partitions …")
-        _wait_for(config, before + events, say)
+        _wait_for(config, [e["event_id"] for e in batch], say)
         stop.set()
         for worker in workers:
             worker.join(timeout=30)
         say("5/5 what analysts see in DuckDB:\n")
         _show(config, say)
+        from datetime import UTC, datetime
+
+        from warehouse.leak_audit import run_leak_audit
+
+        report = run_leak_audit(config, now=datetime.now(UTC))
+        say("Leak audit of the warehouse (full IPs, e-mails, phone and card numbers, clear identifiers): "
+            + ("none found" if report.clean else "FOUND — see `datamin audit`"))
     finally:
         if broker is not None and not keep_running:
             broker.stop()
@@ -99,7 +111,8 @@ def _publish(config: Config, events: object) -> None:
         raise DataminError(f"the producer dropped {stats.dropped} and failed {stats.failed} events")
 
 
-def _warehouse_rows(config: Config) -> int:
+def _warehouse_rows(config: Config, event_ids: list[str]) -> int:
+    """How many of ``event_ids`` the warehouse holds (read from the Parquet files themselves)."""
     import duckdb
 
     from warehouse.layout import Layout
@@ -107,25 +120,28 @@ def _warehouse_rows(config: Config) -> int:
     layout = Layout(Path(config.warehouse.root))
     total = 0
     with duckdb.connect() as con:
+        con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS event_id", [event_ids])
         for table in layout.tables():
             if any(Path(layout.table_dir(table)).glob("event_date=*/*.parquet")):
-                row = con.execute("SELECT count(*) FROM read_parquet(?)", [layout.table_glob(table)]).fetchone()
+                row = con.execute("SELECT count(*) FROM read_parquet(?, union_by_name = true) "
+                                  "WHERE event_id IN (SELECT event_id FROM wanted)",
+                                  [layout.table_glob(table)]).fetchone()
                 total += int(row[0]) if row else 0
     return total
 
 
-def _wait_for(config: Config, expected: int, say: Callable[[str], None], timeout: float = 180.0) -> None:
+def _wait_for(config: Config, event_ids: list[str], say: Callable[[str], None], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
-    last = -1
+    expected, last = len(event_ids), -1
     while time.monotonic() < deadline:
-        rows = _warehouse_rows(config)
+        rows = _warehouse_rows(config, event_ids)
         if rows != last:
-            say(f"    {rows} rows in the warehouse (expecting {expected})")
+            say(f"    {rows} of the {expected} events are in the warehouse")
             last = rows
         if rows >= expected:
             return
         time.sleep(1.0)
-    raise DataminError(f"only {last} of {expected} rows reached the warehouse within {timeout:.0f} s; "
+    raise DataminError(f"only {last} of {expected} events reached the warehouse within {timeout:.0f} s; "
                        "see the processor and sink logs above")
 
 
