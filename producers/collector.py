@@ -74,12 +74,14 @@ def sign_subject(user_id: str, secret: bytes, expires_at: float) -> str:
 
 
 def verify_subject(token: str, secret: bytes, now: float) -> str | None:
-    """The user id of a valid, unexpired token; None for anything else."""
+    """The user id of a valid, unexpired token; None for anything else (never raises)."""
+    if not token.isascii():  # sign_subject writes ASCII only; compare_digest raises on anything else
+        return None
     parts = token.strip().split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 20:
         return None
     uid, expires, mac = parts
-    expected = hmac.new(secret, f"{uid}.{expires}".encode("ascii", "replace"), hashlib.sha256).hexdigest()
+    expected = hmac.new(secret, f"{uid}.{expires}".encode("ascii"), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, mac) or int(expires) < now:
         return None
     try:

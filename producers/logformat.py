@@ -12,7 +12,9 @@ Understood formats:
   and common loggers use (remote_addr/client_ip, time_iso8601/time_local/@timestamp, request or
   method+uri, status, body_bytes_sent, http_referer, http_user_agent, request_time, host, …).
 
-``parse_line`` raises DecodeError with a short reason (never the line: it may hold an IP address).
+``parse_line`` returns a record ``schemas.encode`` accepts for http_request (once an ``event_id`` is
+added) or raises DecodeError with a short reason (never the line: it may hold an IP address); no other
+exception, whatever the input.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from datamin.exceptions import DecodeError
+from schemas.limits import oversized
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
 COMBINED = re.compile(
@@ -54,7 +57,7 @@ def parse_clf_time(text: str) -> datetime:
             tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
             _tz_cache[zone] = tz
         return datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=tz).astimezone(UTC)
-    except (ValueError, KeyError, IndexError):
+    except (ValueError, KeyError, IndexError, OverflowError):  # OverflowError: year 1 or 9999 shifted out
         raise DecodeError("time is not in the [dd/Mon/yyyy:hh:mm:ss +zzzz] form") from None
 
 
@@ -82,8 +85,8 @@ def parse_combined(line: str) -> dict[str, Any]:
         "client_ip": _dash(host),
         "method": method,
         "url": url,
-        "status": int(status) if status != "-" else None,
-        "bytes_sent": int(size) if size != "-" else 0,
+        "status": _int(status, "status") if status != "-" else None,
+        "bytes_sent": _int(size, "bytes_sent") if size != "-" else 0,
         "referrer": _dash(_unescape(referer)) if referer is not None else None,
         "user_agent": _dash(_unescape(agent)) if agent is not None else None,
     }
@@ -113,27 +116,58 @@ def _first(obj: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 def _json_time(value: Any) -> datetime:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):  # NaN, infinity, beyond year 9999
+            raise DecodeError("JSON line: time is not a representable epoch time") from None
     if isinstance(value, str):
         if "/" in value:
             return parse_clf_time(value)
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed.astimezone(UTC)
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass
     raise DecodeError("JSON line has no time with a zone (time_iso8601, @timestamp, time_local, …)")
+
+
+_LONG = 2**63
 
 
 def _int(value: Any, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity)
+        raise DecodeError(f"{name} is not a number") from None
+    if not -_LONG <= number < _LONG:
+        raise DecodeError(f"{name} out of range")
+    return number
+
+
+def _float(value: Any, name: str, scale: float) -> float:
+    try:
+        return float(value) * scale
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond the float range
         raise DecodeError(f"JSON line: {name} is not a number") from None
+
+
+def _encodable(record: dict[str, Any]) -> dict[str, Any]:
+    """The record, once sure that encode will take its strings: none too long, none a lone surrogate
+    (JSON's \\ud800 escapes decode to those, and UTF-8 cannot hold them)."""
+    too_big = oversized(record)
+    if too_big is not None:
+        raise DecodeError(f"field {too_big}")
+    for name, value in record.items():
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DecodeError(f"field {name} holds a lone surrogate, which UTF-8 cannot encode") from None
+    return record
 
 
 def parse_json(line: str) -> dict[str, Any]:
@@ -158,15 +192,9 @@ def parse_json(line: str) -> dict[str, Any]:
     record["status"] = _int(_first(obj, _JSON_KEYS["status"]), "status")
     record["bytes_sent"] = _int(_first(obj, _JSON_KEYS["bytes_sent"]), "bytes_sent")
     if "request_time" in obj:  # nginx: seconds with millisecond resolution
-        try:
-            record["duration_ms"] = float(obj["request_time"]) * 1000.0
-        except (TypeError, ValueError):
-            raise DecodeError("JSON line: request_time is not a number") from None
+        record["duration_ms"] = _float(obj["request_time"], "request_time", 1000.0)
     elif "duration_ms" in obj:
-        try:
-            record["duration_ms"] = float(obj["duration_ms"])
-        except (TypeError, ValueError):
-            raise DecodeError("JSON line: duration_ms is not a number") from None
+        record["duration_ms"] = _float(obj["duration_ms"], "duration_ms", 1.0)
     if record["status"] is not None and not 0 <= record["status"] <= 999:
         raise DecodeError("JSON line: status out of range")
     return record
@@ -180,5 +208,5 @@ def parse_line(line: str) -> dict[str, Any]:
     if not stripped:
         raise DecodeError("empty line")
     if stripped[0] == "{":
-        return parse_json(stripped)
-    return parse_combined(stripped)
+        return _encodable(parse_json(stripped))
+    return _encodable(parse_combined(stripped))

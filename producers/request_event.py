@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from datamin.exceptions import ConfigError
+from schemas.limits import MAX_MAP_ENTRIES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -131,8 +132,10 @@ def cookies(header: str | None, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def client_hints(headers: Mapping[str, str]) -> dict[str, str] | None:
-    hints = {name: value for name, value in headers.items() if name.startswith("sec-ch-ua")}
-    return hints or None
+    """The Sec-CH-UA-* headers, at most MAX_MAP_ENTRIES of them (first by name): a client sending more
+    would otherwise make the whole request's event fail to encode and be lost."""
+    names = sorted(name for name in headers if name.startswith("sec-ch-ua"))[:MAX_MAP_ENTRIES]
+    return {name: headers[name] for name in names} or None
 
 
 def build_record(settings: MiddlewareSettings, *, started: float, method: str | None, host: str | None,

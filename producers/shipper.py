@@ -140,6 +140,8 @@ class _Tail:
         self.saved_offset = -1
         self.buffer = b""
         self.skipping = False
+        self.skip_start = 0
+        """while ``skipping``: the file offset where the over-long line began (what a checkpoint saves)"""
         self.host = socket.gethostname()
 
     # -- opening and rotation --------------------------------------------------------------------
@@ -263,6 +265,7 @@ class _Tail:
                     self.offset = base + len(data)
                 elif len(rest) > self.max_line:
                     self.skipping = True
+                    self.skip_start = base + start
                     self.offset = base + len(data)
                 else:
                     self.buffer = rest
@@ -323,7 +326,10 @@ class _Tail:
             log.warning("shipper: the producer did not confirm within %.0f s; position of %s not saved yet",
                         self.flush_timeout, self.path.name)
             return False
-        _save_state(self.state_file, {"dev": self.dev, "inode": self.inode, "offset": self.offset,
+        # in the middle of an over-long line, save where it began: a restart then reads it again and
+        # dead-letters it, instead of losing it or taking its tail for a line of its own
+        offset = self.skip_start if self.skipping else self.offset
+        _save_state(self.state_file, {"dev": self.dev, "inode": self.inode, "offset": offset,
                                       "line_number": self.line_number})
         self.saved_offset = self.offset
         return True
