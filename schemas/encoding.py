@@ -10,6 +10,7 @@ offset, never a value.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from io import BytesIO
 from typing import Any
 
@@ -17,7 +18,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
 
 from datamin.exceptions import DecodeError, ValidationError
-from schemas.limits import oversized
+from schemas.limits import MAX_STRING, oversized
 from schemas.registry import EventSchema, Registry
 
 MAGIC = b"\xc3\x01"
@@ -25,10 +26,26 @@ HEADER_SIZE = 10
 
 _prefix_schemas: dict[bytes, list[Any]] = {}
 
+_FLAT_TYPES = frozenset({str, int, float, bool, type(None), bytes, datetime, date})
+"""value types that hold no map: for these, `oversized` looks only at the length of strings"""
+
+
+def _surely_fits(record: dict[str, Any]) -> bool:
+    """True only when `oversized(record)` is None: no map, no string over MAX_STRING (a fast pre-check;
+    False sends the record to `oversized` for the full check and its message)."""
+    for value in record.values():
+        kind = type(value)
+        if kind is str:
+            if len(value) > MAX_STRING:
+                return False
+        elif kind not in _FLAT_TYPES:
+            return False
+    return True
+
 
 def encode(schema: EventSchema, record: dict[str, Any]) -> bytes:
     """Encodes a record; raises ValidationError naming the schema (and field) when it does not fit."""
-    too_big = oversized(record)
+    too_big = None if type(record) is dict and _surely_fits(record) else oversized(record)
     if too_big is not None:
         raise ValidationError(f"{schema.key}.{too_big}")
     buf = BytesIO()
@@ -96,9 +113,11 @@ def decode(data: bytes, registry: Registry, *, as_latest: bool = True) -> tuple[
                           f"(it ends at byte {buf.tell()} of {len(data)})")
     if not isinstance(record, dict):
         raise DecodeError(f"{writer.key}: body is not a record")
-    too_big = oversized(record)
-    if too_big is not None:
-        raise DecodeError(f"{writer.key}.{too_big}")
+    # a string of more than MAX_STRING characters takes more than MAX_STRING bytes of the input
+    if len(data) - HEADER_SIZE > MAX_STRING or not _FLAT_TYPES.issuperset(map(type, record.values())):
+        too_big = oversized(record)
+        if too_big is not None:
+            raise DecodeError(f"{writer.key}.{too_big}")
     return reader, record
 
 

@@ -11,6 +11,7 @@ cannot slip in unnoticed. Errors name the event type and field, never the value.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ __all__ = ["MAX_MAP_ENTRIES", "MAX_STRING", "from_json", "to_json"]
 
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _META = ("event", "version")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -46,7 +48,9 @@ def from_json(obj: Any, registry: Registry, kind: str = "raw") -> tuple[EventSch
     types = schema.field_types()
     unknown = [k for k in obj if k not in types and k not in _META]
     if unknown:
-        shown = ", ".join(repr(str(k)[:64]) for k in unknown[:5])
+        # a name is shown only when it looks like a field name: anything else could be a value
+        shown = ", ".join(repr(k) if _FIELD_NAME.fullmatch(str(k)) else "(a name that is not a field name)"
+                          for k in unknown[:5])
         raise ValidationError(f"{name}: unknown field(s) {shown}; the schema has: {', '.join(types)}")
     record: dict[str, Any] = {}
     for field_name, avro_type in types.items():
