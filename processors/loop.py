@@ -79,7 +79,8 @@ FATAL_ERRORS: tuple[type[KafkaError], ...] = (
 )
 """errors after which this producer can never commit again: stop, do not retry"""
 RESTORE_TIMEOUT_S = 300.0
-MAX_POLL_RECORDS = 2000
+MAX_POLL_RECORDS = 5000
+"""records per poll, so per transaction: each commit costs a few broker round trips, paid per batch"""
 
 
 def run_processor(config: Config, *, instance: str | None = None, stop: threading.Event | None = None,
@@ -198,6 +199,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.ledgers: dict[int, ConsentLedger] = {}
         """one consent ledger per input partition number"""
         self._control = {self.topics.consent, self.topics.privacy_requests}
+        self._out_topics: dict[str, str] = {}
+        """minimised topic per event type (names built once)"""
         self._next: dict[TopicPartition, int] = {}
         self._open = False
         self._batch_start: dict[TopicPartition, int] = {}
@@ -332,7 +335,10 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             self._dead_letter(tp, record, f"{type(exc).__name__} while minimising")
             return False
         subject = result.record.get("subject")
-        self._producer.send(self.topics.minimised(result.schema.name), value=out,
+        target = self._out_topics.get(result.schema.name)
+        if target is None:
+            target = self._out_topics[result.schema.name] = self.topics.minimised(result.schema.name)
+        self._producer.send(target, value=out,
                             key=subject.encode() if isinstance(subject, str) else None)
         return True
 

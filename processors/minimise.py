@@ -25,8 +25,8 @@ from processors.transforms import (
     referrer_origin,
     scrub_text,
     strip_url,
-    truncate_ip,
 )
+from processors.transforms.ip import ip_truncator
 from schemas.annotations import FieldPolicy
 from schemas.registry import EventSchema, Registry
 
@@ -36,6 +36,9 @@ _MAJOR = re.compile(r"^\s*v?(\d{1,6})")
 _MEMOISED = frozenset({"strip_query", "generalise", "coarsen"})
 """rules whose values repeat a lot (pages, referrers, languages): results remembered, boundedly"""
 _MEMO_SIZE = 4096
+_SHORT_TEXT = 256
+"""free text up to this many characters (search terms, messages) is memoised when scrubbed: such
+texts repeat; longer ones (crash dumps) rarely do and would make the memo large"""
 
 
 def major_version(value: str | None) -> str | None:
@@ -46,12 +49,15 @@ def major_version(value: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def _memoised(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``fn`` with its last results remembered (at most _MEMO_SIZE, forgotten all at once when full)."""
+def _memoised(fn: Callable[[Any], Any], longest: int | None = None) -> Callable[[Any], Any]:
+    """``fn`` with its last results remembered (at most _MEMO_SIZE, forgotten all at once when full);
+    with ``longest``, only for strings of at most that many characters."""
     memo: dict[Any, Any] = {}
     missing = object()
 
     def call(value: Any) -> Any:
+        if longest is not None and (type(value) is not str or len(value) > longest):
+            return fn(value)
         result = memo.get(value, missing)
         if result is missing:
             if len(memo) >= _MEMO_SIZE:
@@ -84,9 +90,11 @@ class _Plan:
     out_set: frozenset[str]
     known: frozenset[str]
     """raw fields with an annotation"""
-    keeps: tuple[tuple[str, str], ...]
-    """(raw field, minimised field) of every "keep" rule: copied in one loop when not explaining"""
-    others: list[tuple[FieldPolicy, Step]]
+    keep_from: tuple[str, ...]
+    """the raw field of every "keep" rule: copied in one C-level pass when not explaining"""
+    keep_into: tuple[str, ...]
+    """the minimised field of every "keep" rule, in the order of keep_from"""
+    others: tuple[Step, ...]
     """the steps of every other rule"""
 
 
@@ -105,10 +113,11 @@ class Minimiser:
             raw = registry.latest(name, "raw")
             out = registry.latest(name, "minimised")
             steps = [(p, self._step(name, p)) for p in raw.policies]
-            keeps = tuple((p.field, p.into[0]) for p in raw.policies if p.rule == "keep")
-            others = [(p, step) for p, step in steps if p.rule != "keep"]
+            keeps = [p for p in raw.policies if p.rule == "keep"]
+            others = tuple(step for p, step in steps if p.rule != "keep")
             self._plans[name] = _Plan(out, steps, out.field_names, frozenset(out.field_names),
-                                      frozenset(p.field for p in raw.policies), keeps, others)
+                                      frozenset(p.field for p in raw.policies),
+                                      tuple(p.field for p in keeps), tuple(p.into[0] for p in keeps), others)
 
     def minimise(self, raw: EventSchema, record: Mapping[str, Any], consent: ConsentState = NO_CONSENT,
                  *, explain: bool = False) -> Minimised:
@@ -124,12 +133,10 @@ class Minimiser:
             for policy, step in steps:
                 notes.append((policy.field, policy.rule, step(record, out, consent, when)))
         else:  # the same steps, "keep" ones inlined: most fields are kept, and this is the hot path
-            get = record.get
-            for src, dst in plan.keeps:
-                out[dst] = get(src)
-            for _policy, step in plan.others:
+            out.update(zip(plan.keep_into, map(record.get, plan.keep_from), strict=True))
+            for step in plan.others:
                 step(record, out, consent, when)
-        if len(record) != len(plan.known) or not plan.known.issuperset(record):
+        if not record.keys() <= plan.known:
             for extra in record.keys() - plan.known:
                 self.counters["dropped.unknown_field"] += 1
                 if explain:
@@ -170,6 +177,8 @@ class Minimiser:
             dst = p.into[0]
             if rule in _MEMOISED:
                 fn = _memoised(fn)
+            elif rule == "scrub":
+                fn = _memoised(fn, _SHORT_TEXT)
 
             def transform(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
                 value = rec.get(src)
@@ -205,7 +214,7 @@ class Minimiser:
         allow = self._allow
         if p.rule == "truncate":
             v4, v6 = cfg.ipv4_prefix, cfg.ipv6_prefix
-            return (lambda v: truncate_ip(v, v4, v6)), f"truncated to /{v4} (IPv4) or /{v6} (IPv6)"
+            return ip_truncator(v4, v6), f"truncated to /{v4} (IPv4) or /{v6} (IPv6)"
         if p.rule == "strip_query":
             if p.origin_only:
                 return referrer_origin, "reduced to its origin"

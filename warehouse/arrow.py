@@ -12,6 +12,7 @@ A field that is not a union with "null" is not nullable. Pure: no file or Kafka 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -87,5 +88,13 @@ def records_to_table(schema: EventSchema, records: Sequence[Mapping[str, Any]]) 
     A missing key counts as null. Records that ``decode`` accepted always fit; anything else may raise
     pyarrow's ArrowInvalid / ArrowTypeError."""
     target = arrow_schema(schema)
-    columns = [pa.array([r.get(f.name) for r in records], type=f.type) for f in target]
+    names = target.names
+    try:  # records from decode have every key: transpose them in C, no per-cell Python code
+        values: list[Sequence[Any]] = list(zip(*map(itemgetter(*names), records), strict=True)) if len(names) > 1 \
+            else [[r[names[0]] for r in records]]
+    except KeyError:
+        values = [[r.get(name) for r in records] for name in names]
+    if not values:  # no records: zip gives no columns
+        values = [[] for _ in names]
+    columns = [pa.array(column, type=f.type) for column, f in zip(values, target, strict=True)]
     return pa.Table.from_arrays(columns, schema=target)

@@ -242,6 +242,9 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
                                  enable_auto_commit=False, auto_offset_reset="earliest",
                                  max_poll_records=max(500, min(config.warehouse.flush_rows, 20_000)),
                                  check_crcs=True,  # in C: crc32c is a dependency
+                                 # fewer, larger fetches: a partition's fetch of 1 MiB (the default) is
+                                 # only ~5000 rows, so the sink would wait for the broker every few ms
+                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
                                  # a killed sink's partitions move on after 10 s rather than 45 s
                                  session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=3000,
                                  **kafka_kwargs)

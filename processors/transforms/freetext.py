@@ -110,9 +110,35 @@ def scrub_text(text: str | None) -> str | None:
         return None
     text, truncated = _truncate(text)
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
-    for pattern, replacement in _STEPS:
-        text = pattern.sub(replacement, text)
+    if text.isascii():
+        text = _scrub_ascii(text)
+    else:  # case-insensitive matching has non-ASCII equivalents ("ı", "İ"): run every pattern
+        for pattern, replacement, _gate in _STEPS:
+            text = pattern.sub(replacement, text)
     return text + TRUNCATED if truncated else text
+
+
+def _scrub_ascii(text: str) -> str:
+    """The steps of :func:`scrub_text` on ASCII text, each skipped when its gate shows it cannot match.
+
+    A gate is a necessary condition of a match (a character or keyword every match contains), tested
+    on the text as the earlier steps left it, so skipping a step never changes the result. For ASCII
+    text, ``IGNORECASE`` matching is matching of the lower-cased text."""
+    lower = text.lower()
+    digits = -1
+    for pattern, replacement, gate in _STEPS:
+        if gate is not None:
+            if isinstance(gate, int):
+                if digits < 0:
+                    digits = len(text) - len(text.encode("ascii").translate(None, b"0123456789"))
+                if digits < gate:
+                    continue
+            elif not gate(text, lower):
+                continue
+        scrubbed = pattern.sub(replacement, text)
+        if scrubbed != text:
+            text, lower, digits = scrubbed, scrubbed.lower(), -1
+    return text
 
 
 def _truncate(text: str) -> tuple[str, bool]:
@@ -185,20 +211,39 @@ def _phone(match: re.Match[str]) -> str:
 
 
 _Replacement = str | Callable[[re.Match[str]], str]
+_Gate = Callable[[str, str], bool] | int | None
+"""(text, lower-cased text) -> whether the step can match; an int: the fewest ASCII digits a match
+needs; None: always run"""
 
-_STEPS: Final[tuple[tuple[re.Pattern[str], _Replacement], ...]] = (
-    (_URL_USERINFO, r"\1[user]@"),
-    (_EMAIL, "[email]"),
-    (_HOME, r"\1[user]"),
-    (_PRIVATE_KEY, "[token]"),
-    (_SECRET_HEADER, r"\1\2[token]"),
-    (_SECRET_PAIR, r"\1[token]"),
-    (_BEARER, r"\1 [token]"),
-    (_KNOWN_TOKEN, "[token]"),
-    (_IPV6, _ipv6),
-    (_IPV4, _ipv4),
-    (_UUID, "[token]"),
-    (_LONG_RUN, _long_run),
-    (_CARD, _card),
-    (_PHONE, _phone),
+_SECRET_WORDS: Final = ("pass", "pwd", "secret", "access", "token", "api", "private", "session", "sid")
+"""a part of every key _SECRET_PAIR matches ("sid" is in "sessid" and "phpsessid")"""
+_TOKEN_MARKS: Final = ("eyJ", "k_live_", "k_test_", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ghp_", "gho_",
+                       "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "AIza")
+"""a literal in every match of _KNOWN_TOKEN"""
+_IPV6_HINT: Final = re.compile(r":[0-9A-Fa-f.]*:")
+"""two colons of one run: in every candidate _ipv6 replaces (it needs two colons; zones have none)"""
+_IPV4_HINT: Final = re.compile(r"\.\d{1,3}\.\d")
+
+
+def _has_secret_word(text: str, lower: str) -> bool:
+    return ("=" in text or ":" in text) and any(word in lower for word in _SECRET_WORDS)
+
+
+_STEPS: Final[tuple[tuple[re.Pattern[str], _Replacement, _Gate], ...]] = (
+    (_URL_USERINFO, r"\1[user]@", lambda t, lo: "@" in t and "://" in t),
+    (_EMAIL, "[email]", lambda t, lo: "@" in t or "%40" in t),
+    (_HOME, r"\1[user]", lambda t, lo: ("/" in t or "\\" in t)
+        and ("home" in lo or "users" in lo or "documents and settings" in lo)),
+    (_PRIVATE_KEY, "[token]", lambda t, lo: "-----BEGIN " in t),
+    (_SECRET_HEADER, r"\1\2[token]", lambda t, lo: ("=" in t or ":" in t) and (
+        "authorization" in lo or "cookie" in lo or "x-api-key" in lo or "x-auth-token" in lo)),
+    (_SECRET_PAIR, r"\1[token]", _has_secret_word),
+    (_BEARER, r"\1 [token]", lambda t, lo: "bearer" in lo),
+    (_KNOWN_TOKEN, "[token]", lambda t, lo: any(mark in t for mark in _TOKEN_MARKS)),
+    (_IPV6, _ipv6, lambda t, lo: _IPV6_HINT.search(t) is not None),
+    (_IPV4, _ipv4, lambda t, lo: _IPV4_HINT.search(t) is not None),
+    (_UUID, "[token]", lambda t, lo: t.count("-") >= 4),
+    (_LONG_RUN, _long_run, 1),  # a replaced run mixes letters and digits
+    (_CARD, _card, 13),
+    (_PHONE, _phone, 8),  # _phone keeps matches of fewer than 8 digits
 )
