@@ -10,6 +10,7 @@ import argparse
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -37,7 +38,8 @@ def main() -> None:
         work = Path(tmp)
         config = config_from(bench_env(work, DATAMIN__WAREHOUSE__FLUSH_ROWS="10000"))
         provision(config)
-        values = [encode(schema, sample_record("http_request", i)) for i in range(n)]
+        at = datetime.now(UTC) - timedelta(hours=1)  # within retention: the sink drops expired rows
+        values = [encode(schema, sample_record("http_request", i, at)) for i in range(n)]
         producer = KafkaProducer(**config.kafka.client_kwargs(), acks="all", linger_ms=50, batch_size=512 * 1024)
         topic = Topics(config).minimised("http_request")
         for i, v in enumerate(values):

@@ -26,9 +26,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from datamin.config import Config, load_config
 from datamin.exceptions import DecodeError, EventError
@@ -40,6 +44,7 @@ from warehouse.arrow import records_to_table, time_column
 from warehouse.batcher import Batcher, Buffer, TopicPartition
 from warehouse.catalog import CatalogBuilder
 from warehouse.errors import CatalogError
+from warehouse.expiry import oldest_kept_day
 from warehouse.layout import Layout
 from warehouse.writer import Flush, PartitionWriter
 
@@ -62,6 +67,8 @@ class SinkStats:
     flushes: int = 0
     dead_letters: int = 0
     catalog_builds: int = 0
+    expired_on_arrival: int = 0
+    """rows already past their table's retention when they arrived: counted, never written"""
 
 
 def dead_letter_note(topic: str, partition: int, offset: int, reason: str) -> bytes:
@@ -109,6 +116,8 @@ class _Sink:
         self.catalog_dirty = True
         self.last_catalog = float("-inf")
         self.listener_error: BaseException | None = None
+        self.today: Callable[[], date] = lambda: datetime.now(UTC).date()
+        """the calendar day retention is judged on (a clock, so tests can move it)"""
 
     # -- rebalance listener (kafka-python's IO thread) ---------------------------------------------
 
@@ -183,9 +192,23 @@ class _Sink:
 
     def _write(self, buf: Buffer) -> list[Path]:
         schema = self.registry.latest(buf.event, "minimised")
-        table = records_to_table(schema, buf.records)
+        table = self._within_retention(buf.event, records_to_table(schema, buf.records))
         return self.writer.write(buf.event, buf.topic, buf.partition, buf.first, buf.last, table,
                                  time_column=time_column(buf.event))
+
+    def _within_retention(self, event: str, table: pa.Table) -> pa.Table:
+        """Drops rows whose day partition is already past retention (a late or replayed event), so the
+        sink never writes what expiry would have to delete; they are counted and the offsets still move."""
+        oldest = oldest_kept_day(event, self.config.warehouse.retention_days, self.today())
+        cutoff = pa.scalar(datetime.combine(oldest, datetime.min.time(), UTC), pa.timestamp("ms", tz="UTC"))
+        column = table.column(time_column(event))
+        keep = pc.fill_null(pc.greater_equal(column, cutoff), True)
+        kept = table.filter(keep)
+        if kept.num_rows != table.num_rows:
+            self.stats.expired_on_arrival += table.num_rows - kept.num_rows
+            log.warning("%s: %d row(s) older than the table's retention arrived late and were not written",
+                        event, table.num_rows - kept.num_rows)
+        return kept
 
     def _dead_letter(self, topic: str, partition: int, offset: int, exc: EventError) -> None:
         log.warning("dead-lettering %s[%d]@%d: %s", topic, partition, offset, exc.reason)

@@ -6,9 +6,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
+import time as clock
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -28,7 +28,8 @@ from warehouse.samples import event_id, sample_record
 from warehouse.sink import check_event, dead_letter_note, run_sink
 
 ROOT = Path(__file__).resolve().parents[2]
-AT = datetime(2024, 5, 17, 23, 59, 0, tzinfo=UTC)
+DAY = datetime.now(UTC).date() - timedelta(days=2)  # recent: older rows would be past retention
+AT = datetime.combine(DAY, time(23, 59), UTC)
 
 
 def produce(config, event, first, last, *, spread=True):
@@ -62,11 +63,11 @@ def loaded_ids(config, event):
 
 
 def wait_for(condition, timeout=90.0, what="condition"):
-    deadline = time.monotonic() + timeout
+    deadline = clock.monotonic() + timeout
     while not condition():
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+        clock.sleep(0.2)
 
 
 def run_in_thread(config, flushes):
@@ -140,7 +141,7 @@ def test_sink_loads_every_minimised_topic_exactly_once_across_restarts(kafka_con
     assert sum(f.rows for f in flushes) == 360
     # rows land in the UTC day of their time: the events span midnight
     days = {p.name for p in Path(config.warehouse.root).glob("http_request/event_date=*")}
-    assert days == {"event_date=2024-05-17", "event_date=2024-05-18"}
+    assert days == {f"event_date={DAY}", f"event_date={DAY + timedelta(days=1)}"}
     # queryable through the catalog
     con = duckdb.connect(config.warehouse.catalog, read_only=True)
     try:
@@ -222,3 +223,30 @@ def test_sigkill_mid_stream_then_restart_loads_every_event_exactly_once(kafka_co
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} duplicates"
     assert set(ids) == {event_id("http_request", i) for i in range(n)}
     assert not any(Layout(Path(config.warehouse.root)).staging_dir.iterdir())
+
+
+def test_rows_already_past_retention_are_counted_and_never_written(kafka_config):
+    # a late or replayed event for a day that expiry has already deleted must not bring the day back
+    config = kafka_config
+    provision(config)
+    schema = default_registry().latest("http_request", "minimised")
+    old = datetime.now(UTC) - timedelta(days=config.warehouse.retention_days["http_request"] + 2)
+    producer = KafkaProducer(**config.kafka.client_kwargs(), acks="all")
+    try:
+        topic = Topics(config).minimised("http_request")
+        for i, at in enumerate([old, old, AT]):
+            producer.send(topic, encode(schema, sample_record("http_request", i, at)))
+        producer.flush()
+    finally:
+        producer.close()
+    stop, thread, result = run_in_thread(config, flushes := [])
+    try:
+        wait_for(lambda: sum(f.rows for f in flushes) >= 3 or "error" in result, what="the flush")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert "error" not in result, result.get("error")
+    assert loaded_ids(config, "http_request") == [event_id("http_request", 2)]
+    assert result["stats"].expired_on_arrival == 2
+    days = {p.name for p in Path(config.warehouse.root).glob("http_request/event_date=*")}
+    assert days == {f"event_date={DAY}"}
