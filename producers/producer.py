@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+REPLAY_STALL_SECONDS = 30.0
+"""a replay batch not completed after this long (twice the delivery timeout) means the Kafka client
+stalled: it is replaced and the batch's unacknowledged records are sent again"""
+
 
 class KafkaFuture(Protocol):
     def add_callback(self, f: Callable[..., Any], *args: Any) -> Any: ...
@@ -153,12 +157,16 @@ class EventProducer:
         self._lock = threading.Lock()
         self._failed: collections.deque[tuple[str, bytes | None, bytes]] = collections.deque()
         self._inflight = 0
+        self._client_failed = False
+        """a send of the current client failed: kafka-python's idempotent producer then stalls (its
+        pending batches never complete), so the client is replaced before anything is replayed"""
         self._kafka: KafkaClient | None = None
         self._kafka_due = 0.0
         self._outage = False
         self._slow_send = False
         self._backoff = retry_interval
         self._replay: list[tuple[SpooledRecord, Any]] | None = None
+        self._replay_since = 0.0
         self._acked: set[Position] = set()
         self._spool_bytes = spool.size_bytes
         self._closed = False
@@ -369,6 +377,7 @@ class EventProducer:
         with self._lock:
             self._counts["failed"] += 1
             self._inflight -= 1
+        self._client_failed = True
         self._failed.append((topic, key, value))
 
     def _drain_failed(self) -> None:
@@ -425,9 +434,22 @@ class EventProducer:
 
     def _pump_replay(self) -> None:
         """Advances the replay of the spool: completes the batch in flight, or sends the next one."""
+        if self._client_failed and self._kafka is not None:
+            # after a failed delivery (e.g. expired during an outage) kafka-python's idempotent producer
+            # completes nothing more: abort what it holds (its errbacks spool it) and build a new one
+            log.warning("datamin producer: a delivery failed; replacing the Kafka client before replaying")
+            self._drop_kafka()
+            self._client_failed = False
+            self._retry_later()
+            return
+        self._client_failed = False
         if self._replay is not None:
             if not all(f.is_done for _, f in self._replay):
-                return
+                if self._clock() - self._replay_since < REPLAY_STALL_SECONDS:
+                    return
+                log.warning("datamin producer: a replay batch did not complete in %.0f s; replacing the Kafka "
+                            "client", REPLAY_STALL_SECONDS)
+                self._drop_kafka()  # what was not acknowledged counts as failed and stays spooled
             self._finish_replay_batch()
             return
         if self._spool.empty():
@@ -457,6 +479,7 @@ class EventProducer:
             self._reset_kafka_later()
             return
         self._replay = [(r, f if f is not None else _Done()) for r, f in batch]
+        self._replay_since = self._clock()
 
     def _finish_replay_batch(self) -> None:
         batch, self._replay = self._replay or [], None

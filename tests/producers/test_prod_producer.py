@@ -292,3 +292,76 @@ def test_more_events_than_one_sender_round_all_arrive_in_order(make_config: Call
     assert _ids(broker.log) == [f"id-{i}" for i in range(2500)]
     assert p.stats().sent == 2500
     assert p.close()
+
+
+class _StallingClient(_FakeClient):
+    """kafka-python's idempotent producer after a batch expired: nothing sent on it completes any more."""
+
+    stalled = False
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> FakeFuture:
+        if self.stalled:
+            return FakeFuture()  # never resolved
+        return super().send(topic, value, key)
+
+
+def test_client_that_failed_a_delivery_is_replaced_before_the_replay(config: Config) -> None:
+    """Regression (bench/faults.py): an outage longer than the delivery timeout left the producer
+    replaying its spool on a stalled client forever; it must build a new client instead."""
+    broker = FakeBroker()
+    clients: list[_StallingClient] = []
+
+    def factory() -> Any:
+        broker.factory()  # counts, and raises while down
+        clients.append(_StallingClient(broker))
+        return clients[-1]
+
+    clock = Clock()
+    p = EventProducer(config, kafka=factory, clock=clock, start=False)
+    broker.hold = True
+    for i in range(3):
+        p.publish("http_request", _event(i))
+    _drive(p)
+    broker.settle(ok=False)  # delivery timeout: from now on the first client completes nothing
+    clients[0].stalled = True
+    broker.hold = False
+    _drive(p)
+    clock.now += 60
+    _drive(p, 50)
+    assert p.stats().failed == 3
+    assert _ids(broker.log) == ["id-0", "id-1", "id-2"]
+    assert len(clients) == 2
+    p.close()
+
+
+def test_replay_on_a_stalled_client_is_abandoned_and_sent_on_a_new_one(config: Config) -> None:
+    """Regression (bench/faults.py): after a second outage a client built while Kafka came back never
+    completed its replay batch, and the spool was never replayed; a batch that does not complete within
+    REPLAY_STALL_SECONDS now replaces the client and is sent again."""
+    broker = FakeBroker()
+    clients: list[_StallingClient] = []
+
+    def factory() -> Any:
+        broker.factory()
+        clients.append(_StallingClient(broker))
+        clients[-1].stalled = len(clients) == 1
+        return clients[-1]
+
+    clock = Clock()
+    p = EventProducer(config, kafka=factory, clock=clock, start=False)
+    broker.up = False
+    for i in range(3):
+        p.publish("http_request", _event(i))
+    _drive(p)
+    assert p.stats().spooled == 3
+    broker.up = True
+    clock.now += 60
+    _drive(p)  # replay sent on the stalled client: nothing completes
+    assert broker.log == [] and len(clients) == 1
+    clock.now += 60
+    _drive(p)  # the stalled batch is abandoned and the client dropped; a new one after the back-off
+    clock.now += 60
+    _drive(p, 50)
+    assert _ids(broker.log) == ["id-0", "id-1", "id-2"]
+    assert len(clients) == 2 and p.stats().replayed == 3
+    p.close()
