@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datamin.files import sync_dir
 from warehouse.layout import Layout
 
 SCHEMA = pa.schema([
@@ -104,7 +105,7 @@ class AuditLog:
             tmp.unlink(missing_ok=True)
             raise
         if self._fsync:
-            _sync_dir(folder)
+            sync_dir(folder)
         return path
 
     def read(self, kind: str | None = None) -> list[AuditEntry]:
@@ -139,11 +140,3 @@ def _row(entry: AuditEntry) -> dict[str, object]:
     return {"at": entry.at.astimezone(UTC), "job": entry.job, "action": entry.action,
             "table_name": entry.table_name, "partition": entry.partition, "rows": entry.rows,
             "bytes": entry.bytes, "detail": entry.detail}
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

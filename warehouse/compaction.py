@@ -43,6 +43,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datamin.files import sync_dir
 from warehouse.audit import AuditEntry, AuditLog
 from warehouse.clock import as_utc
 from warehouse.layout import PARTITION_KEY, Layout
@@ -182,7 +183,7 @@ def _compact_partition(layout: Layout, table: str, day: date, folder: Path, file
         shutil.rmtree(stage)
         return None
     if fsync:
-        _sync_dir(folder)
+        sync_dir(folder)
     return _finish(layout, stage, manifest, audit=audit, job=job, fsync=fsync)
 
 
@@ -194,7 +195,7 @@ def _finish(layout: Layout, stage: Path, manifest: dict[str, Any], *, audit: Aud
     for name in manifest["merged"]:
         (folder / name).unlink(missing_ok=True)
     if fsync:
-        _sync_dir(folder)
+        sync_dir(folder)
     result = Compaction(table=manifest["table"], day=date.fromisoformat(manifest["day"]), path=target,
                         merged=tuple(manifest["merged"]), rows=int(manifest["rows"]),
                         bytes_before=int(manifest["bytes_before"]), bytes_after=target.stat().st_size)
@@ -220,12 +221,4 @@ def _write_atomically(path: Path, data: bytes, fsync: bool) -> None:
             os.fsync(f.fileno())
     os.replace(tmp, path)
     if fsync:
-        _sync_dir(path.parent)
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        sync_dir(path.parent)

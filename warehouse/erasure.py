@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datamin.config import TABLES, Config
+from datamin.files import sync_dir
 from schemas.registry import Registry, default_registry
 from warehouse.audit import AuditEntry, AuditLog
 from warehouse.clock import as_utc
@@ -55,7 +56,6 @@ from warehouse.subjects import (
     row_matches,
     subject_hash,
     subject_pseudonyms,
-    sync_dir,
 )
 
 log = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from datamin.config import RETENTION_CAP_DAYS
 from datamin.exceptions import ConfigError
+from datamin.files import sync_dir
 from warehouse.audit import AuditEntry, AuditLog
 from warehouse.clock import as_utc
 from warehouse.layout import PARTITION_KEY, Layout
@@ -123,8 +124,8 @@ def expire(layout: Layout, retention_days: Mapping[str, int], *, now: datetime, 
         except FileNotFoundError:
             log.info("partition %s/%s vanished before expiry (another run?); skipping", item.table, item.partition)
             continue
-        _sync_dir(item.path.parent)
-        _sync_dir(layout.trash_dir)
+        sync_dir(item.path.parent)
+        sync_dir(layout.trash_dir)
         _record(audit, item, now, job, key=trash.name, detail=f"past {item.retention_days} days' retention")
         shutil.rmtree(trash)
         log.info("expired %s/%s: %d files, %d rows, %d bytes",
@@ -178,14 +179,3 @@ def _measure(table: str, day: date, path: Path, folder: Path, retention_days: in
                             entry.name, table, day.isoformat(), type(exc).__name__)
     return Expiry(table=table, day=day, path=path, files=files, rows=rows, bytes=size,
                   retention_days=retention_days)
-
-
-def _sync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datamin.config import Config
+from datamin.files import sync_dir
 from warehouse.layout import Layout
 from warehouse.subjects import (
     SUBJECT_COLUMN,
@@ -29,7 +30,6 @@ from warehouse.subjects import (
     rights_dir,
     sql_string,
     subject_pseudonyms,
-    sync_dir,
 )
 
 RESTRICTED_FILE = "restricted.parquet"

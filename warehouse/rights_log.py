@@ -22,9 +22,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from datamin.files import sync_dir
 from warehouse.clock import as_utc
 from warehouse.layout import Layout
-from warehouse.subjects import rights_dir, sync_dir
+from warehouse.subjects import rights_dir
 
 DEADLINE = timedelta(days=30)
 """One month to answer a request (GDPR art. 12(3)), counted as 30 days from its receipt."""

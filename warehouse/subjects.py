@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import os
 import re
-import secrets
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datamin.config import Config
+from datamin.files import create_secret
 from processors.transforms import KeyStore, pseudonymise
 from warehouse.arrow import time_column
 from warehouse.clock import as_utc
@@ -87,38 +85,8 @@ def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
 
 def load_secret(key_dir: Path) -> bytes:
     """The secret of `subject_hash`, ``<key_dir>/rights.secret``; created (32 random bytes, 0600) if
-    missing, atomically and safely between processes (temp file + hard link, as the KeyStore does)."""
-    path = Path(key_dir) / SECRET_FILE
-    with contextlib.suppress(FileNotFoundError):
-        return _read_secret(path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".rights-secret.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        secret = secrets.token_bytes(_SECRET_BYTES)
-        os.write(fd, secret)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return _read_secret(path)  # another process created it first: use that one
-        sync_dir(path.parent)
-        return secret
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-
-
-def _read_secret(path: Path) -> bytes:
-    secret = path.read_bytes()
-    if len(secret) != _SECRET_BYTES:
-        raise OSError(f"{path} is damaged (expected {_SECRET_BYTES} bytes); restore it from backup — "
-                      "without it earlier requests cannot be found again")
-    return secret
+    missing, atomically and safely between processes (as the KeyStore creates its keys)."""
+    return create_secret(Path(key_dir) / SECRET_FILE, _SECRET_BYTES)
 
 
 def subject_hash(config: Config, subject_key: str) -> str:
@@ -207,12 +175,3 @@ def row_matches(rows: pa.Table, table: str, pseudonyms: Mapping[str, datetime | 
     times = pc.cast(rows.column(time_column(table)), pa.timestamp("us", tz="UTC"))
     in_time = pc.or_kleene(pc.is_null(per_row), pc.less_equal(times, per_row))
     return pc.fill_null(pc.and_kleene(hit, in_time), False)
-
-
-def sync_dir(path: Path) -> None:
-    """fsync a directory, so that a rename or a new file in it is durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

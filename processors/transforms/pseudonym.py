@@ -8,17 +8,16 @@ an identifier (crypto-shredding).
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 import re
-import secrets
-import tempfile
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
+
+from datamin.files import create_secret, read_secret, sync_dir
 
 __all__ = ["KeyStore", "pseudonymise", "utc_now"]
 
@@ -178,50 +177,15 @@ class KeyStore:
                 if entry.name.endswith(".key"):
                     deleted.append(match.group(1))
                 self._keys.pop(match.group(1), None)
-            _fsync_directory(self.directory)
+            sync_dir(self.directory)
         return sorted(deleted, key=_sort_key)
 
     def _load_or_create(self, period: str) -> bytes:
-        path = self.directory / f"{period}.key"
-        try:
-            return _read_key(path)
-        except FileNotFoundError:
-            pass
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = secrets.token_bytes(KEY_BYTES)
-        fd, temp = tempfile.mkstemp(prefix=f".{period}.", suffix=".tmp", dir=self.directory)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, key)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            try:
-                os.link(temp, path)  # atomic "create if absent" with the full content
-            except FileExistsError:
-                return _read_key(path)  # another process won the race: use its key
-            _fsync_directory(self.directory)
-            return key
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+        return create_secret(self.directory / f"{period}.key", KEY_BYTES)
 
 
 def _read_key(path: Path) -> bytes:
-    key = path.read_bytes()
-    if len(key) != KEY_BYTES:
-        raise OSError(f"key file {path} is damaged: expected {KEY_BYTES} bytes")
-    return key
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return read_secret(path, KEY_BYTES)
 
 
 def _bounds(period: str) -> tuple[datetime, datetime] | None:
