@@ -250,3 +250,35 @@ def test_rows_already_past_retention_are_counted_and_never_written(kafka_config)
     assert result["stats"].expired_on_arrival == 2
     days = {p.name for p in Path(config.warehouse.root).glob("http_request/event_date=*")}
     assert days == {f"event_date={DAY}"}
+
+
+def test_two_sinks_of_one_group_on_one_root_neither_duplicate_nor_corrupt(kafka_config):
+    config = kafka_config
+    provision(config)
+    produce(config, "http_request", 0, 1999)
+    first_flushes, second_flushes = [], []
+    stop_a, thread_a, result_a = run_in_thread(config, first_flushes)
+    try:
+        wait_for(lambda: first_flushes or "error" in result_a, what="the first sink's first flush")
+        stop_b, thread_b, result_b = run_in_thread(config, second_flushes)  # joins: partitions move
+        try:
+            produced = 2000
+            while not second_flushes and produced < 20_000:  # until the group has rebalanced onto both
+                produce(config, "http_request", produced, produced + 199)
+                produced += 200
+                clock.sleep(0.5)
+            wait_for(lambda: len(loaded_ids(config, "http_request")) >= produced
+                     or "error" in result_a or "error" in result_b, what="all rows", timeout=120)
+        finally:
+            stop_b.set()
+            thread_b.join(timeout=60)
+    finally:
+        stop_a.set()
+        thread_a.join(timeout=60)
+    assert "error" not in result_a, result_a.get("error")
+    assert "error" not in result_b, result_b.get("error")
+    ids = loaded_ids(config, "http_request")
+    assert sorted(ids) == sorted(event_id("http_request", i) for i in range(produced))  # each exactly once
+    assert second_flushes, "the second sink never took over a partition"
+    for path in Path(config.warehouse.root).glob("http_request/event_date=*/*.parquet"):
+        pq.read_metadata(path)  # every visible file is a whole Parquet file
