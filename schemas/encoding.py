@@ -6,6 +6,10 @@ Guarantees of `decode`: whatever the input, it returns a record or raises Decode
 exception); it allocates no more than the size of its input (fastavro reads declared lengths from the
 input and stops at its end); messages name the schema version, the field where known and the byte
 offset, never a value.
+
+Speed: records go through readers and writers generated per schema (schemas.codec), which either give
+exactly fastavro's result or raise; on any such refusal the call takes fastavro's path, which accepts,
+or fails with the messages above. Both paths bound every declared length by the bytes present.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
 
 from datamin.exceptions import DecodeError, ValidationError
+from schemas.codec import Reader, Writer, compile_reader, compile_writer
 from schemas.limits import MAX_STRING, oversized
 from schemas.registry import EventSchema, Registry
 
@@ -25,6 +30,8 @@ MAGIC = b"\xc3\x01"
 HEADER_SIZE = 10
 
 _prefix_schemas: dict[bytes, list[Any]] = {}
+_writers: dict[bytes, Writer | None] = {}
+_readers: dict[tuple[bytes, bytes], Reader | None] = {}
 
 _FLAT_TYPES = frozenset({str, int, float, bool, type(None), bytes, datetime, date})
 """value types that hold no map: for these, `oversized` looks only at the length of strings"""
@@ -48,6 +55,15 @@ def encode(schema: EventSchema, record: dict[str, Any]) -> bytes:
     too_big = None if type(record) is dict and _surely_fits(record) else oversized(record)
     if too_big is not None:
         raise ValidationError(f"{schema.key}.{too_big}")
+    try:
+        fast = _writers[schema.fingerprint]
+    except KeyError:
+        fast = _writers[schema.fingerprint] = compile_writer(schema.definition)
+    if fast is not None:
+        try:
+            return b"".join([MAGIC, schema.fingerprint, *fast(record)])
+        except Exception:  # noqa: BLE001, S110 - anything unusual is fastavro's to accept or refuse
+            pass
     buf = BytesIO()
     buf.write(MAGIC)
     buf.write(schema.fingerprint)
@@ -99,6 +115,31 @@ def decode(data: bytes, registry: Registry, *, as_latest: bool = True) -> tuple[
     event type (fields it lacks take their defaults). Raises DecodeError on anything else."""
     writer = header_schema(data, registry)
     reader = registry.latest(writer.name, writer.kind) if as_latest else writer
+    record = _read_fast(writer, reader, data)
+    if record is None:
+        record = _read_fastavro(writer, reader, data)
+    # a string of more than MAX_STRING characters takes more than MAX_STRING bytes of the input
+    if len(data) - HEADER_SIZE > MAX_STRING or not _FLAT_TYPES.issuperset(map(type, record.values())):
+        too_big = oversized(record)
+        if too_big is not None:
+            raise DecodeError(f"{writer.key}.{too_big}")
+    return reader, record
+
+
+def _read_fast(writer: EventSchema, reader: EventSchema, data: bytes) -> dict[str, Any] | None:
+    """The record by the generated reader; None when there is none for these versions or it balks (a
+    corrupt body, trailing bytes, anything unusual): fastavro's path then decides and describes."""
+    fast = _fast_reader(writer, reader)
+    if fast is None:
+        return None
+    try:
+        record, end = fast(data if type(data) is bytes else bytes(data), HEADER_SIZE)
+    except Exception:  # noqa: BLE001 - any failure goes to fastavro's path
+        return None
+    return record if end == len(data) else None
+
+
+def _read_fastavro(writer: EventSchema, reader: EventSchema, data: bytes) -> dict[str, Any]:
     buf = BytesIO(data)
     buf.seek(HEADER_SIZE)
     try:
@@ -113,12 +154,29 @@ def decode(data: bytes, registry: Registry, *, as_latest: bool = True) -> tuple[
                           f"(it ends at byte {buf.tell()} of {len(data)})")
     if not isinstance(record, dict):
         raise DecodeError(f"{writer.key}: body is not a record")
-    # a string of more than MAX_STRING characters takes more than MAX_STRING bytes of the input
-    if len(data) - HEADER_SIZE > MAX_STRING or not _FLAT_TYPES.issuperset(map(type, record.values())):
-        too_big = oversized(record)
-        if too_big is not None:
-            raise DecodeError(f"{writer.key}.{too_big}")
-    return reader, record
+    return record
+
+
+def _fast_reader(writer: EventSchema, reader: EventSchema) -> Reader | None:
+    """The generated reader from ``writer`` to ``reader`` (None: fastavro's path). Resolution is
+    generated only where the reader adds fields with defaults to the writer's, types unchanged."""
+    key = (writer.fingerprint, reader.fingerprint)
+    try:
+        return _readers[key]
+    except KeyError:
+        pass
+    fast: Reader | None = None
+    if reader is writer:
+        fast = compile_reader(writer.definition)
+    else:
+        written = {f["name"]: f["type"] for f in writer.definition["fields"]}
+        read = {f["name"]: f for f in reader.definition["fields"]}
+        added = {name: f.get("default") for name, f in read.items() if name not in written}
+        if (all(name in read and read[name]["type"] == t for name, t in written.items())
+                and all("default" in read[name] and read[name]["default"] is None for name in added)):
+            fast = compile_reader(writer.definition, added)
+    _readers[key] = fast
+    return fast
 
 
 def _describe_failure(writer: EventSchema, data: bytes, exc: Exception) -> str:
