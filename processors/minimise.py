@@ -78,11 +78,63 @@ class Minimised:
 
 
 Step = Callable[[Mapping[str, Any], dict[str, Any], ConsentState, datetime], str]
+"""One annotated field's treatment, explaining itself: (raw record, output, consent, event time) -> note"""
+
+
+class _Pseudonymiser:
+    """One pseudonymised field: which purposes allow keeping it, and its pseudonyms, remembered."""
+
+    __slots__ = ("src", "dst", "dropped", "purposes", "needs", "_keys", "_memo", "_verdicts")
+
+    def __init__(self, event: str, p: FieldPolicy, registry: Registry, keys: KeyStore) -> None:
+        self.src, self.dst = p.field, p.into[0]
+        self.dropped = f"dropped.{event}.{p.field}"
+        """the counter of values dropped for want of a purpose"""
+        self.purposes = [registry.purposes[name] for name in p.purposes]
+        self.needs = " or ".join(f"{q.name} ({'consent: ' + q.consent if q.consent else q.basis})"
+                                 for q in self.purposes)
+        self._keys = keys
+        self._memo: dict[tuple[str, str], str] = {}  # (identifier, period) -> pseudonym: people repeat
+        self._verdicts: dict[ConsentState, str | None] = {}
+
+    def allowed(self, c: ConsentState) -> str | None:
+        """The purpose that allows keeping this identifier for subject c, or None (remembered per
+        state: there are few distinct states)."""
+        try:
+            return self._verdicts[c]
+        except KeyError:
+            if len(self._verdicts) > 1024:
+                self._verdicts.clear()
+            verdict = self._verdicts[c] = self._allowed(c)
+            return verdict
+
+    def _allowed(self, c: ConsentState) -> str | None:
+        if c.erased:
+            return None
+        for purpose in self.purposes:
+            if c.restricted and purpose.basis not in _SURVIVES_RESTRICTION:
+                continue
+            if purpose.consent is None or purpose.consent in c.granted:
+                return purpose.name
+        return None
+
+    def pseudonym(self, value: str, period: str) -> str:
+        pseudonym = self._memo.get((value, period))
+        if pseudonym is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            made = pseudonymise(value, self._keys.key_for(period), self.dst)
+            if made is None:  # pragma: no cover - only for a value that is not a string
+                raise TypeError("an identifier must be a string")
+            pseudonym = self._memo[(value, period)] = made
+        return pseudonym
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What minimising one raw event type takes, worked out once (not per event)."""
+    """What minimising one raw event type takes, worked out once (not per event). ``steps`` serve
+    --explain; the other members are the same treatments laid out for the hot path, which
+    tests/processors/test_proc_minimise_props.py holds to the same output."""
 
     schema: EventSchema
     steps: list[tuple[FieldPolicy, Step]]
@@ -94,8 +146,13 @@ class _Plan:
     """the raw field of every "keep" rule: copied in one C-level pass when not explaining"""
     keep_into: tuple[str, ...]
     """the minimised field of every "keep" rule, in the order of keep_from"""
-    others: tuple[Step, ...]
-    """the steps of every other rule"""
+    drops: tuple[tuple[str, str], ...]
+    """(raw field, counter) of every "drop" rule"""
+    values: tuple[tuple[str, str, Callable[[Any], Any], str], ...]
+    """(raw field, minimised field, transform, counter of invalid values) of every one-value rule"""
+    agents: tuple[tuple[str, tuple[str, ...], bool], ...]
+    """(raw field, minimised fields, whole) of every user-agent reduction"""
+    pseudos: tuple[_Pseudonymiser, ...]
 
 
 class Minimiser:
@@ -108,34 +165,56 @@ class Minimiser:
         self._allow = tuple(config.query_allowlist)
         self.counters: Counter[str] = Counter()
         """fields dropped by rule, invalid values, unknown fields — for metrics"""
+        self._periods: dict[date, str] = {}
         self._plans: dict[str, _Plan] = {}
         for name in registry.event_types("raw"):
-            raw = registry.latest(name, "raw")
-            out = registry.latest(name, "minimised")
-            steps = [(p, self._step(name, p)) for p in raw.policies]
-            keeps = [p for p in raw.policies if p.rule == "keep"]
-            others = tuple(step for p, step in steps if p.rule != "keep")
-            self._plans[name] = _Plan(out, steps, out.field_names, frozenset(out.field_names),
-                                      frozenset(p.field for p in raw.policies),
-                                      tuple(p.field for p in keeps), tuple(p.into[0] for p in keeps), others)
+            self._plans[name] = self._plan(name, registry.latest(name, "raw"), registry.latest(name, "minimised"))
+
+    def _plan(self, name: str, raw: EventSchema, out: EventSchema) -> _Plan:
+        steps: list[tuple[FieldPolicy, Step]] = []
+        keeps: list[FieldPolicy] = []
+        drops: list[tuple[str, str]] = []
+        values: list[tuple[str, str, Callable[[Any], Any], str]] = []
+        agents: list[tuple[str, tuple[str, ...], bool]] = []
+        pseudos: list[_Pseudonymiser] = []
+        for p in raw.policies:
+            if p.rule == "keep":
+                keeps.append(p)
+                steps.append((p, self._keep_step(p)))
+            elif p.rule == "drop":
+                drops.append((p.field, f"dropped.{name}.{p.field}"))
+                steps.append((p, self._drop_step(name, p)))
+            elif p.rule == "pseudonymise":
+                pseudo = _Pseudonymiser(name, p, self._registry, self._keys)
+                pseudos.append(pseudo)
+                steps.append((p, self._pseudonymise_step(pseudo)))
+            elif (one := self._single_value_transform(p)) is not None:
+                fn, label = one
+                values.append((p.field, p.into[0], fn, f"invalid.{name}.{p.field}"))
+                steps.append((p, self._transform_step(name, p, fn, label)))
+            elif p.method in ("user_agent", "browser"):
+                agents.append((p.field, p.into, p.method == "user_agent"))
+                steps.append((p, self._user_agent_step(p)))
+            else:  # pragma: no cover - annotations forbid it
+                raise AssertionError(f"no step for rule {p.rule} method {p.method}")
+        return _Plan(out, steps, out.field_names, frozenset(out.field_names), frozenset(p.field for p in raw.policies),
+                     tuple(p.field for p in keeps), tuple(p.into[0] for p in keeps), tuple(drops), tuple(values),
+                     tuple(agents), tuple(pseudos))
 
     def minimise(self, raw: EventSchema, record: Mapping[str, Any], consent: ConsentState = NO_CONSENT,
                  *, explain: bool = False) -> Minimised:
         """The minimised form of ``record`` (a raw event of ``raw``'s type) for a subject in ``consent``."""
         plan = self._plans[raw.name]
-        out_schema, steps = plan.schema, plan.steps
         out: dict[str, Any] = dict.fromkeys(plan.out_fields)
         when = record.get("time") or record.get("received")
         if not isinstance(when, datetime):
             raise TypeError("a raw record's time must be a datetime")  # decode guarantees it
         notes: list[tuple[str, str, str]] = []
         if explain:
-            for policy, step in steps:
+            for policy, step in plan.steps:
                 notes.append((policy.field, policy.rule, step(record, out, consent, when)))
-        else:  # the same steps, "keep" ones inlined: most fields are kept, and this is the hot path
-            out.update(zip(plan.keep_into, map(record.get, plan.keep_from), strict=True))
-            for step in plan.others:
-                step(record, out, consent, when)
+        else:
+            self._apply(plan, record, out, consent, when)
         if not record.keys() <= plan.known:
             for extra in record.keys() - plan.known:
                 self.counters["dropped.unknown_field"] += 1
@@ -145,71 +224,126 @@ class Minimiser:
             for key in list(out):
                 if key not in plan.out_set:
                     del out[key]
-        return Minimised(out_schema, out, notes)
+        return Minimised(plan.schema, out, notes)
 
-    # -- one step per annotated field -------------------------------------------------------------
-    def _step(self, event: str, p: FieldPolicy) -> Step:
-        src = p.field
+    def _apply(self, plan: _Plan, record: Mapping[str, Any], out: dict[str, Any], consent: ConsentState,
+               when: datetime) -> None:
+        """The hot path: every step of ``plan`` without explaining, each kind of rule in one loop."""
+        get = record.get
         counters = self.counters
-        rule = p.rule
-
-        if rule == "drop":
-            def drop(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
-                if rec.get(src) is not None:
-                    counters[f"dropped.{event}.{src}"] += 1
-                return "dropped"
-            return drop
-
-        if rule == "keep":
-            dst = p.into[0]
-
-            def keep(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
-                out[dst] = rec.get(src)
-                return "kept"
-            return keep
-
-        if rule == "pseudonymise":
-            return self._pseudonymise_step(event, p)
-
-        one = self._single_value_transform(p)
-        if one is not None:
-            fn, label = one
-            dst = p.into[0]
-            if rule in _MEMOISED:
-                fn = _memoised(fn)
-            elif rule == "scrub":
-                fn = _memoised(fn, _SHORT_TEXT)
-
-            def transform(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
-                value = rec.get(src)
-                if value is None:
-                    return "absent"
-                result = fn(value)
-                out[dst] = result
+        out.update(zip(plan.keep_into, map(get, plan.keep_from), strict=True))
+        for src, counter in plan.drops:
+            if get(src) is not None:
+                counters[counter] += 1
+        for src, dst, fn, invalid in plan.values:
+            value = get(src)
+            if value is not None:
+                result = out[dst] = fn(value)
                 if result is None:
-                    counters[f"invalid.{event}.{src}"] += 1
-                    return f"{label}: not a valid value, dropped"
-                return label
-            return transform
+                    counters[invalid] += 1
+        for src, names, whole in plan.agents:
+            value = get(src)
+            if value is not None:
+                out.update(zip(names, _agent_values(value, whole), strict=True))
+        period = None
+        for pseudo in plan.pseudos:
+            value = get(pseudo.src)
+            if value is None:
+                continue
+            if pseudo.allowed(consent) is None:
+                counters[pseudo.dropped] += 1
+                continue
+            if period is None:
+                period = self._period_of(when)
+            out[pseudo.dst] = pseudo.pseudonym(value, period)
 
-        if p.method in ("user_agent", "browser"):
-            names = p.into
-            whole = p.method == "user_agent"
+    def _period_of(self, t: datetime) -> str:
+        """keys.period_for(t), remembered per UTC day (periods are days, weeks or months)"""
+        day = (t if t.tzinfo is UTC else t.astimezone(UTC)).date()
+        period = self._periods.get(day)
+        if period is None:
+            if len(self._periods) > 4096:
+                self._periods.clear()
+            period = self._periods[day] = self._keys.period_for(t)
+        return period
 
-            def user_agent(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
-                value = rec.get(src)
-                if value is None:
-                    return "absent"
-                info = parse_user_agent(value)
-                values = ((info.browser_family, info.browser_major, info.os_family, info.os_major, info.device_class)
-                          if whole else (info.browser_family, info.browser_major))
-                for name, v in zip(names, values, strict=True):
-                    out[name] = v
-                return "reduced to " + ", ".join(names)
-            return user_agent
-        raise AssertionError(f"no step for rule {rule} method {p.method}")  # annotations forbid it
+    # -- one explaining step per annotated field ---------------------------------------------------
+    def _drop_step(self, event: str, p: FieldPolicy) -> Step:
+        src, counter = p.field, f"dropped.{event}.{p.field}"
+        counters = self.counters
+
+        def drop(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            if rec.get(src) is not None:
+                counters[counter] += 1
+            return "dropped"
+        return drop
+
+    @staticmethod
+    def _keep_step(p: FieldPolicy) -> Step:
+        src, dst = p.field, p.into[0]
+
+        def keep(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            out[dst] = rec.get(src)
+            return "kept"
+        return keep
+
+    def _transform_step(self, event: str, p: FieldPolicy, fn: Callable[[Any], Any], label: str) -> Step:
+        src, dst, counter = p.field, p.into[0], f"invalid.{event}.{p.field}"
+        counters = self.counters
+
+        def transform(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            value = rec.get(src)
+            if value is None:
+                return "absent"
+            result = out[dst] = fn(value)
+            if result is None:
+                counters[counter] += 1
+                return f"{label}: not a valid value, dropped"
+            return label
+        return transform
+
+    @staticmethod
+    def _user_agent_step(p: FieldPolicy) -> Step:
+        src, names, whole = p.field, p.into, p.method == "user_agent"
+
+        def user_agent(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            value = rec.get(src)
+            if value is None:
+                return "absent"
+            out.update(zip(names, _agent_values(value, whole), strict=True))
+            return "reduced to " + ", ".join(names)
+        return user_agent
+
+    def _pseudonymise_step(self, pseudo: _Pseudonymiser) -> Step:
+        counters = self.counters
+
+        def pseudonymise_step(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
+            value = rec.get(pseudo.src)
+            if value is None:
+                return "absent"
+            purpose = pseudo.allowed(c)
+            if purpose is None:
+                counters[pseudo.dropped] += 1
+                reason = "erased subject" if c.erased else ("restricted or objected" if c.restricted else
+                                                            f"no consent for {pseudo.needs}")
+                return f"dropped: {reason}"
+            out[pseudo.dst] = pseudo.pseudonym(value, self._period_of(t))
+            return f"pseudonymised (allowed by {purpose})"
+        return pseudonymise_step
 
     def _single_value_transform(self, p: FieldPolicy) -> tuple[Callable[[Any], Any], str] | None:
+        """The one-value transform of ``p`` (memoised where values repeat) and its label, or None."""
+        one = self._single_value_rule(p)
+        if one is None:
+            return None
+        fn, label = one
+        if p.rule in _MEMOISED:
+            fn = _memoised(fn)
+        elif p.rule == "scrub":
+            fn = _memoised(fn, _SHORT_TEXT)
+        return fn, label
+
+    def _single_value_rule(self, p: FieldPolicy) -> tuple[Callable[[Any], Any], str] | None:
         cfg = self._config
         allow = self._allow
         if p.rule == "truncate":
@@ -229,66 +363,9 @@ class Minimiser:
             return major_version, "reduced to its major version"
         return None
 
-    def _pseudonymise_step(self, event: str, p: FieldPolicy) -> Step:
-        src, dst = p.field, p.into[0]
-        purposes = [self._registry.purposes[name] for name in p.purposes]
-        counters = self.counters
-        keys = self._keys
 
-        periods: dict[date, str] = {}
-        memo: dict[tuple[str, str], str | None] = {}  # (identifier, period) -> pseudonym: people repeat
-
-        def period_of(t: datetime) -> str:
-            """keys.period_for(t), remembered per UTC day (periods are days, weeks or months)"""
-            day = (t if t.tzinfo is UTC else t.astimezone(UTC)).date()
-            period = periods.get(day)
-            if period is None:
-                if len(periods) > 4096:
-                    periods.clear()
-                period = periods[day] = keys.period_for(t)
-            return period
-
-        verdicts: dict[ConsentState, str | None] = {}
-
-        def allowed(c: ConsentState) -> str | None:
-            """The purpose that allows keeping this identifier for subject c, or None (remembered per
-            state: there are few distinct states)."""
-            try:
-                return verdicts[c]
-            except KeyError:
-                if len(verdicts) > 1024:
-                    verdicts.clear()
-                verdict = verdicts[c] = _allowed(c)
-                return verdict
-
-        def _allowed(c: ConsentState) -> str | None:
-            if c.erased:
-                return None
-            for purpose in purposes:
-                if c.restricted and purpose.basis not in _SURVIVES_RESTRICTION:
-                    continue
-                if purpose.consent is None or purpose.consent in c.granted:
-                    return purpose.name
-            return None
-
-        needs = " or ".join(f"{q.name} ({'consent: ' + q.consent if q.consent else q.basis})" for q in purposes)
-
-        def pseudo(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
-            value = rec.get(src)
-            if value is None:
-                return "absent"
-            purpose = allowed(c)
-            if purpose is None:
-                counters[f"dropped.{event}.{src}"] += 1
-                reason = "erased subject" if c.erased else ("restricted or objected" if c.restricted else
-                                                            f"no consent for {needs}")
-                return f"dropped: {reason}"
-            period = period_of(t)
-            pseudonym = memo.get((value, period))
-            if pseudonym is None:
-                if len(memo) >= _MEMO_SIZE:
-                    memo.clear()
-                pseudonym = memo[(value, period)] = pseudonymise(value, keys.key_for(period), dst)
-            out[dst] = pseudonym
-            return f"pseudonymised (allowed by {purpose})"
-        return pseudo
+def _agent_values(value: str, whole: bool) -> tuple[str | None, ...]:
+    info = parse_user_agent(value)
+    if whole:
+        return info.browser_family, info.browser_major, info.os_family, info.os_major, info.device_class
+    return info.browser_family, info.browser_major

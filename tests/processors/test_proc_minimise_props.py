@@ -217,3 +217,20 @@ def test_pseudonyms_are_stable_within_a_period(minimiser: Minimiser, event: tupl
     everything = ConsentState(granted=frozenset({"statistics", "marketing", "feedback"}))
     first = minimiser.minimise(schema, record, everything).record
     assert first == minimiser.minimise(schema, record, everything).record
+
+
+@SETTINGS
+@given(event=any_raw_event, consent=consent_states)
+def test_explaining_changes_nothing_but_the_notes(minimiser: Minimiser, event: tuple[EventSchema, dict[str, Any]],
+                                                  consent: ConsentState) -> None:
+    """--explain runs each field's step; the stream runs the hot path: both give the same event, and the
+    same counters."""
+    schema, record = event
+    before = minimiser.counters.copy()
+    fast = minimiser.minimise(schema, record, consent)
+    fast_counts = minimiser.counters - before
+    explained = minimiser.minimise(schema, record, consent, explain=True)
+    assert explained.record == fast.record
+    assert minimiser.counters - before - fast_counts == fast_counts
+    assert {field for field, _rule, _note in explained.explain} >= set(record) & {p.field for p in schema.policies}
+    assert fast.explain == []
