@@ -63,6 +63,7 @@ from kafka.structs import OffsetAndMetadata
 from datamin.config import Config, load_config
 from datamin.exceptions import BrokerError, DataminError, DecodeError, EventError
 from datamin.kafka import translate_kafka_errors
+from datamin.partitioner import KeyHashPartitioner
 from datamin.topics import Topics
 from processors.erased import ErasedSubjects
 from processors.ledger import ConsentLedger
@@ -214,7 +215,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         with translate_kafka_errors("starting the processor", self.config):
             self._producer = KafkaProducer(
                 transactional_id=tx_id, enable_idempotence=True, acks="all",
-                linger_ms=5, batch_size=256 * 1024, **kafka)
+                linger_ms=5, batch_size=256 * 1024, partitioner=KeyHashPartitioner(), **kafka)
             try:
                 self._producer.init_transactions()
             except FATAL_ERRORS as exc:
