@@ -55,7 +55,20 @@ def pseudonymise(value: str | None, key: bytes, namespace: str) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     message = (namespace + "\x00" + value).encode("utf-8", "surrogatepass")
-    return PSEUDONYM_PREFIX + hmac.digest(key, message, "sha256").hex()
+    keyed = _keyed.get(key)
+    if keyed is None:
+        if len(_keyed) >= 16:
+            _keyed.clear()
+        keyed = _keyed[key] = hmac.new(key, digestmod="sha256")
+    mac = keyed.copy()
+    mac.update(message)
+    return PSEUDONYM_PREFIX + mac.hexdigest()
+
+
+_keyed: dict[bytes, hmac.HMAC] = {}
+"""an HMAC object per key with the key already absorbed, copied per message: the same digest as
+hmac.digest, and unlike hmac.digest it keeps the GIL for short messages, so that a stream processor
+does not hand its thread to kafka-python's I/O thread at every pseudonym"""
 
 
 class KeyStore:
