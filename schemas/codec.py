@@ -29,8 +29,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOUBLE = struct.Struct("<d")
 _INT_MIN, _INT_MAX = -(2 ** 31), 2 ** 31 - 1
 _LONG_MIN, _LONG_MAX = -(2 ** 63), 2 ** 63 - 1
-_SMALL = tuple(bytes([(n << 1) & 0xFF]) for n in range(64))
-"""the zig-zag varint of 0..63: one byte"""
+_SMALL = tuple(bytes([n]) for n in range(128))
+"""one-byte varints: _SMALL[n << 1] is the zig-zag encoding of 0 <= n < 64"""
 _PRIMITIVES = frozenset({"string", "int", "long", "double", "boolean"})
 
 
@@ -57,7 +57,9 @@ def _long_at(data: bytes, pos: int) -> tuple[int, int]:
 def _zigzag(v: int) -> bytes:
     """The zig-zag varint of a long."""
     n = (v << 1) ^ (v >> 63)
-    out = bytearray()
+    if n < 0x4000:
+        return _SMALL[n] if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7))
+    out = []
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
@@ -183,11 +185,11 @@ def _write_value(kind: str, value: str, symbols_name: str) -> list[str]:
         return [f"if type({value}) is not str: raise TypeError",
                 f"s = {value}.encode()",
                 "n = len(s)",
-                "append(_SMALL[n] if n < 64 else _zigzag(n)); append(s)"]
+                "append(_SMALL[n << 1] if n < 64 else _zigzag(n)); append(s)"]
     if kind == "int" or kind == "long":
         low, high = ("_INT_MIN", "_INT_MAX") if kind == "int" else ("_LONG_MIN", "_LONG_MAX")
         return [f"if type({value}) is not int or not {low} <= {value} <= {high}: raise TypeError",
-                f"append(_SMALL[{value}] if 0 <= {value} < 64 else _zigzag({value}))"]
+                f"append(_SMALL[{value} << 1] if 0 <= {value} < 64 else _zigzag({value}))"]
     if kind == "timestamp":
         return [f"if type({value}) is not datetime or {value}.tzinfo is None: raise TypeError",
                 f"ms = _millis({value})",
@@ -202,17 +204,17 @@ def _write_value(kind: str, value: str, symbols_name: str) -> list[str]:
     if kind == "enum":
         return [f"i = {symbols_name}.get({value}) if type({value}) is str else None",
                 "if i is None: raise TypeError",
-                "append(_SMALL[i] if i < 64 else _zigzag(i))"]
+                "append(_SMALL[i << 1] if i < 64 else _zigzag(i))"]
     return [f"if type({value}) is not dict: raise TypeError",
             f"if {value}:",
             f"    n = len({value})",
-            "    append(_SMALL[n] if n < 64 else _zigzag(n))",
+            "    append(_SMALL[n << 1] if n < 64 else _zigzag(n))",
             f"    for k, x in {value}.items():",
             "        if type(k) is not str or type(x) is not str: raise TypeError",
             "        s = k.encode(); n = len(s)",
-            "        append(_SMALL[n] if n < 64 else _zigzag(n)); append(s)",
+            "        append(_SMALL[n << 1] if n < 64 else _zigzag(n)); append(s)",
             "        s = x.encode(); n = len(s)",
-            "        append(_SMALL[n] if n < 64 else _zigzag(n)); append(s)",
+            "        append(_SMALL[n << 1] if n < 64 else _zigzag(n)); append(s)",
             "append(b'\\x00')"]
 
 
