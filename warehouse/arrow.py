@@ -12,7 +12,6 @@ A field that is not a union with "null" is not nullable. Pure: no file or Kafka 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -83,18 +82,15 @@ def arrow_schema(schema: EventSchema) -> pa.Schema:
 
 
 def records_to_table(schema: EventSchema, records: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """Decoded records (as ``schemas.decode`` returns them) as one Arrow table, built column by column.
+    """Decoded records (as ``schemas.decode`` returns them) as one Arrow table.
 
-    A missing key counts as null. Records that ``decode`` accepted always fit; anything else may raise
-    pyarrow's ArrowInvalid / ArrowTypeError."""
+    A missing key counts as null; keys that are not columns are ignored. Records that ``decode``
+    accepted always fit; anything else may raise pyarrow's ArrowInvalid / ArrowTypeError."""
     target = arrow_schema(schema)
-    names = target.names
-    try:  # records from decode have every key: transpose them in C, no per-cell Python code
-        values: list[Sequence[Any]] = list(zip(*map(itemgetter(*names), records), strict=True)) if len(names) > 1 \
-            else [[r[names[0]] for r in records]]
-    except KeyError:
-        values = [[r.get(name) for r in records] for name in names]
-    if not values:  # no records: zip gives no columns
-        values = [[] for _ in names]
-    columns = [pa.array(column, type=f.type) for column, f in zip(values, target, strict=True)]
-    return pa.Table.from_arrays(columns, schema=target)
+    # one pass in C++: each dict becomes a struct row and its values go straight into the columns'
+    # builders (no per-cell Python code and no transposed tuples in between)
+    rows: list[Mapping[str, Any]] = records if isinstance(records, list) else list(records)
+    if not {dict}.issuperset(map(type, rows)):  # pyarrow takes only dicts (and tuples, by position)
+        rows = [dict(r) for r in rows]
+    struct = pa.array(rows, type=pa.struct(list(target)))
+    return pa.Table.from_arrays(struct.flatten(), schema=target)

@@ -47,17 +47,33 @@ class Batcher:
         """Adds the message at ``offset``; ``record`` None means it was dead-lettered.
 
         Offsets must grow within a partition (gaps are fine: transaction markers, compaction)."""
+        if record is None:
+            self.extend(topic, partition, event, offset, offset, [], 1, now)
+        else:
+            self.extend(topic, partition, event, offset, offset, [record], 0, now)
+
+    def extend(self, topic: str, partition: int, event: str, first: int, last: int,
+               records: list[dict[str, Any]], dead_letters: int, now: float) -> None:
+        """Adds a run of messages at once: those at offsets ``first..last`` as the consumer delivered them
+        (gaps are fine), of which ``records`` (in offset order) were decodable and ``dead_letters`` were
+        dead-lettered. One call per polled run instead of one per message; the caller flushes when
+        ``rows`` reaches ``flush_rows``.
+
+        Raises ValueError when ``first`` is not after the buffer's last offset (the consumer went back
+        without the buffer being dropped) or the run is empty or inconsistent."""
+        if last < first or dead_letters < 0 or len(records) + dead_letters > last - first + 1 \
+                or len(records) + dead_letters == 0:
+            raise ValueError(f"offsets {first}..{last} of {topic}[{partition}] cannot hold {len(records)} "
+                             f"record(s) and {dead_letters} dead letter(s)")
         buf = self._buffers.get((topic, partition))
         if buf is None:
-            buf = self._buffers[(topic, partition)] = Buffer(topic, partition, event, offset, offset, now)
-        elif offset <= buf.last:
-            raise ValueError(f"offset {offset} of {topic}[{partition}] is not after {buf.last}: "
+            buf = self._buffers[(topic, partition)] = Buffer(topic, partition, event, first, last, now)
+        elif first <= buf.last:
+            raise ValueError(f"offset {first} of {topic}[{partition}] is not after {buf.last}: "
                              "the consumer went back without the buffer being dropped")
-        buf.last = offset
-        if record is None:
-            buf.dead_letters += 1
-        else:
-            buf.records.append(record)
+        buf.last = last
+        buf.dead_letters += dead_letters
+        buf.records.extend(records)
 
     def due(self, now: float) -> list[TopicPartition]:
         """The buffers to flush now, oldest first."""

@@ -56,6 +56,8 @@ PROGRESS_INTERVAL = 10.0
 """seconds between progress lines in the log"""
 POLL_MS = 100
 SESSION_TIMEOUT_MS = 10_000
+MAX_POLL_RECORDS = 20_000
+"""at most this many records per poll"""
 
 
 @dataclass
@@ -153,16 +155,39 @@ class _Sink:
         now = self.clock()
         with self.lock:
             for tp, messages in polled.items():
-                event = self.events[tp.topic]
-                for msg in messages:
-                    try:
-                        record: dict[str, Any] | None = check_event(event, msg.value, self.registry)
-                    except EventError as exc:
-                        self._dead_letter(tp.topic, tp.partition, msg.offset, exc)
-                        record = None
-                    self.batcher.add(tp.topic, tp.partition, event, msg.offset, record, now)
-                    if record is not None and self.batcher.rows((tp.topic, tp.partition)) >= self.batcher.flush_rows:
-                        self._flush((tp.topic, tp.partition))
+                if messages:
+                    self._take_in(tp.topic, tp.partition, messages, now)
+
+    def _take_in(self, topic: str, partition: int, messages: list[Any], now: float) -> None:
+        """Decodes one partition's polled messages (offsets growing) into its buffer, in runs: a run ends
+        where the buffer reaches ``flush_rows`` records, and is flushed there, as if added one by one.
+        No per-message batcher call: the loop does only what each message needs."""
+        event = self.events[topic]
+        registry = self.registry
+        flush_rows = self.batcher.flush_rows
+        room = max(1, flush_rows - self.batcher.rows((topic, partition)))
+        records: list[dict[str, Any]] = []
+        append = records.append
+        dead = 0
+        start = 0  # index of the run's first message
+        for i, msg in enumerate(messages):
+            try:
+                append(check_event(event, msg.value, registry))
+            except EventError as exc:
+                self._dead_letter(topic, partition, msg.offset, exc)
+                dead += 1
+                continue
+            if len(records) >= room:
+                self.batcher.extend(topic, partition, event, messages[start].offset, msg.offset, records, dead, now)
+                self._flush((topic, partition))
+                records = []
+                append = records.append
+                dead = 0
+                start = i + 1
+                room = flush_rows
+        if start < len(messages):
+            self.batcher.extend(topic, partition, event, messages[start].offset, messages[-1].offset, records,
+                                dead, now)
 
     def flush_due(self) -> None:
         with self.lock:
@@ -248,6 +273,28 @@ class _Sink:
             log.warning("%s; retrying on the next flush", exc)
 
 
+def consumer_settings(config: Config) -> dict[str, Any]:
+    """The KafkaConsumer options of the sink (besides the group and the connection): read_committed,
+    manual commits, and fetch/poll sizes for throughput. Shared with the benchmark's bare consumer."""
+    return {
+        "isolation_level": "read_committed",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        # one poll hands over up to a whole flush, so the loop's per-poll work (commit, flush and
+        # catalog checks) is spread over many rows; measured with bench/sink_throughput.py's bare
+        # consumer, 500..20000 make no difference to kafka-python's own per-record cost (~5 us)
+        "max_poll_records": max(500, min(config.warehouse.flush_rows, MAX_POLL_RECORDS)),
+        "check_crcs": True,  # in C: crc32c is a dependency
+        # fewer, larger fetches: a partition's fetch of 1 MiB (the default) is only ~5000 rows, so the
+        # sink would wait for the broker every few ms
+        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        # a killed sink's partitions move on after 10 s rather than 45 s
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": 3000,
+    }
+
+
 def run_sink(config: Config, *, stop: threading.Event | None = None,
              on_flush: Callable[[Flush], None] | None = None, registry: Registry | None = None,
              clock: Callable[[], float] = time.monotonic) -> SinkStats:
@@ -261,16 +308,7 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
     registry = registry or default_registry()
     kafka_kwargs = config.kafka.client_kwargs()
     with translate_kafka_errors("starting the warehouse sink", config):
-        consumer = KafkaConsumer(group_id=config.warehouse.group_id, isolation_level="read_committed",
-                                 enable_auto_commit=False, auto_offset_reset="earliest",
-                                 max_poll_records=max(500, min(config.warehouse.flush_rows, 20_000)),
-                                 check_crcs=True,  # in C: crc32c is a dependency
-                                 # fewer, larger fetches: a partition's fetch of 1 MiB (the default) is
-                                 # only ~5000 rows, so the sink would wait for the broker every few ms
-                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
-                                 # a killed sink's partitions move on after 10 s rather than 45 s
-                                 session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=3000,
-                                 **kafka_kwargs)
+        consumer = KafkaConsumer(group_id=config.warehouse.group_id, **consumer_settings(config), **kafka_kwargs)
     try:
         with translate_kafka_errors("starting the warehouse sink's dead-letter producer", config):
             producer = KafkaProducer(acks="all", linger_ms=20, **kafka_kwargs)

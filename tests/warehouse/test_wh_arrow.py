@@ -55,3 +55,26 @@ def test_missing_keys_are_null_and_empty_input_gives_typed_empty_table():
     assert table.column("page").to_pylist() == [None]
     empty = records_to_table(schema, [])
     assert empty.num_rows == 0 and empty.schema == arrow_schema(schema)
+
+
+def test_extra_keys_are_ignored_and_any_mapping_converts_by_name():
+    from types import MappingProxyType
+
+    schema = default_registry().latest("usage_event", "minimised")
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    plain = {"event_id": "e1", "time": at, "page": "/a", "not_a_column": 1}
+    # a mapping that is not a dict, its keys in another order than the columns: matched by name
+    proxy = MappingProxyType({"page": "/b", "time": at, "event_id": "e2"})
+    table = records_to_table(schema, (r for r in [plain, proxy]))  # any iterable sequence of mappings
+    assert "not_a_column" not in table.column_names
+    assert table.column("event_id").to_pylist() == ["e1", "e2"]
+    assert table.column("page").to_pylist() == ["/a", "/b"]
+    assert table.schema == arrow_schema(schema)
+
+
+def test_a_value_of_the_wrong_type_raises():
+    schema = default_registry().latest("http_request", "minimised")
+    record = decode(encode(schema, sample_record("http_request", 1, datetime(2024, 1, 1, tzinfo=UTC))),
+                    default_registry())[1]
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        records_to_table(schema, [{**record, "status": "not a number"}])
