@@ -354,7 +354,7 @@ class Minimiser:
                 return referrer_origin, "reduced to its origin"
             return (lambda v: strip_url(v, allow)), "query string stripped (allow-list: " + ", ".join(allow) + ")"
         if p.rule == "scrub":
-            return scrub_text, "scrubbed of e-mails, IPs, phone and card numbers, tokens, user names"
+            return scrub_text, "scrubbed of e-mails, IP and MAC addresses, phone and card numbers, tokens, user names"
         if p.method == "primary_language":
             return primary_language, "reduced to its primary language"
         if p.method == "country":

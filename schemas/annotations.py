@@ -35,7 +35,7 @@ RULES = {
     "generalise": "reduced to a coarser value",
     "coarsen": "reduced to its major version",
     "strip_query": "query string, fragment and identifiers in the path removed",
-    "scrub": "e-mail addresses, IP addresses, phone and card numbers, tokens and user names replaced",
+    "scrub": "e-mail addresses, IP and MAC addresses, phone and card numbers, tokens and user names replaced",
 }
 
 # generalise / coarsen methods and the number of output fields each yields (in this order)

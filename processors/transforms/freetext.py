@@ -67,6 +67,10 @@ _KNOWN_TOKEN: Final = re.compile(
     r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
     r"|\bAIza[A-Za-z0-9_\-]{35}"  # Google API key
 )
+_MAC: Final = re.compile(
+    r"(?<![0-9A-Fa-f:\-])[0-9A-Fa-f]{2}([:\-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![0-9A-Fa-f:\-])"
+)
+"""a MAC address (six hex pairs, one separator throughout): a device identification number"""
 _IPV6: Final = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.\-]{1,32})?(?![\w:])")
 _IPV4: Final = re.compile(r"(?<![\d.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\d|\.\d)")
 _UUID: Final = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
@@ -96,6 +100,7 @@ def scrub_text(text: str | None) -> str | None:
     - private-key blocks, ``Authorization``/``Cookie`` header values, ``password=``/``token=``/
       ``api_key=``-style values, ``Bearer`` credentials, well-known key formats (JWT,
       ``sk_live_``, ``AKIA``, ``ghp_``, ``glpat-``, ``xox?-``, ``AIza``) -> ``[token]``
+    - MAC addresses (``00:1a:2b:3c:4d:5e``, ``00-1A-2B-3C-4D-5E``) -> ``[device]``
     - IPv6 and IPv4 addresses (the unspecified ``::`` and ``0.0.0.0`` are kept) -> ``[ip]``
     - UUIDs and long random-looking runs (24+ word characters with a 12+ character piece
       mixing letters and digits) -> ``[token]``
@@ -240,6 +245,7 @@ _STEPS: Final[tuple[tuple[re.Pattern[str], _Replacement, _Gate], ...]] = (
     (_SECRET_PAIR, r"\1[token]", _has_secret_word),
     (_BEARER, r"\1 [token]", lambda t, lo: "bearer" in lo),
     (_KNOWN_TOKEN, "[token]", lambda t, lo: any(mark in t for mark in _TOKEN_MARKS)),
+    (_MAC, "[device]", lambda t, lo: t.count(":") >= 5 or t.count("-") >= 5),
     (_IPV6, _ipv6, lambda t, lo: _IPV6_HINT.search(t) is not None),
     (_IPV4, _ipv4, lambda t, lo: _IPV4_HINT.search(t) is not None),
     (_UUID, "[token]", lambda t, lo: t.count("-") >= 4),

@@ -35,8 +35,13 @@ from processors.transforms.freetext import MAX_TEXT_LENGTH, TRUNCATED, scrub_tex
         ("999.1.1.1 and 1.2.3.4.5", "999.1.1.1 and 1.2.3.4.5"),
         (
             "std::vector<int> Foo::bar 12:30:45 00:1a:2b:3c:4d:5e",
-            "std::vector<int> Foo::bar 12:30:45 00:1a:2b:3c:4d:5e",
+            "std::vector<int> Foo::bar 12:30:45 [device]",
         ),
+        # MAC addresses: device identification numbers
+        ("wlan0 hwaddr AA-BB-CC-DD-EE-FF up", "wlan0 hwaddr [device] up"),
+        ("mac=f0:18:98:4a:2b:01,", "mac=[device],"),
+        ("mixed aa:bb-cc:dd:ee:ff and 7 pairs 01:02:03:04:05:06:07 stay",
+         "mixed aa:bb-cc:dd:ee:ff and 7 pairs 01:02:03:04:05:06:07 stay"),
         # phone numbers
         ("call +47 912 34 567 today", "call [phone] today"),
         ("call (555) 123-4567", "call [phone]"),

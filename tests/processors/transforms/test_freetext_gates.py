@@ -15,7 +15,8 @@ _FRAGMENTS = ["a@b.no", "x%40ex%2ecom", "https://u:p@h.no/", "/home/", "\\Users\
               "-----BEGIN RSA PRIVATE KEY-----", "MIIabc", "Authorization:", "Set-Cookie: a=b", "password=",
               "PWD:", "token=", "phpsessid=", "sid=", "Bearer ", "eyJhbGciOiJI.eyJzdWIiOiIx.sig",
               "AKIAABCDEFGHIJKLMNOP",
-              "xoxb-1234567890", "fe80::1%eth0", "::", "2001:db8::1", ":", "1.2.3.4", "0.0.0.0", "999.1.1.1",
+              "xoxb-1234567890", "aa:bb:cc:dd:ee:ff",
+              "0A-1B-2C-3D-4E-5F", "fe80::1%eth0", "::", "2001:db8::1", ":", "1.2.3.4", "0.0.0.0", "999.1.1.1",
               "123e4567-e89b-12d3-a456-426614174000", "a1b2c3d4e5f6g7h8i9j0k1l2m3", "4111 1111 1111 1111",
               "+47 912 34 567", "555.123.4567", "2026-11-25", " ", "\n", "=", "'", "0", "12", "345", "6789", "x",
               "kari", "/", "\\", "-", "."]
