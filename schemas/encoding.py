@@ -14,6 +14,7 @@ or fails with the messages above. Both paths bound every declared length by the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from io import BytesIO
 from typing import Any
@@ -31,7 +32,7 @@ HEADER_SIZE = 10
 
 _prefix_schemas: dict[bytes, list[Any]] = {}
 _writers: dict[bytes, Writer | None] = {}
-_readers: dict[tuple[bytes, bytes], Reader | None] = {}
+_readers: dict[tuple[bytes, bytes], _FastPlan | None] = {}
 
 _FLAT_TYPES = frozenset({str, int, float, bool, type(None), bytes, datetime, date})
 """value types that hold no map: for these, `oversized` looks only at the length of strings"""
@@ -115,9 +116,12 @@ def decode(data: bytes, registry: Registry, *, as_latest: bool = True) -> tuple[
     event type (fields it lacks take their defaults). Raises DecodeError on anything else."""
     writer = header_schema(data, registry)
     reader = registry.latest(writer.name, writer.kind) if as_latest else writer
-    record = _read_fast(writer, reader, data)
+    plan = _fast_reader(writer, reader)
+    record = _read_fast(plan, data) if plan is not None else None
     if record is None:
         record = _read_fastavro(writer, reader, data)
+    elif plan is not None and len(data) - HEADER_SIZE <= MAX_STRING and not any(record[n] for n in plan.maps):
+        return reader, record  # no string can be too long and there is no map to bound
     # a string of more than MAX_STRING characters takes more than MAX_STRING bytes of the input
     if len(data) - HEADER_SIZE > MAX_STRING or not _FLAT_TYPES.issuperset(map(type, record.values())):
         too_big = oversized(record)
@@ -126,14 +130,11 @@ def decode(data: bytes, registry: Registry, *, as_latest: bool = True) -> tuple[
     return reader, record
 
 
-def _read_fast(writer: EventSchema, reader: EventSchema, data: bytes) -> dict[str, Any] | None:
-    """The record by the generated reader; None when there is none for these versions or it balks (a
-    corrupt body, trailing bytes, anything unusual): fastavro's path then decides and describes."""
-    fast = _fast_reader(writer, reader)
-    if fast is None:
-        return None
+def _read_fast(plan: _FastPlan, data: bytes) -> dict[str, Any] | None:
+    """The record by the generated reader; None when it balks (a corrupt body, trailing bytes,
+    anything unusual): fastavro's path then decides and describes."""
     try:
-        record, end = fast(data if type(data) is bytes else bytes(data), HEADER_SIZE)
+        record, end = plan.read(data if type(data) is bytes else bytes(data), HEADER_SIZE)
     except Exception:  # noqa: BLE001 - any failure goes to fastavro's path
         return None
     return record if end == len(data) else None
@@ -157,7 +158,14 @@ def _read_fastavro(writer: EventSchema, reader: EventSchema, data: bytes) -> dic
     return record
 
 
-def _fast_reader(writer: EventSchema, reader: EventSchema) -> Reader | None:
+@dataclass(frozen=True, slots=True)
+class _FastPlan:
+    read: Reader
+    maps: tuple[str, ...]
+    """the fields whose values can be maps (bounded by `oversized`)"""
+
+
+def _fast_reader(writer: EventSchema, reader: EventSchema) -> _FastPlan | None:
     """The generated reader from ``writer`` to ``reader`` (None: fastavro's path). Resolution is
     generated only where the reader adds fields with defaults to the writer's, types unchanged."""
     key = (writer.fingerprint, reader.fingerprint)
@@ -175,8 +183,15 @@ def _fast_reader(writer: EventSchema, reader: EventSchema) -> Reader | None:
         if (all(name in read and read[name]["type"] == t for name, t in written.items())
                 and all("default" in read[name] and read[name]["default"] is None for name in added)):
             fast = compile_reader(writer.definition, added)
-    _readers[key] = fast
-    return fast
+    maps = tuple(f["name"] for f in reader.definition["fields"] if _is_map(f["type"]))
+    plan = _readers[key] = _FastPlan(fast, maps) if fast is not None else None
+    return plan
+
+
+def _is_map(avro_type: Any) -> bool:
+    if isinstance(avro_type, list):
+        return any(_is_map(branch) for branch in avro_type)
+    return isinstance(avro_type, dict) and avro_type.get("type") == "map"
 
 
 def _describe_failure(writer: EventSchema, data: bytes, exc: Exception) -> str:
