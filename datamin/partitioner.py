@@ -10,10 +10,13 @@ partition whichever producer (datamin's, the Java client, kafka-python's default
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from kafka.partitioner import DefaultPartitioner
-from kafka.partitioner.default import murmur2
+with warnings.catch_warnings():  # kafka-python 3.0's import-time DeprecationWarning (importlib.resources)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka.partitioner import DefaultPartitioner
+    from kafka.partitioner.default import murmur2
 
 MAX_KEYS = 65_536
 """keys remembered; all are forgotten at once when full"""
@@ -26,8 +29,8 @@ class KeyHashPartitioner(DefaultPartitioner):  # type: ignore[misc]
         self._hashes: dict[bytes, int] = {}
         self._sorted: dict[str, tuple[Any, list[int]]] = {}
 
-    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any,
-                  cluster: Any) -> int:
+    def partition(self, topic: str, key: Any, serialized_key: bytes | bytearray | None, value: Any,
+                  serialized_value: Any, cluster: Any) -> int:
         if serialized_key is None:
             return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
         known = cluster.partitions_for_topic(topic)
@@ -37,6 +40,8 @@ class KeyHashPartitioner(DefaultPartitioner):  # type: ignore[misc]
         if cached is None or cached[0] != known:
             cached = self._sorted[topic] = (known, sorted(known))
         partitions = cached[1]
+        if type(serialized_key) is not bytes:  # a serializer may give a bytearray
+            serialized_key = bytes(serialized_key)
         h = self._hashes.get(serialized_key)
         if h is None:
             if len(self._hashes) >= MAX_KEYS:
