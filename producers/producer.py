@@ -24,9 +24,14 @@ Delivery while Kafka is away (see producers.spool):
 - Lost: only what a crashed process held in memory (its queue and unacknowledged in-flight sends),
   and events refused when both the queue and the spool were full (counted as ``dropped``, logged).
 
-Counters (``stats()``): sent (acknowledged direct sends), failed (sends Kafka failed; each is then
-spooled), spooled, dropped, replayed (spooled events acknowledged), invalid (records that did not fit
-their schema); logged every ``log_interval`` seconds.
+Counters (``stats()``): sent (acknowledged direct sends; the sender counts them in the order sent, in its
+rounds (at least every 0.5 s), and always before a flush or close returns), failed (sends Kafka
+failed; each is then spooled), spooled, dropped, replayed (spooled events acknowledged), invalid
+(records that did not fit their schema); logged every ``log_interval`` seconds.
+
+Throughput: the sender takes what is queued in batches (up to ``SENDER_BATCH``), encodes a whole batch
+and then sends it, without a callback per record in kafka-python's I/O thread; the partitioner places
+keys exactly as kafka-python's DefaultPartitioner does, remembering recent keys' hashes.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from typing import Any, Protocol
 
 from datamin.config import Config
 from datamin.exceptions import ConfigError, ValidationError
+from datamin.partitioner import KeyHashPartitioner
 from datamin.topics import Topics
 from producers.spool import Position, Spool, SpooledRecord
 from schemas import Registry, default_registry, encode
@@ -102,6 +108,76 @@ class _Control:
     done: threading.Event
 
 
+_Item = tuple[str, dict[str, Any]] | _Bytes | _Control
+_Message = tuple[str, bytes | None, bytes]
+"""(topic, key, value) of an encoded message"""
+
+SENDER_BATCH = 1000
+"""items the sender takes from the queue at once (between two looks at failures, the replay and stats)"""
+
+
+class _EventQueue:
+    """A bounded FIFO between the callers and the sender, like ``queue.Queue`` but cheaper on both sides:
+    a put takes one plain lock and wakes the sender only when it sleeps, and the sender takes everything
+    waiting (up to a batch) under one acquisition instead of one get per event."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: collections.deque[_Item] = collections.deque()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._taker_waits = False
+        self._putters = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: _Item, timeout: float | None = 0.0) -> None:
+        """Appends ``item``; when full, waits up to ``timeout`` seconds (None: for ever, 0: not at all)
+        for room, then raises ``queue.Full``."""
+        with self._lock:
+            if len(self._items) >= self.maxsize:
+                self._wait_for_room(timeout)
+            self._items.append(item)
+            if self._taker_waits:
+                self._not_empty.notify()
+
+    def _wait_for_room(self, timeout: float | None) -> None:
+        if timeout is not None and timeout <= 0:
+            raise queue.Full
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._putters += 1
+        try:
+            while len(self._items) >= self.maxsize:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise queue.Full
+                self._not_full.wait(remaining)
+        finally:
+            self._putters -= 1
+
+    def take(self, max_items: int, timeout: float) -> list[_Item]:
+        """Up to ``max_items`` items, oldest first; waits up to ``timeout`` seconds (0: not at all) for
+        the first. One taker at a time (the sender thread, or the caller when it drives the sender)."""
+        with self._lock:
+            items = self._items
+            if not items and timeout > 0:
+                self._taker_waits = True
+                try:
+                    self._not_empty.wait(timeout)
+                finally:
+                    self._taker_waits = False
+            if len(items) <= max_items:
+                batch = list(items)
+                items.clear()
+            else:
+                batch = [items.popleft() for _ in range(max_items)]
+            if batch and self._putters:
+                self._not_full.notify(len(batch))
+            return batch
+
+
 def kafka_factory(config: Config, *, linger_ms: int = 5, batch_size: int = 64 * 1024,
                   compression: str = "gzip", delivery_timeout_ms: int = 15_000) -> Callable[[], KafkaClient]:
     """Builds kafka-python producers with datamin's delivery settings."""
@@ -112,7 +188,8 @@ def kafka_factory(config: Config, *, linger_ms: int = 5, batch_size: int = 64 * 
             **config.kafka.client_kwargs(), acks="all", enable_idempotence=True, compression_type=compression,
             linger_ms=linger_ms, batch_size=batch_size, delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=min(5_000, delivery_timeout_ms - linger_ms - 1), max_block_ms=1_000,
-            bootstrap_timeout_ms=2_000, retry_backoff_ms=100, reconnect_backoff_max_ms=2_000)
+            bootstrap_timeout_ms=2_000, retry_backoff_ms=100, reconnect_backoff_max_ms=2_000,
+            partitioner=KeyHashPartitioner())
         return client
 
     return make
@@ -138,6 +215,9 @@ class EventProducer:
         topics = Topics(config)
         self._topics = {name: topics.raw(name) for name in self._registry.event_types("raw")}
         self._schemas = {name: self._registry.latest(name) for name in self._topics}
+        self._routes = {name: (self._topics[name], schema, "event_id" in schema.field_names)
+                        for name, schema in self._schemas.items()}
+        """event type -> (topic, latest schema, whether the sender fills in a missing event_id)"""
         self._make_kafka = kafka or kafka_factory(config)
         self._clock = clock
         self._log_interval = log_interval
@@ -145,7 +225,9 @@ class EventProducer:
         self._retry_interval = retry_interval
         self._max_retry_interval = max_retry_interval
         self._queue_size = config.producer.queue_size
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | _Bytes | _Control] = queue.Queue(self._queue_size)
+        self._queue = _EventQueue(self._queue_size)
+        self._held = 0
+        """events the sender took from the queue and has not yet handed to Kafka or the spool"""
         if spool is None:
             try:
                 spool = Spool.open(config.producer.spool_dir, config.producer.spool_max_bytes)
@@ -156,7 +238,13 @@ class EventProducer:
         self._counts = collections.Counter[str]()
         self._lock = threading.Lock()
         self._failed: collections.deque[tuple[str, bytes | None, bytes]] = collections.deque()
-        self._inflight = 0
+        self._pending: collections.deque[KafkaFuture] = collections.deque()
+        """direct sends not yet counted, oldest first; the sender counts the acknowledged ones (``_sweep``)
+        instead of a callback per record in kafka-python's I/O thread"""
+        self._swept_failures = 0
+        """failed direct sends taken off ``_pending``; each one's errback spools it"""
+        self._errbacks_run = 0
+        """errbacks that have handed their record to ``_failed`` (under the lock)"""
         self._client_failed = False
         """a send of the current client failed: kafka-python's idempotent producer then stalls (its
         pending batches never complete), so the client is replaced before anything is replayed"""
@@ -194,10 +282,7 @@ class EventProducer:
             if self._closed:
                 self._drop("the producer is closed")
                 return False
-            if timeout > 0:
-                self._queue.put((event_type, record), timeout=timeout)
-            else:
-                self._queue.put_nowait((event_type, record))
+            self._queue.put((event_type, record), timeout)
             return True
         except queue.Full:
             self._drop("the queue is full (the sender cannot keep up)")
@@ -214,8 +299,7 @@ class EventProducer:
             if self._closed:
                 self._drop("the producer is closed")
                 return False
-            self._queue.put(_Bytes(topic, key, value), timeout=timeout) if timeout > 0 else \
-                self._queue.put_nowait(_Bytes(topic, key, value))
+            self._queue.put(_Bytes(topic, key, value), timeout)
             return True
         except queue.Full:
             self._drop("the queue is full (the sender cannot keep up)")
@@ -224,7 +308,7 @@ class EventProducer:
     def stats(self) -> ProducerStats:
         with self._lock:
             counts = dict(self._counts)
-        return ProducerStats(**counts, queued=self._queue.qsize(), spool_bytes=self._spool_bytes)
+        return ProducerStats(**counts, queued=len(self._queue) + self._held, spool_bytes=self._spool_bytes)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every event published before the call is acknowledged by Kafka or fsynced to
@@ -248,14 +332,14 @@ class EventProducer:
         deadline = self._clock() + (timeout if timeout is not None else 1e9)
         control = _Control(kind, deadline, threading.Event())
         if not self._started:  # driven by the caller (tests, tools): do the work in this thread
-            while not self._queue.empty():
+            while len(self._queue):
                 self._step(block=False)
             (self._stop if kind == "stop" else self._do_flush)(control)
             return control.done.is_set()
         if not self._thread.is_alive():
             return kind == "stop"
         try:
-            self._queue.put(control, timeout=timeout)
+            self._queue.put(control, timeout)
         except queue.Full:
             return False
         return control.done.wait(timeout)
@@ -295,72 +379,113 @@ class EventProducer:
         self._drain_failed()
         self._pump_replay()
         busy = self._replay is not None or not self._spool.empty()
-        try:
-            item = self._queue.get(block, timeout=0.02 if busy else 0.5)
-        except queue.Empty:
+        if self._slow_send and not len(self._queue):
+            # the sender has caught up: a send that blocked before (e.g. the first one, on the topic's
+            # metadata) says nothing about the events that will be queued next
+            self._slow_send = False
+        items = self._queue.take(SENDER_BATCH, (0.02 if busy else 0.5) if block else 0.0)
+        if not items:
+            self._sweep()
             self._maybe_log_stats()
             return False
-        spooled = False
-        for n in range(1000):
-            if n:  # the first item came from the blocking get above
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if isinstance(item, _Control):
-                self._spool.sync()
-                if item.kind == "stop":
-                    self._stop(item)
-                    return True
-                self._do_flush(item)
-            elif isinstance(item, _Bytes):
-                spooled |= self._send_or_spool(item.topic, item.key, item.value)
-            else:
-                spooled |= self._handle(*item)
+        self._held = len(items)
+        try:
+            stopped, spooled = self._send_items(items)
+        finally:
+            self._held = 0
+        if stopped:
+            return True
         if spooled:
             self._spool.sync()
             self._spool_bytes = self._spool.size_bytes
+        self._sweep()
         self._maybe_log_stats()
         return False
 
-    def _handle(self, event_type: str, record: dict[str, Any]) -> bool:
-        """Encodes and sends (or spools) one event; True when it went to the spool."""
-        schema = self._schemas[event_type]
-        if "event_id" in schema.field_names and not record.get("event_id"):
-            record = {**record, "event_id": str(uuid.uuid4())}
-        try:
-            value = encode(schema, record)
-        except ValidationError as exc:
-            self._count("invalid")
-            log.warning("datamin producer: event refused: %s", exc)
-            return False
-        subject = record.get("subject_key")
-        key = subject.encode("utf-8") if isinstance(subject, str) else None
-        return self._send_or_spool(self._topics[event_type], key, value)
+    def _send_items(self, items: list[_Item]) -> tuple[bool, bool]:
+        """Encodes and sends (or spools) a batch of queued items in order; (stopped, anything spooled)."""
+        return self._send_encoded(self._encode_items(items))
 
-    def _send_or_spool(self, topic: str, key: bytes | None, value: bytes) -> bool:
-        """Sends directly when Kafka is up and nothing waits in the spool; else spools. True: spooled."""
-        if (self._slow_send and not self._outage and self._queue.qsize() > 0.9 * self._queue_size):
-            log.warning("datamin producer: queue over 90 percent full while Kafka stalls; spooling until the "
-                        "spool is replayed")
-            self._outage = True
-        if not self._outage and self._spool.empty() and self._replay is None:
-            kafka = self._kafka_client()
-            if kafka is not None:
-                t0 = time.perf_counter()
-                try:
-                    future = kafka.send(topic, value=value, key=key)
-                except Exception as exc:  # noqa: BLE001 - any send error means: spool
-                    self._enter_outage(f"send failed ({type(exc).__name__})")
-                else:
-                    self._slow_send = time.perf_counter() - t0 > 0.1  # blocked on metadata or buffer
-                    with self._lock:
-                        self._inflight += 1
-                    future.add_callback(self._on_sent)
-                    future.add_errback(self._on_send_failed, topic, key, value)
-                    return False
-        self._to_spool(topic, key, value)
-        return True
+    def _encode_items(self, items: list[_Item]) -> list[_Message | _Control]:
+        """Encodes a batch of queued events (all of them before any is sent: each loop stays warm in the
+        CPU's caches); records that do not fit their schema are counted and left out."""
+        routes = self._routes
+        out: list[_Message | _Control] = []
+        append = out.append
+        for item in items:
+            if isinstance(item, _Bytes):
+                append((item.topic, item.key, item.value))
+                continue
+            if isinstance(item, _Control):
+                append(item)
+                continue
+            event_type, record = item
+            try:
+                topic, schema, needs_id = routes[event_type]
+                if needs_id and not record.get("event_id"):
+                    record = {**record, "event_id": str(uuid.uuid4())}
+                value = encode(schema, record)
+                subject = record.get("subject_key")
+                append((topic, subject.encode("utf-8") if isinstance(subject, str) else None, value))
+            except ValidationError as exc:
+                self._count("invalid")
+                log.warning("datamin producer: event refused: %s", exc)
+            except Exception:  # noqa: BLE001 - the sender must survive anything, and go on with the batch
+                log.exception("datamin producer: sender error; continuing")
+        return out
+
+    def _send_encoded(self, messages: list[_Message | _Control]) -> tuple[bool, bool]:
+        """Sends (or spools) encoded messages and handles flush/stop requests, in order.
+
+        The hot loop of the producer. Whether messages may go to Kafka directly is decided once per batch
+        and again whenever this thread changes that: it spools, enters an outage or handles a flush."""
+        pending = self._pending
+        direct = self._direct_client()
+        spooled = False
+        perf_counter = time.perf_counter
+        for i, message in enumerate(messages):
+            try:
+                if isinstance(message, _Control):
+                    self._spool.sync()
+                    if message.kind == "stop":
+                        self._stop(message)
+                        return True, spooled
+                    self._do_flush(message)
+                    direct = self._direct_client()
+                    continue
+                topic, key, value = message
+                if (direct is not None and self._slow_send
+                        and len(self._queue) + len(messages) - i > 0.9 * self._queue_size):
+                    log.warning("datamin producer: queue over 90 percent full while Kafka stalls; spooling until "
+                                "the spool is replayed")
+                    self._outage = True
+                    direct = None
+                if direct is not None:
+                    t0 = perf_counter()
+                    try:
+                        future = direct.send(topic, value=value, key=key)
+                    except Exception as exc:  # noqa: BLE001 - any send error means: spool
+                        self._enter_outage(f"send failed ({type(exc).__name__})")
+                    else:
+                        self._slow_send = perf_counter() - t0 > 0.1  # blocked on metadata or buffer
+                        future.add_errback(self._on_send_failed, topic, key, value)
+                        pending.append(future)
+                        continue
+                # behind the spool (order kept), in an outage, or without a client
+                self._to_spool(topic, key, value)
+                spooled = True
+                direct = self._direct_client()
+            except Exception:  # noqa: BLE001 - the sender must survive anything, and go on with the batch
+                log.exception("datamin producer: sender error; continuing")
+                direct = self._direct_client()
+        return False, spooled
+
+    def _direct_client(self) -> KafkaClient | None:
+        """The client to send to directly, or None when events must go to the spool: in an outage, while
+        the spool holds anything or is being replayed, or while there is no client."""
+        if self._outage or self._replay is not None or not self._spool.empty():
+            return None
+        return self._kafka_client()
 
     def _to_spool(self, topic: str, key: bytes | None, value: bytes) -> None:
         if self._spool.append(topic, key, value):
@@ -368,17 +493,33 @@ class EventProducer:
         else:
             self._drop("the spool is full (producer.spool_max_bytes)")
 
-    def _on_sent(self, _metadata: Any) -> None:
-        with self._lock:
-            self._counts["sent"] += 1
-            self._inflight -= 1
-
     def _on_send_failed(self, topic: str, key: bytes | None, value: bytes, exc: BaseException) -> None:
-        with self._lock:
-            self._counts["failed"] += 1
-            self._inflight -= 1
         self._client_failed = True
         self._failed.append((topic, key, value))
+        with self._lock:  # after the append: _deliveries_settled relies on that order
+            self._counts["failed"] += 1
+            self._errbacks_run += 1
+
+    def _sweep(self) -> None:
+        """Counts the direct sends acknowledged since the last sweep, oldest first (a send still in
+        flight holds back the count of those behind it until it completes)."""
+        pending = self._pending
+        sent = failed = 0
+        while pending and pending[0].is_done:
+            if pending.popleft().succeeded():
+                sent += 1
+            else:
+                failed += 1
+        self._swept_failures += failed
+        if sent:
+            self._count("sent", sent)
+
+    def _deliveries_settled(self) -> bool:
+        """True when every direct send was acknowledged, or failed and is in ``_failed`` (or spooled)."""
+        self._sweep()
+        with self._lock:
+            errbacks_run = self._errbacks_run
+        return not self._pending and errbacks_run >= self._swept_failures
 
     def _drain_failed(self) -> None:
         if not self._failed:
@@ -426,9 +567,7 @@ class EventProducer:
 
     def _reset_kafka_later(self) -> None:
         """After a failed replay: back off, and rebuild the client unless direct sends are pending."""
-        with self._lock:
-            inflight = self._inflight
-        if inflight == 0:
+        if self._deliveries_settled():
             self._drop_kafka()
         self._retry_later()
 
@@ -512,11 +651,10 @@ class EventProducer:
         self._wait_kafka(control.deadline)
         if self._replay is not None and all(f.is_done for _, f in self._replay):
             self._finish_replay_batch()
+        settled = self._deliveries_settled()  # before the drain: what it found failed is spooled below
         self._drain_failed()
         self._spool.sync()
-        with self._lock:
-            inflight = self._inflight
-        if inflight == 0:
+        if settled:
             control.done.set()
 
     def _replay_until(self, deadline: float) -> None:
@@ -544,6 +682,7 @@ class EventProducer:
         if self._replay is not None and all(f.is_done for _, f in self._replay):
             self._finish_replay_batch()
         self._drop_kafka()  # aborts what Kafka has not acknowledged; the errbacks spool it
+        self._sweep()
         self._spool.sync()
         self._spool_bytes = self._spool.size_bytes
         self._log_stats()
