@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
             "Opens the DuckDB catalog read-only and prints the result. Tables: http_request, usage_event,\n"
             "device_report, consent_record, privacy_request; views: daily_requests, top_pages,\n"
             "referrer_domains, browser_share, os_share, device_share, countries, search_terms, error_rate,\n"
-            "audit_log.")
+            "audit_log, duplicate_events (days on which a table repeats an event id).")
     p.add_argument("sql", help='e.g. "SELECT * FROM daily_requests"')
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
 

@@ -20,7 +20,8 @@ Delivery while Kafka is away (see producers.spool):
   crash, the records of the one replay batch (``replay_batch``) that were acknowledged but whose
   marker had not yet reached the disk are sent again, and events sent directly whose acknowledgement
   was lost when Kafka gave up on them are spooled and sent again; every raw event carries a random
-  ``event_id`` (``request_id`` for privacy requests) by which downstream deduplicates those.
+  ``event_id`` (``request_id`` for privacy requests) that tells such repeats apart downstream (the
+  warehouse's ``duplicate_events`` view lists them; ``count(DISTINCT event_id)`` counts them once).
 - Lost: only what a crashed process held in memory (its queue and unacknowledged in-flight sends),
   and events refused when both the queue and the spool were full (counted as ``dropped``, logged).
 

@@ -5,7 +5,8 @@ atomically only after every event before that offset was handed to the EventProd
 producer's ``flush`` confirmed them acknowledged by Kafka or fsynced to its spool. So a restart
 neither re-reads nor skips a line; a crash between the flush and the state write re-reads at most
 the lines since the last checkpoint, and those carry the same ``event_id`` as the first time (derived
-from host, path, inode and offset), so downstream deduplication removes them.
+from host, path, inode and offset), so the warehouse's ``duplicate_events`` view shows them and
+``count(DISTINCT event_id)`` counts them once.
 
 Rotation: by rename (the path names a new inode) the old file is read to its end, then the new one
 from its start; if the process was down during the rename, the old inode is looked for beside the

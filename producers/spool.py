@@ -160,7 +160,7 @@ class Spool:
                 self._committed = Position(int(data["segment"]), int(data["offset"]))
             except (ValueError, KeyError, TypeError):
                 log.error("spool %s: unreadable marker; replaying the whole spool (duplicates possible, "
-                          "downstream dedupes by event_id)", self.folder)
+                          "each keeps its event_id: see the duplicate_events view)", self.folder)
         for path in sorted(self.folder.glob("seg-*.spool")):
             n = int(path.stem[4:])
             data = path.read_bytes()

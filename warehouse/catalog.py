@@ -9,6 +9,9 @@ moment. Guarantees:
   data.
 - A rebuild writes a new file beside the catalog and ``os.replace``s it into place: an analyst who
   has the old file open keeps a consistent catalog, and nobody waits on a lock the sink holds.
+- ``duplicate_events`` lists, per table and day, rows that repeat an event id (rare: a producer that
+  crashed between a send and its acknowledgement sends the event again; analysts who need exact
+  counts there use ``count(DISTINCT event_id)``).
 - A Parquet file whose footer cannot be read (corrupt, truncated, not Parquet) or that lacks the
   table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view.
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
@@ -136,6 +139,7 @@ class CatalogBuilder:
         statements.append("CREATE VIEW audit_log AS " + (
             _read_parquet(audit_glob, hive=False) if audit else _empty_select(AUDIT_COLUMNS)))
         statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
+        statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
         self._validated = {p: v for p, v in self._validated.items() if p in seen}
         self._write(statements)
         return report
@@ -171,6 +175,15 @@ class CatalogBuilder:
         except FileNotFoundError:
             return None
         return target
+
+    def _duplicates(self) -> str:
+        """Per table and day, how many rows repeat an event id already there (a producer that crashed
+        may have sent an event twice; its event id tells them apart): only days with any."""
+        parts = [f"SELECT '{event}' AS table_name, {PARTITION_KEY} AS date, count(*) AS events, "  # noqa: S608
+                 f"count(*) - count(DISTINCT {_ident(id_column(event))}) AS duplicates "
+                 f"FROM {_ident(event)} GROUP BY {PARTITION_KEY}"
+                 for event in self.registry.event_types("minimised")]
+        return f"SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE duplicates > 0 ORDER BY table_name, date"  # noqa: S608
 
     def _empty_table(self, event: str) -> str:
         schema = arrow_schema(self.registry.latest(event, "minimised"))

@@ -74,6 +74,20 @@ def test_views_read_the_parquet_partitions_with_the_same_types_as_empty_views(tm
     assert errors == [(10, 10, 30)]
 
 
+def test_duplicate_events_lists_days_with_a_repeated_event_id(tmp_path):
+    layout = Layout(tmp_path / "wh")
+    c = tmp_path / "c.duckdb"
+    load(layout, "http_request", 0, 9)
+    load(layout, "usage_event", 0, 9)
+    build_catalog(layout, c)
+    assert query(c, "SELECT * FROM duplicate_events") == []
+    load(layout, "http_request", 5, 7, partition=1)  # the same three events again, from another partition
+    load(layout, "http_request", 20, 21, at=AT + timedelta(days=1))
+    build_catalog(layout, c)
+    rows = query(c, "SELECT table_name, date, events, duplicates FROM duplicate_events")
+    assert [(t, d.isoformat(), n, dup) for t, d, n, dup in rows] == [("http_request", "2024-05-17", 13, 3)]
+
+
 def test_corrupt_and_foreign_files_are_quarantined_not_breaking_views(tmp_path, caplog):
     layout = Layout(tmp_path / "wh")
     load(layout, "http_request", 0, 9)
