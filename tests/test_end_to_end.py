@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from datamin.config import Config
-from datamin.topics import provision
+from datamin.topics import Topics, provision
 from processors.loop import run_processor
 from producers.producer import EventProducer
 from warehouse.sink import run_sink
@@ -35,6 +35,20 @@ def _query_from_other_process(catalog: Path, event_id: str) -> list[list[object]
     assert done.returncode == 0, done.stderr
     result: list[list[object]] = json.loads(done.stdout)
     return result
+
+
+def _stage(config: Config) -> str:
+    """Where the event got to, for the failure message: is it on the minimised topic (committed)?"""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(Topics(config).minimised("http_request"), isolation_level="read_committed",
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000, **config.kafka.client_kwargs())
+    try:
+        found = sum(1 for _ in consumer)
+    finally:
+        consumer.close()
+    return (f"the processor committed {found} minimised event(s): the sink did not load it" if found else
+            "the processor committed nothing to the minimised topic")
 
 
 def test_event_flows_from_web_server_to_duckdb_minimised(kafka_config: Config) -> None:
@@ -57,6 +71,7 @@ def test_event_flows_from_web_server_to_duckdb_minimised(kafka_config: Config) -
             "user_id": "user-4242",
         })
         producer.close(timeout=30)
+        assert producer.stats().sent == 1, f"the producer did not deliver the event: {producer.stats()}"
 
         catalog = Path(kafka_config.warehouse.catalog)
         rows: list[list[object]] = []
@@ -72,7 +87,7 @@ def test_event_flows_from_web_server_to_duckdb_minimised(kafka_config: Config) -
         for w in workers:
             w.join(timeout=60)
 
-    assert len(rows) == 1, "the event did not reach the warehouse exactly once"
+    assert len(rows) == 1, f"the event did not reach the warehouse exactly once ({_stage(kafka_config)})"
     client_network, url, user_id, browser, os_family, device, subject = rows[0]
     assert client_network == "203.0.0.0"  # truncated to /16
     assert url == "/products?utm_source=ad"  # query stripped but for the allow-list
