@@ -357,6 +357,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._open:  # never between batches; a transaction open here is aborted, nothing is lost
             log.warning("partitions revoked with a transaction open: aborting it")
             self._abort()
+        for tp in revoked:  # another instance may own them now: no lag of ours to report
+            self._next.pop(tp, None)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         partitions = {tp.partition for tp in assigned}
@@ -406,7 +408,10 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     def _update_lag(self) -> None:
         assert self._consumer is not None
         lag = {}
+        assigned = self._consumer.assignment()
         for tp, nxt in self._next.items():
+            if tp not in assigned:  # kafka-python raises IllegalStateError for a partition not assigned
+                continue
             high = self._consumer.highwater(tp)
             if high is not None:
                 lag[(tp.topic, tp.partition)] = max(0, high - nxt)

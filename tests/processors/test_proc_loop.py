@@ -174,7 +174,7 @@ def test_exactly_once_through_sigkill_with_consent_and_dead_letters(kafka_config
         assert second.wait(timeout=60) == 0, "SIGTERM must finish the batch and exit cleanly"
 
     registry = default_registry()
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for record in out:
         schema, event = decode(record.value, registry)
         seen[event["event_id"]] += 1
@@ -266,3 +266,51 @@ def test_metrics_endpoint_serves_prometheus_text() -> None:
     assert "datamin_processor_dead_lettered_total 1" in body
     assert 'datamin_processor_fields_total{outcome="dropped",event="http_request",field="client_hints"} 3' in body
     assert 'datamin_processor_consumer_lag{topic="t.raw.http_request",partition="0"} 5' in body
+
+
+def test_a_second_instance_joining_takes_partitions_without_loss_duplicates_or_a_crash(
+        kafka_config: Config, processor_log: Path) -> None:
+    config = kafka_config
+    assert config.topics.partitions >= 2
+    provision(config)
+    topics = Topics(config)
+    http = _raw("http_request")
+    producer = _producer(config)
+    sent: set[str] = set()
+
+    def send(count: int, minute: int) -> None:
+        for n in range(count):
+            event = http_event(f"user-{n % 40}", n, T0 + timedelta(minutes=minute, seconds=n))  # both partitions
+            sent.add(event["event_id"])
+            producer.send(topics.raw("http_request"), key=event["subject_key"].encode(), value=encode(http, event))
+        producer.flush()
+
+    send(3000, 0)
+    first = _start(config, "a", processor_log)
+    second = None
+    try:
+        deadline = time.monotonic() + 60
+        while _count_committed(config, topics.minimised("http_request")) < 3000:
+            assert first.poll() is None, "the first instance exited"
+            assert time.monotonic() < deadline, "no output from the first instance within 60s"
+            time.sleep(0.1)
+        second = _start(config, "b", processor_log)  # the group rebalances: partitions move to it
+        for minute in range(1, 6):  # events keep coming during and after the rebalance
+            send(1000, minute)
+            time.sleep(0.5)
+        out = _consume_all(config, [topics.minimised("http_request")], until=len(sent), timeout=120)
+        assert first.poll() is None, "the first instance died in the rebalance"
+        assert second.poll() is None, "the second instance died"
+    finally:
+        producer.close()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (first, second):
+            if proc is not None:
+                assert proc.wait(timeout=60) == 0, "an instance did not stop cleanly on SIGTERM"
+    seen = Counter(decode(r.value, default_registry())[1]["event_id"] for r in out)
+    assert set(seen) == sent, f"{len(sent - set(seen))} events lost"
+    assert [k for k, c in seen.items() if c > 1] == [], "events duplicated"
+    log = processor_log.read_text(errors="replace")
+    assert "assigned partitions" in log and "Traceback" not in log
