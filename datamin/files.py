@@ -1,5 +1,6 @@
-"""Durable files, the few ways datamin writes them: fsync of a directory after a rename, and a
-secret (a key) created exactly once even when several processes race for it."""
+"""Durable files, the few ways datamin writes them: a file replaced whole or not at all, fsync of a
+directory after a rename, and a secret (a key) created exactly once even when several processes race
+for it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import contextlib
 import os
 import secrets
 import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def sync_dir(path: Path) -> None:
@@ -17,6 +21,25 @@ def sync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_file(path: Path, write: Callable[[BinaryIO], object], *, fsync: bool = True) -> None:
+    """Replaces ``path`` whole or not at all: ``write`` fills ``.<name>.<random>.tmp`` beside it, which is
+    fsynced and renamed over ``path``, then the folder is fsynced (both only with ``fsync``). On any
+    failure ``path`` is as it was and the temporary file is gone."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        sync_dir(path.parent)
 
 
 def read_secret(path: Path, size: int) -> bytes:

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from datamin.config import Config
 from datamin.exceptions import DecodeError
+from datamin.files import replace_file
 from datamin.topics import Topics
 from producers.logformat import parse_line
 
@@ -115,12 +116,7 @@ def _load_state(file: Path) -> dict[str, int] | None:
 
 
 def _save_state(file: Path, state: dict[str, int]) -> None:
-    tmp = file.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, file)
+    replace_file(file, lambda f: f.write(json.dumps(state).encode("utf-8")))
 
 
 class _Tail:

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from datamin.files import replace_file
+
 log = logging.getLogger(__name__)
 
 _HEAD = struct.Struct("<II")
@@ -259,23 +261,11 @@ class Spool:
             self._close_writer()
             position = Position(last + 1, 0)
         self._committed = position
-        tmp = self.folder / (_MARKER + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"segment": position.segment, "offset": position.offset}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.folder / _MARKER)
-        self._fsync_folder()
+        marker = json.dumps({"segment": position.segment, "offset": position.offset}).encode("utf-8")
+        replace_file(self.folder / _MARKER, lambda f: f.write(marker))
         for n in [n for n in self._sizes if n < position.segment]:
             self._segment_path(n).unlink(missing_ok=True)
             del self._sizes[n]
-
-    def _fsync_folder(self) -> None:
-        fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         """fsyncs and releases the folder for the next process."""

@@ -14,7 +14,6 @@ never a value from an event (no IP address, identifier or free text).
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datamin.files import sync_dir
+from datamin.files import replace_file
 from warehouse.layout import Layout
 
 SCHEMA = pa.schema([
@@ -93,19 +92,7 @@ class AuditLog:
             return path
         folder.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist([_row(e) for e in entries], schema=SCHEMA)
-        tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                pq.write_table(table, f)
-                f.flush()
-                if self._fsync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if self._fsync:
-            sync_dir(folder)
+        replace_file(path, lambda f: pq.write_table(table, f), fsync=self._fsync)
         return path
 
     def read(self, kind: str | None = None) -> list[AuditEntry]:

@@ -43,7 +43,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datamin.files import sync_dir
+from datamin.files import replace_file, sync_dir
 from warehouse.audit import AuditEntry, AuditLog
 from warehouse.clock import as_utc
 from warehouse.layout import PARTITION_KEY, Layout
@@ -171,7 +171,7 @@ def _compact_partition(layout: Layout, table: str, day: date, folder: Path, file
         manifest = {"table": table, "day": day.isoformat(), "target": str(target.relative_to(layout.root)),
                     "staged": name, "merged": [f.name for f in files], "rows": expected,
                     "bytes_before": bytes_before, "at": as_utc(now).isoformat()}
-        _write_atomically(stage / MANIFEST, json.dumps(manifest).encode(), fsync)
+        replace_file(stage / MANIFEST, lambda f: f.write(json.dumps(manifest).encode()), fsync=fsync)
     except Exception:
         shutil.rmtree(stage, ignore_errors=True)  # not committed: nothing visible changed
         raise
@@ -212,13 +212,3 @@ def _finish(layout: Layout, stage: Path, manifest: dict[str, Any], *, audit: Aud
     return result
 
 
-def _write_atomically(path: Path, data: bytes, fsync: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        sync_dir(path.parent)

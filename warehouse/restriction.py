@@ -12,8 +12,6 @@ next query, with no catalog rebuild.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datamin.config import Config
-from datamin.files import sync_dir
+from datamin.files import replace_file
 from warehouse.layout import Layout
 from warehouse.subjects import (
     SUBJECT_COLUMN,
@@ -115,16 +113,6 @@ def lift(config: Config, subject_key: str) -> int:
 
 
 def write_atomically(path: Path, table: pa.Table) -> None:
-    """Writes ``table`` as Parquet to ``path`` via a temp file in the same folder, fsync and os.replace."""
+    """Writes ``table`` as Parquet to ``path``, whole or not at all (``datamin.files.replace_file``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    sync_dir(path.parent)
+    replace_file(path, lambda f: pq.write_table(table, f))

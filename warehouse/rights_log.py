@@ -15,14 +15,13 @@ No subject key is stored: requests are found again by `warehouse.subjects.subjec
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from datamin.files import sync_dir
+from datamin.files import replace_file
 from warehouse.clock import as_utc
 from warehouse.layout import Layout
 from warehouse.subjects import rights_dir
@@ -110,15 +109,5 @@ def _append(layout: Layout, at: datetime, event: dict[str, Any]) -> Path:
     folder = requests_dir(layout)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{at.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex}.json"
-    tmp = folder / f".{path.name}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(event, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    sync_dir(folder)
+    replace_file(path, lambda f: f.write(json.dumps(event, sort_keys=True).encode("utf-8")))
     return path

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datamin.files import replace_file, sync_dir
 from warehouse.errors import WarehouseError
 from warehouse.layout import Layout
 
@@ -200,27 +201,11 @@ class PartitionWriter:
         self._write_atomically(path, json.dumps({"last": last}).encode())
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                if self._fsync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except Exception:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._sync_dir(path.parent)
+        replace_file(path, lambda f: f.write(data), fsync=self._fsync)
 
     def _sync_dir(self, path: Path) -> None:
-        if not self._fsync:
-            return
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self._fsync:
+            sync_dir(path)
 
 
 def split_by_day(rows: pa.Table, time_column: str = "time") -> list[tuple[date, pa.Table]]:

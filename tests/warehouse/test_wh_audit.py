@@ -93,7 +93,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def boom(*_a: object, **_k: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("warehouse.audit.os.replace", boom)
+    monkeypatch.setattr("datamin.files.os.replace", boom)  # the audit log writes through replace_file
     with pytest.raises(OSError):
         log.append([entry()])
     assert list((tmp_path / "_audit" / "expiry").iterdir()) == []
