@@ -10,14 +10,11 @@ counted in ``publish_errors``; the app's own exceptions pass through (recorded a
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from producers.request_event import MiddlewareSettings, Publisher, build_record
-
-log = logging.getLogger(__name__)
+from producers.request_event import MiddlewareSettings, Publisher, RequestPublisher, build_record
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,16 +41,13 @@ def asgi_url(scope: Scope) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
-class DataminASGIMiddleware:
+class DataminASGIMiddleware(RequestPublisher):
+    server = "ASGI"
+
     def __init__(self, app: ASGIApp, producer: Publisher, settings: MiddlewareSettings | None = None, *,
                  wall_clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(producer, settings, wall_clock=wall_clock, timer=timer)
         self.app = app
-        self.producer = producer
-        self.settings = settings or MiddlewareSettings()
-        self.publish_errors = 0
-        """publishes that raised or were refused; the requests themselves were unaffected"""
-        self._wall = wall_clock
-        self._timer = timer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -81,20 +75,16 @@ class DataminASGIMiddleware:
             self._publish(scope, status[0], sent[0], started, t0)
 
     def _publish(self, scope: Scope, status: int | None, bytes_sent: int, started: float, t0: float) -> None:
-        try:
+        def record() -> dict[str, Any]:
             headers = asgi_headers(scope)
             client = scope.get("client")
             user = self.settings.user_id(scope) if self.settings.user_id else None
-            record = build_record(
+            return build_record(
                 self.settings, started=started, method=scope.get("method"),
                 host=headers.get("host") or _server_host(scope), url=asgi_url(scope), status=status,
                 bytes_sent=bytes_sent, duration_ms=(self._timer() - t0) * 1000.0, headers=headers,
                 peer=client[0] if client else None, user_id=user if isinstance(user, str) and user else None)
-            if not self.producer.publish("http_request", record):
-                self.publish_errors += 1
-        except Exception:  # noqa: BLE001 - the request must never fail because of datamin
-            self.publish_errors += 1
-            log.warning("datamin ASGI middleware: could not publish an http_request event", exc_info=True)
+        self._publish_record(record)
 
 
 def _server_host(scope: Scope) -> str | None:

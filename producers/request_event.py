@@ -13,6 +13,8 @@ address (``unknown``, an obfuscated name) ends the walk at the proxy that report
 from __future__ import annotations
 
 import ipaddress
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +22,8 @@ from typing import Any, Protocol
 
 from datamin.exceptions import ConfigError
 from schemas.limits import MAX_MAP_ENTRIES
+
+log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -167,3 +171,29 @@ def build_record(settings: MiddlewareSettings, *, started: float, method: str | 
         "user_id": user_id,
         "client_id": jar.get(settings.client_id_cookie) if settings.client_id_cookie else None,
     }
+
+
+class RequestPublisher:
+    """What the WSGI and ASGI middleware share: the producer, the settings, the clocks, and publishing
+    that never fails a request (a refusal or an error is counted in ``publish_errors`` and logged)."""
+
+    server = "web"
+    """the kind of middleware, for the log"""
+
+    def __init__(self, producer: Publisher, settings: MiddlewareSettings | None = None, *,
+                 wall_clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
+        self.producer = producer
+        self.settings = settings or MiddlewareSettings()
+        self.publish_errors = 0
+        """publishes that raised or were refused; the requests themselves were unaffected"""
+        self._wall = wall_clock
+        self._timer = timer
+
+    def _publish_record(self, record: Callable[[], dict[str, Any]]) -> None:
+        """Builds the event with ``record()`` and publishes it; never raises."""
+        try:
+            if not self.producer.publish("http_request", record()):
+                self.publish_errors += 1
+        except Exception:  # noqa: BLE001 - the request must never fail because of datamin
+            self.publish_errors += 1
+            log.warning("datamin %s middleware: could not publish an http_request event", self.server, exc_info=True)

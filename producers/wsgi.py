@@ -10,14 +10,11 @@ unchanged (recorded as status 500).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from producers.request_event import MiddlewareSettings, Publisher, build_record
-
-log = logging.getLogger(__name__)
+from producers.request_event import MiddlewareSettings, Publisher, RequestPublisher, build_record
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
@@ -43,16 +40,13 @@ def wsgi_url(environ: Environ) -> str:
     return f"{path}?{query}" if query else path
 
 
-class DataminWSGIMiddleware:
+class DataminWSGIMiddleware(RequestPublisher):
+    server = "WSGI"
+
     def __init__(self, app: WSGIApp, producer: Publisher, settings: MiddlewareSettings | None = None, *,
                  wall_clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(producer, settings, wall_clock=wall_clock, timer=timer)
         self.app = app
-        self.producer = producer
-        self.settings = settings or MiddlewareSettings()
-        self.publish_errors = 0
-        """publishes that raised or were refused; the requests themselves were unaffected"""
-        self._wall = wall_clock
-        self._timer = timer
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started, t0 = self._wall(), self._timer()
@@ -77,20 +71,16 @@ class DataminWSGIMiddleware:
         return _Response(result, lambda: self._publish(environ, state, started, t0), state)
 
     def _publish(self, environ: Environ, state: _State, started: float, t0: float) -> None:
-        try:
+        def record() -> dict[str, Any]:
             status = int(state.status[:3]) if state.status and state.status[:3].isdigit() else None
             user = self.settings.user_id(environ) if self.settings.user_id else None
-            record = build_record(
+            return build_record(
                 self.settings, started=started, method=environ.get("REQUEST_METHOD"),
                 host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME"), url=wsgi_url(environ),
                 status=status, bytes_sent=state.bytes_sent, duration_ms=(self._timer() - t0) * 1000.0,
                 headers=wsgi_headers(environ), peer=environ.get("REMOTE_ADDR"),
                 user_id=user if isinstance(user, str) and user else None)
-            if not self.producer.publish("http_request", record):
-                self.publish_errors += 1
-        except Exception:  # noqa: BLE001 - the request must never fail because of datamin
-            self.publish_errors += 1
-            log.warning("datamin WSGI middleware: could not publish an http_request event", exc_info=True)
+        self._publish_record(record)
 
 
 class _State:
