@@ -62,6 +62,7 @@ from kafka.structs import OffsetAndMetadata
 
 from datamin.config import Config, load_config
 from datamin.exceptions import BrokerError, DataminError, DecodeError, EventError
+from datamin.identity import subject_of_raw
 from datamin.kafka import translate_kafka_errors
 from datamin.partitioner import KeyHashPartitioner
 from datamin.topics import Topics
@@ -434,15 +435,16 @@ def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: An
     """Applies one consent or privacy-request record while restoring; undecodable ones are skipped here
     (the main loop dead-letters them)."""
     if record.value is None:
-        if topic == topics.consent and record.key:
-            ledger.forget_consents(record.key.decode("utf-8", "replace"))
+        subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+        if topic == topics.consent and subject:
+            ledger.forget_consents(subject)
         return 0
     try:
         schema, raw = decode(record.value, default_registry())
     except DecodeError:
         return 0
     key = record.key.decode("utf-8", "replace") if record.key else None
-    subject = raw.get("subject_key") or key
+    subject = subject_of(raw, key)
     try:
         if schema.name == "consent_record":
             ledger.apply_consent(subject, raw)

@@ -1,7 +1,8 @@
 """Who a subject is in the warehouse: their pseudonyms in every key period, a keyed hash to find their
 requests again, and the data files that hold their rows. File I/O and DuckDB only; no Kafka.
 
-A subject key (logged-in user id or consent-cookie id) becomes the ``subject`` column as
+A subject key, made canonical by `datamin.identity` (``user:<id>`` or ``visitor:<id>``, one
+normalisation rule; a bare key is a user id), becomes the ``subject`` column as
 ``pseudonymise(subject_key, key_of_period(event_time), "subject")``. Keys are per period and shared
 by all subjects, so the warehouse holds one pseudonym per (subject, period): `subject_pseudonyms`
 recomputes all of them from the key files present. A period whose key was deleted (crypto-shredded)
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 
 from datamin.config import Config
 from datamin.files import create_secret
+from datamin.identity import canonical
 from processors.transforms import KeyStore, pseudonymise
 from warehouse.arrow import time_column
 from warehouse.clock import as_utc
@@ -64,8 +66,7 @@ def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
 
     Periods of another rotation than ``keys``' own (the rotation was changed) are included too.
     Never creates a key. Raises ValueError for an empty subject key."""
-    if not isinstance(subject_key, str) or not subject_key:
-        raise ValueError("the subject key is empty: give the logged-in user id or consent-cookie id")
+    subject_key = canonical(subject_key)  # IdentityError (a ValueError) when empty
     stores: dict[str, KeyStore] = {keys.rotation: keys}
     found: dict[str, str] = {}
     for period in keys.periods():
@@ -93,8 +94,7 @@ def subject_hash(config: Config, subject_key: str) -> str:
     """``"h1_"`` + HMAC-SHA-256(rights secret, subject key) in hex: stable, and not reversible without
     the secret. The rights trail and the erased-subjects topic are keyed by it; the processor computes
     the same value to recognise an erased subject."""
-    if not isinstance(subject_key, str) or not subject_key:
-        raise ValueError("the subject key is empty: give the logged-in user id or consent-cookie id")
+    subject_key = canonical(subject_key)  # IdentityError (a ValueError) when empty
     secret = load_secret(Path(config.pseudonymise.key_dir))
     return HASH_PREFIX + hmac.digest(secret, subject_key.encode("utf-8", "surrogatepass"), "sha256").hex()
 

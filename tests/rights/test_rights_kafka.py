@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 from kafka import KafkaConsumer
 
 from datamin.config import Config
+from datamin.identity import canonical
 from datamin.rights import rights_command, status_report, submit_request
 from datamin.topics import Topics, provision
 from processors.transforms import KeyStore, pseudonymise
@@ -54,7 +55,7 @@ def test_erase_command_publishes_the_keyed_hash_and_records_the_request(kafka_co
     layout = Layout(Path(kafka_config.warehouse.root))
     folder = layout.partition_dir("usage_event", NOW.date())
     folder.mkdir(parents=True)
-    subject = pseudonymise(KEY, keys.key_for(keys.period_for(NOW)), "subject")
+    subject = pseudonymise(canonical(KEY), keys.key_for(keys.period_for(NOW)), "subject")
     rows = [{"event_id": "e1", "time": NOW, "subject": subject, "kind": "search"},
             {"event_id": "e2", "time": NOW, "subject": None, "kind": "search"}]
     path = folder / layout.data_file_name("x", 0, 0, 1)

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from datamin.config import Config
+from datamin.identity import canonical
 from processors.transforms import KeyStore, pseudonymise
 from schemas import default_registry
 from warehouse.arrow import records_to_table
@@ -41,7 +42,8 @@ class World:
     files: dict[str, Path]
 
     def pseudonym(self, subject: str, when: datetime, namespace: str = "subject") -> str:
-        value = pseudonymise(subject, self.keys.key_for(self.keys.period_for(when)), namespace)
+        clear = canonical(subject) if namespace == "subject" else subject  # as the processor does
+        value = pseudonymise(clear, self.keys.key_for(self.keys.period_for(when)), namespace)
         assert value is not None
         return value
 
