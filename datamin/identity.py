@@ -44,9 +44,12 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from datamin.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from datamin.config import IdentityConfig
 
 USER: Final = "user"
 VISITOR: Final = "visitor"
@@ -223,6 +226,12 @@ class Identity:
                 return False
             self._seen[nonce] = (until, uses + 1)
             return True
+
+
+def identity_from_config(config: IdentityConfig, *, clock: Callable[[], float] = time.time) -> Identity:
+    """The Identity of the ``[identity]`` settings; ConfigError when the secret file is missing or short."""
+    return load_identity(config.secret_file, max_token_seconds=config.max_token_seconds,
+                         max_token_uses=config.max_token_uses, clock=clock)
 
 
 def load_identity(secret_file: str, *, max_token_seconds: int = 900, max_token_uses: int = 50,

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from datamin.config import Config
 from datamin.exceptions import ConfigError
-from datamin.identity import Identity, IdentityError, canonical, load_identity, subject_of_raw, user_subject
+from datamin.identity import (
+    Identity,
+    IdentityError,
+    canonical,
+    identity_from_config,
+    load_identity,
+    subject_of_raw,
+    user_subject,
+)
 
 SECRET = b"identity-unit-test-secret-32-bytes!!"
 
@@ -94,3 +104,15 @@ def test_bad_limits_are_config_errors() -> None:
         Identity(SECRET, max_token_seconds=0)
     with pytest.raises(ConfigError, match="max_token_uses"):
         Identity(SECRET, max_token_uses=0)
+
+
+def test_identity_from_config(make_config: Callable[..., Config], tmp_path: Path) -> None:
+    secret = tmp_path / "id.secret"
+    config = make_config(**{"IDENTITY__SECRET_FILE": f'"{secret}"', "IDENTITY__MAX_TOKEN_SECONDS": "60"})
+    with pytest.raises(ConfigError, match="identity.secret_file"):
+        identity_from_config(config.identity)
+    secret.write_bytes(SECRET)
+    identity = identity_from_config(config.identity)
+    assert identity.max_token_seconds == 60 and identity.secret == SECRET
+    with pytest.raises(ConfigError, match="identity.max_token_seconds"):
+        make_config(**{"IDENTITY__MAX_TOKEN_SECONDS": "864000"})
