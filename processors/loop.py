@@ -315,8 +315,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if value is None:
                 if tp.topic == self.topics.consent:  # a tombstone of the compacted consent topic
                     ledger = self.ledgers.get(tp.partition)
-                    if ledger is not None and record.key:
-                        ledger.forget_consents(record.key.decode("utf-8", "replace"))
+                    subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+                    if ledger is not None and subject:
+                        ledger.forget_consents(subject)
                     return True
                 raise DecodeError("empty message (no value)")
             schema, raw = decode(value, self.registry)
