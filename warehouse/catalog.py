@@ -35,7 +35,7 @@ from schemas.registry import Registry, default_registry
 from warehouse.arrow import arrow_schema, id_column
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
-from warehouse.restriction import restricted_filter_sql
+from warehouse.rights.restriction import restricted_filter_sql
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from typing import Any, Final
 
 import duckdb
 
+from datamin.clock import as_utc, utc_now
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError
 from schemas import Registry, decode, default_registry
 from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc, utc_now
-from warehouse.layout import PARTITION_KEY, Layout
+from warehouse.layout import PARTITION_KEY, Layout, layout_of
 from warehouse.leak_detectors import (
     UNDECODABLE,
     UUID_PATTERN,
@@ -238,9 +238,8 @@ def audit_topics(config: Config, *, max_messages_per_partition: int = 1_000_000,
     decoded record with the same detectors as the warehouse (prefixes from config.minimise). A message
     that does not decode is an ``undecodable`` finding. Raises BrokerError when Kafka cannot be reached
     or the read takes longer than ``timeout_s``."""
-    from kafka import KafkaConsumer, TopicPartition
 
-    from datamin.kafka import require_reachable, translate_kafka_errors
+    from datamin.kafka import TopicPartition, new_consumer, require_reachable, translate_kafka_errors
     from datamin.topics import MINIMISED_EVENTS, Topics
 
     if max_messages_per_partition < 1:
@@ -256,8 +255,7 @@ def audit_topics(config: Config, *, max_messages_per_partition: int = 1_000_000,
     scanned = 0
     undecodable: Counter[tuple[str, str]] = Counter()
     with translate_kafka_errors(doing, config):
-        consumer = KafkaConsumer(group_id=None, isolation_level="read_committed", enable_auto_commit=False,
-                                 **config.kafka.client_kwargs())
+        consumer = new_consumer(config, group_id=None, isolation_level="read_committed", enable_auto_commit=False)
         try:
             tps = [TopicPartition(topic, p) for topic in (topics.minimised(e) for e in MINIMISED_EVENTS)
                    for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -321,7 +319,7 @@ def run_leak_audit(config: Config, *, now: datetime, include_topics: bool = Fals
     """The audit behind ``datamin audit [--topics]``: the warehouse (and with ``include_topics`` the
     minimised topics), with the configured prefixes, recorded in the audit trail. The command exits
     with 1 unless ``report.clean``."""
-    layout = Layout(Path(config.warehouse.root))
+    layout = layout_of(config)
     m = config.minimise
     report = audit_warehouse(layout, now=now, ipv4_prefix=m.ipv4_prefix, ipv6_prefix=m.ipv6_prefix,
                              id_patterns=id_patterns)

@@ -20,15 +20,9 @@ import pyarrow.parquet as pq
 
 from datamin.config import Config
 from datamin.files import replace_file
-from warehouse.layout import Layout
-from warehouse.subjects import (
-    SUBJECT_COLUMN,
-    key_store,
-    layout_of,
-    rights_dir,
-    sql_string,
-    subject_pseudonyms,
-)
+from datamin.keys import key_store
+from warehouse.layout import Layout, layout_of
+from warehouse.rights.subjects import SUBJECT_COLUMN, sql_string, subject_pseudonyms
 
 RESTRICTED_FILE = "restricted.parquet"
 _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
@@ -36,7 +30,7 @@ _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
 
 def restricted_path(layout: Layout) -> Path:
     """``<root>/_rights/restricted.parquet``."""
-    return rights_dir(layout) / RESTRICTED_FILE
+    return layout.rights_dir / RESTRICTED_FILE
 
 
 def restricted_filter_sql(layout: Layout) -> str:

@@ -42,21 +42,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datamin.clock import as_utc
 from datamin.config import TABLES, Config
 from datamin.files import sync_dir
+from datamin.kafka import send_and_wait
+from datamin.keys import key_store, subject_hash
+from datamin.topics import Topics
 from schemas.registry import Registry, default_registry
 from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc
-from warehouse.layout import Layout
-from warehouse.subjects import (
-    files_holding,
-    key_store,
-    layout_of,
-    rights_dir,
-    row_matches,
-    subject_hash,
-    subject_pseudonyms,
-)
+from warehouse.layout import Layout, layout_of
+from warehouse.rights.subjects import files_holding, row_matches, subject_pseudonyms
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +245,7 @@ def erase_subject(config: Config, subject_key: str, *, now: datetime, request_id
     take the record (nothing is changed then; run it again)."""
     import uuid
 
-    from warehouse.restriction import remove_restricted
+    from warehouse.rights.restriction import remove_restricted
 
     at = as_utc(now)
     request_id = request_id or str(uuid.uuid4())
@@ -288,26 +283,15 @@ def publish_erased(config: Config, hashed: str, *, erased_at: datetime, request_
                    timeout: float = 15.0) -> None:
     """Publishes ``{"erased_at", "request_id"}`` keyed by the keyed hash to the compacted
     erased-subjects topic, and waits for acks=all. Raises BrokerError when Kafka does not take it."""
-    from datamin.kafka import require_reachable, translate_kafka_errors
-    from datamin.topics import Topics
-    from producers.producer import import_kafka_producer
-
-    doing = "publishing to the erased-subjects topic"
-    require_reachable(doing, config)
     value = json.dumps({"erased_at": as_utc(erased_at).isoformat(), "request_id": request_id}).encode()
-    with translate_kafka_errors(doing, config):
-        producer = import_kafka_producer()(**config.kafka.client_kwargs(), acks="all", enable_idempotence=True)
-        try:
-            producer.send(Topics(config).erased_subjects, key=hashed.encode("ascii"), value=value).get(timeout)
-            producer.flush(timeout)
-        finally:
-            producer.close(timeout)
+    send_and_wait(config, Topics(config).erased_subjects, key=hashed.encode("ascii"), value=value,
+                  doing="publishing to the erased-subjects topic", timeout=timeout)
 
 
 # -- the sweep of late rows ------------------------------------------------------------------------
 
 def _sweep_path(layout: Layout) -> Path:
-    return rights_dir(layout) / SWEEP_FILE
+    return layout.rights_dir / SWEEP_FILE
 
 
 def _read_sweep(layout: Layout) -> dict[str, tuple[datetime, datetime]]:
@@ -318,7 +302,7 @@ def _read_sweep(layout: Layout) -> dict[str, tuple[datetime, datetime]]:
 
 
 def _write_sweep(layout: Layout, entries: Mapping[str, tuple[datetime, datetime]]) -> None:
-    from warehouse.restriction import write_atomically
+    from warehouse.rights.restriction import write_atomically
 
     table = pa.Table.from_pylist([{"subject": s, "erased_at": e, "until": u} for s, (e, u) in sorted(entries.items())],
                                  schema=_SWEEP_SCHEMA)
