@@ -5,12 +5,12 @@ periods, all tables), publishes the person's keyed hash on the compacted erased-
 replay or backfill brings them back, and writes the audit trail. Guarantees:
 
 - Only files that hold the person's rows are rewritten; every other file keeps its inode and mtime.
-- A rewrite is atomic: the new content goes to ``.<name>.rewrite.tmp`` in the same partition folder
-  (a dot-file not ending in ``.parquet``: the views' glob, the sink and compaction never read it), is
-  fsynced, then ``os.replace``d over the original, keeping its name (so the sink's offset-range name
-  stays parseable) and the folder fsynced. A reader sees the old file or the new one, never half.
+- A rewrite is atomic (`datamin.files.replace_file`): the new content goes to ``.<name>.<random>.tmp``
+  in the same partition folder (a dot-file not ending in ``.parquet``: the views' glob, the sink and
+  compaction never read it), is fsynced, then ``os.replace``d over the original, keeping its name
+  (so the sink's offset-range name stays parseable) and the folder fsynced. A reader sees the old file or the new one, never half.
   A file left with no rows stays as an empty file with the same columns.
-- A leftover ``.rewrite.tmp`` (a crash mid-rewrite; the original is intact) is removed by the next run.
+- A leftover ``.<name>.<random>.tmp`` (a crash mid-rewrite; the original is intact) is removed by the next run.
 - Erasing twice is harmless (the second finds nothing); an unknown subject succeeds with a receipt
   saying nothing was held.
 - No subject key is written anywhere: the audit trail gets tables, partitions, counts and the
@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from datamin.clock import as_utc
 from datamin.config import TABLES, Config
-from datamin.files import sync_dir
+from datamin.files import replace_file
 from datamin.kafka import send_and_wait
 from datamin.keys import key_store, subject_hash
 from datamin.topics import Topics
@@ -56,7 +56,8 @@ from warehouse.rights.subjects import files_holding, row_matches, subject_pseudo
 log = logging.getLogger(__name__)
 
 AUDIT_KIND = "erasure"
-REWRITE_SUFFIX = ".rewrite.tmp"
+REWRITE_TEMP = ".*.parquet.*.tmp"
+"""what `datamin.files.replace_file` leaves behind a data file when a crash interrupts a rewrite"""
 COMPRESSION = "zstd"
 SWEEP_FILE = "erased_sweep.parquet"
 _SWEEP_SCHEMA = pa.schema([pa.field("subject", pa.string(), nullable=False),
@@ -131,21 +132,10 @@ def rewrite_file(path: Path, change: Change, *, fsync: bool = True) -> tuple[int
     new, affected = change(rows)
     if affected == 0:
         return None
-    tmp = path.with_name(f".{path.name}{REWRITE_SUFFIX}")
     group = source.metadata.row_group(0).num_rows if source.metadata.num_row_groups else 0
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(new.cast(rows.schema), f, compression=COMPRESSION, row_group_size=max(1, group) or None)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        after = tmp.stat().st_size
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if fsync:
-        sync_dir(path.parent)
+    replace_file(path, lambda f: pq.write_table(new.cast(rows.schema), f, compression=COMPRESSION,
+                                                row_group_size=max(1, group) or None), fsync=fsync)
+    after = path.stat().st_size
     return affected, before, after
 
 
@@ -175,12 +165,12 @@ def _blanker(pseudonyms: Mapping[str, datetime | None], columns: Sequence[str]) 
 
 
 def remove_leftovers(layout: Layout, tables: Iterable[str]) -> int:
-    """Deletes ``.*.rewrite.tmp`` files a crashed rewrite left behind; returns how many."""
+    """Deletes ``.<name>.parquet.<random>.tmp`` files a crashed rewrite left behind; returns how many."""
     removed = 0
     for table in tables:
         folder = layout.table_dir(table)
         if folder.is_dir():
-            for tmp in folder.glob(f"*/.*{REWRITE_SUFFIX}"):
+            for tmp in folder.glob(f"*/{REWRITE_TEMP}"):
                 tmp.unlink(missing_ok=True)
                 removed += 1
     return removed

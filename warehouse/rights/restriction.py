@@ -22,7 +22,8 @@ from datamin.config import Config
 from datamin.files import replace_file
 from datamin.keys import key_store
 from warehouse.layout import Layout, layout_of
-from warehouse.rights.subjects import SUBJECT_COLUMN, sql_string, subject_pseudonyms
+from warehouse.rights.subjects import SUBJECT_COLUMN, subject_pseudonyms
+from warehouse.sql import quote_literal
 
 RESTRICTED_FILE = "restricted.parquet"
 _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
@@ -47,7 +48,7 @@ def restricted_filter_sql(layout: Layout) -> str:
     view when it is created). The list never holds NULL, so ``NOT IN`` is exact."""
     path = ensure_list(layout)
     return (f"{SUBJECT_COLUMN} IS NULL OR {SUBJECT_COLUMN} NOT IN "  # noqa: S608 - a quoted path literal
-            f"(SELECT {SUBJECT_COLUMN} FROM read_parquet({sql_string(str(path.resolve()))}))")
+            f"(SELECT {SUBJECT_COLUMN} FROM read_parquet({quote_literal(str(path.resolve()))}))")
 
 
 def ensure_list(layout: Layout) -> Path:

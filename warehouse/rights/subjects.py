@@ -61,10 +61,6 @@ def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
 
 
 
-def sql_string(value: str) -> str:
-    """A SQL string literal of ``value``."""
-    return "'" + value.replace("'", "''") + "'"
-
 
 def files_holding(layout: Layout, tables: Sequence[str], pseudonyms: Mapping[str, datetime | None],
                   *, attempts: int = 3, seen: dict[Path, tuple[int, int]] | None = None) -> dict[str, dict[Path, int]]:
