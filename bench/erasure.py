@@ -27,8 +27,8 @@ from datamin.config import load_config  # noqa: E402
 from processors.transforms import KeyStore, pseudonymise  # noqa: E402
 from schemas import default_registry  # noqa: E402
 from warehouse.arrow import arrow_schema  # noqa: E402
-from warehouse.erasure import erase_subject  # noqa: E402
 from warehouse.layout import Layout  # noqa: E402
+from warehouse.rights.erasure import erase_subject  # noqa: E402
 
 TABLES = ("http_request", "usage_event")
 DAYS = 60

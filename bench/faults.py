@@ -13,7 +13,7 @@ it; KAFKA_BOOTSTRAP_SERVERS is ignored for that reason (the shared broker is nev
    a few consenting visitors, and waits until the warehouse holds them, so that the processor's ledger
    knows them before any of their events: then none of an erased subject's events (before or after the
    request's time) and none of a withdrawn subject's events after it may carry an identifier;
-3. publishes synthetic traffic (datamin.synthetic.traffic, consents first) paced over ``--seconds``
+3. publishes synthetic traffic (datamin.cli.synthetic.traffic, consents first) paced over ``--seconds``
    with one EventProducer, plus a few malformed raw messages (plain KafkaProducer) that must be
    dead-lettered; meanwhile SIGKILLs the processor and the sink at random moments (each restarted),
    stops the broker for a few seconds (the producer spools), and during the first outage lets a second
@@ -58,9 +58,9 @@ warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python 3.0's resour
 
 import duckdb  # noqa: E402
 
-from datamin.broker import LocalBroker  # noqa: E402
+from datamin.cli.broker import LocalBroker  # noqa: E402
+from datamin.cli.synthetic import traffic  # noqa: E402
 from datamin.config import Config, load_config  # noqa: E402
-from datamin.synthetic import traffic  # noqa: E402
 from datamin.topics import MINIMISED_EVENTS, RAW_EVENTS, Topics, provision  # noqa: E402
 
 EVENT_TABLES = ("http_request", "usage_event", "device_report", "consent_record")
@@ -487,7 +487,7 @@ def build_events(shape: Shape, seed: int, expected: Expectations) -> tuple[Event
 def run(args: argparse.Namespace) -> int:
     from producers.producer import EventProducer
     from warehouse.leak_audit import audit_topics, audit_warehouse
-    from warehouse.subjects import layout_of
+    from warehouse.rights.subjects import layout_of
 
     sh = shape(args.quick, args.seconds, args.events)
     rng = random.Random(args.seed)
@@ -551,9 +551,9 @@ def run(args: argparse.Namespace) -> int:
         publisher.start()
         begin = time.monotonic()
         # malformed raw messages, sent while the broker is up: each must reach the dead-letter topic
-        from producers.producer import import_kafka_producer
+        from datamin.kafka import new_producer
 
-        plain = import_kafka_producer()(**config.kafka.client_kwargs(), acks="all")
+        plain = new_producer(config, acks="all")
         for i in range(sh.malformed):
             topic = Topics(config).raw(RAW_EVENTS[i % len(RAW_EVENTS)])
             plain.send(topic, key=f"malformed-{i}".encode(), value=b"\x00not an avro event " + str(i).encode())

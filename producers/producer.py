@@ -44,14 +44,14 @@ import queue
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from datamin.config import Config
 from datamin.exceptions import ConfigError, ValidationError
-from datamin.partitioner import KeyHashPartitioner
+from datamin.kafka import new_producer
+from datamin.kafka.partitioner import KeyHashPartitioner
 from datamin.topics import Topics
 from producers.spool import Position, Spool, SpooledRecord
 from schemas import Registry, default_registry, encode
@@ -182,11 +182,9 @@ class _EventQueue:
 def kafka_factory(config: Config, *, linger_ms: int = 5, batch_size: int = 64 * 1024,
                   compression: str = "gzip", delivery_timeout_ms: int = 15_000) -> Callable[[], KafkaClient]:
     """Builds kafka-python producers with datamin's delivery settings."""
-    kafka_producer = import_kafka_producer()
-
     def make() -> KafkaClient:
-        client: KafkaClient = kafka_producer(
-            **config.kafka.client_kwargs(), acks="all", enable_idempotence=True, compression_type=compression,
+        client: KafkaClient = new_producer(
+            config, acks="all", enable_idempotence=True, compression_type=compression,
             linger_ms=linger_ms, batch_size=batch_size, delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=min(5_000, delivery_timeout_ms - linger_ms - 1), max_block_ms=1_000,
             bootstrap_timeout_ms=2_000, retry_backoff_ms=100, reconnect_backoff_max_ms=2_000,
@@ -194,15 +192,6 @@ def kafka_factory(config: Config, *, linger_ms: int = 5, batch_size: int = 64 * 
         return client
 
     return make
-
-
-def import_kafka_producer() -> Any:
-    """kafka-python's KafkaProducer, imported without its DeprecationWarning (importlib.resources.read_text),
-    which would otherwise become an error under ``-W error`` in whichever thread imports it first."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka import KafkaProducer
-    return KafkaProducer
 
 
 class EventProducer:

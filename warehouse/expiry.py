@@ -32,11 +32,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from datamin.clock import as_utc
 from datamin.config import RETENTION_CAP_DAYS
 from datamin.exceptions import ConfigError
 from datamin.files import sync_dir
 from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc
 from warehouse.layout import PARTITION_KEY, Layout
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,12 @@ from typing import Any, Final
 
 import duckdb
 
+from datamin.clock import as_utc, utc_now
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError
 from schemas import Registry, decode, default_registry
 from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc, utc_now
-from warehouse.layout import PARTITION_KEY, Layout
+from warehouse.layout import PARTITION_KEY, Layout, layout_of
 from warehouse.leak_detectors import (
     UNDECODABLE,
     UUID_PATTERN,
@@ -39,6 +39,7 @@ from warehouse.leak_detectors import (
     merge_findings,
     scan_records,
 )
+from warehouse.sql import quote_identifier, quote_literal
 
 JOB: Final = "leak_audit"
 """job name and audit-trail kind of every leak audit"""
@@ -140,7 +141,7 @@ class _TableScan:
     def __init__(self, con: duckdb.DuckDBPyConnection, detectors: Detectors, table: str, files: list[Path]) -> None:
         self.con, self.detectors, self.table = con, detectors, table
         self.files = [str(p) for p in files]
-        self.source = (f"read_parquet($files, filename={_lit(_FILE_COL)}, union_by_name=true, "
+        self.source = (f"read_parquet($files, filename={quote_literal(_FILE_COL)}, union_by_name=true, "
                        "hive_partitioning=false)")
 
     def run(self, at: datetime) -> LeakReport:
@@ -151,17 +152,17 @@ class _TableScan:
             value = self._value_sql(column)
             for d in self.detectors.for_column(column):
                 if d.mode == "search":
-                    counted.append((column, d.kind, f"regexp_matches({value}, {_lit(d.pattern)})"))
+                    counted.append((column, d.kind, f"regexp_matches({value}, {quote_literal(d.pattern)})"))
                 elif d.mode == "format":
                     counted.append((column, d.kind, f"({value} <> '' AND NOT regexp_full_match({value}, "
-                                                    f"{_lit(d.pattern)}))"))
+                                                    f"{quote_literal(d.pattern)}))"))
                 else:
                     candidates = (f"list_value({value})" if d.mode == "whole"
-                                  else f"regexp_extract_all({value}, {_lit(d.pattern)})")
+                                  else f"regexp_extract_all({value}, {quote_literal(d.pattern)})")
                     extracted.setdefault((column, candidates), []).append(d)
         select = ", ".join(["count(*) AS n"] + [f"count(*) FILTER (WHERE {sql}) AS a{i}"
                                                 for i, (_, _, sql) in enumerate(counted)])
-        per_file = self._query(f"SELECT {_ident(_FILE_COL)}, {select} FROM {self.source} GROUP BY 1")  # noqa: S608
+        per_file = self._query(f"SELECT {quote_identifier(_FILE_COL)}, {select} FROM {self.source} GROUP BY 1")  # noqa: S608
         counts: Counter[tuple[str, str, str]] = Counter()
         rows = 0
         for name, n, *hits in per_file:
@@ -182,9 +183,9 @@ class _TableScan:
         return [row[0] for row in described if row[1] == "VARCHAR" and row[0] != _FILE_COL]
 
     def _value_sql(self, column: str) -> str:
-        col = _ident(column)
+        col = quote_identifier(column)
         if column in self.detectors.roles.event_id:  # a random UUID is what belongs there
-            return f"(CASE WHEN regexp_full_match({col}, {_lit(UUID_PATTERN)}) THEN NULL ELSE {col} END)"
+            return f"(CASE WHEN regexp_full_match({col}, {quote_literal(UUID_PATTERN)}) THEN NULL ELSE {col} END)"
         return col
 
     def _extracted_counts(self, extracted: Mapping[tuple[str, str], list[Detector]]) -> Counter[tuple[str, str, str]]:
@@ -208,19 +209,13 @@ class _TableScan:
                            for i, (k, _) in enumerate(order))
         params = {f"v{i}": sorted(leaky[key]) for i, key in enumerate(order)}
         counts: Counter[tuple[str, str, str]] = Counter()
-        sql = f"SELECT {_ident(_FILE_COL)}, {select} FROM {self.source} GROUP BY 1"  # noqa: S608
+        sql = f"SELECT {quote_identifier(_FILE_COL)}, {select} FROM {self.source} GROUP BY 1"  # noqa: S608
         for name, *hits in self._query(sql, params):
             for (k, kind), hit in zip(order, hits, strict=True):
                 counts[(name, keys[k][0], kind)] += hit
         return counts
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _partition_of(file_name: str) -> str | None:
@@ -238,9 +233,8 @@ def audit_topics(config: Config, *, max_messages_per_partition: int = 1_000_000,
     decoded record with the same detectors as the warehouse (prefixes from config.minimise). A message
     that does not decode is an ``undecodable`` finding. Raises BrokerError when Kafka cannot be reached
     or the read takes longer than ``timeout_s``."""
-    from kafka import KafkaConsumer, TopicPartition
 
-    from datamin.kafka import require_reachable, translate_kafka_errors
+    from datamin.kafka import TopicPartition, new_consumer, require_reachable, translate_kafka_errors
     from datamin.topics import MINIMISED_EVENTS, Topics
 
     if max_messages_per_partition < 1:
@@ -256,8 +250,7 @@ def audit_topics(config: Config, *, max_messages_per_partition: int = 1_000_000,
     scanned = 0
     undecodable: Counter[tuple[str, str]] = Counter()
     with translate_kafka_errors(doing, config):
-        consumer = KafkaConsumer(group_id=None, isolation_level="read_committed", enable_auto_commit=False,
-                                 **config.kafka.client_kwargs())
+        consumer = new_consumer(config, group_id=None, isolation_level="read_committed", enable_auto_commit=False)
         try:
             tps = [TopicPartition(topic, p) for topic in (topics.minimised(e) for e in MINIMISED_EVENTS)
                    for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -321,7 +314,7 @@ def run_leak_audit(config: Config, *, now: datetime, include_topics: bool = Fals
     """The audit behind ``datamin audit [--topics]``: the warehouse (and with ``include_topics`` the
     minimised topics), with the configured prefixes, recorded in the audit trail. The command exits
     with 1 unless ``report.clean``."""
-    layout = Layout(Path(config.warehouse.root))
+    layout = layout_of(config)
     m = config.minimise
     report = audit_warehouse(layout, now=now, ipv4_prefix=m.ipv4_prefix, ipv6_prefix=m.ipv6_prefix,
                              id_patterns=id_patterns)

@@ -35,10 +35,10 @@ from typing import Any, Final, Literal
 
 import duckdb
 
+from datamin.clock import as_utc
 from processors.transforms.ip import validate_prefixes
 from schemas import Registry, default_registry
 from warehouse.arrow import time_column
-from warehouse.clock import as_utc
 
 IPV4: Final = "ipv4_address"
 IPV6: Final = "ipv6_address"

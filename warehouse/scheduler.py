@@ -22,24 +22,22 @@ nothing: the next one scans everything again.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
-from types import FrameType
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from datamin.clock import Clock, as_utc, utc_now
 from datamin.config import Config
+from datamin.signals import stop_on_signals
 from warehouse.audit import AuditLog
-from warehouse.clock import Clock, as_utc, utc_now
 from warehouse.compaction import Compaction, compact
 from warehouse.expiry import Expiry, expire
-from warehouse.layout import Layout
+from warehouse.layout import Layout, layout_of
 from warehouse.leak_audit import LeakReport, run_leak_audit
 from warehouse.locking import maintenance_lock
 
@@ -62,7 +60,7 @@ MISFIRE_GRACE_SECONDS = 23 * 3600
 """a run delayed (busy machine, suspended process) by up to this long still happens"""
 
 def _layout(config: Config) -> Layout:
-    return Layout(Path(config.warehouse.root))
+    return layout_of(config)
 
 
 def _refresh_catalog(config: Config) -> None:
@@ -94,9 +92,9 @@ def compact_now(config: Config, *, now: datetime) -> list[Compaction]:
 
 
 def sweep_now(config: Config, *, now: datetime) -> int:
-    """Deletes late-arriving rows of erased subjects (see `warehouse.erasure.sweep_erased`); returns
+    """Deletes late-arriving rows of erased subjects (see `warehouse.rights.erasure.sweep_erased`); returns
     the number of files rewritten."""
-    from warehouse.erasure import sweep_erased
+    from warehouse.rights.erasure import sweep_erased
 
     layout = _layout(config)
     with maintenance_lock(layout):
@@ -172,9 +170,7 @@ def run_scheduler(config: Config, *, clock: Clock = utc_now, scheduler: Blocking
         # not in the signal handler itself: shutdown takes locks the interrupted main loop may hold
         threading.Thread(target=stop, name="scheduler-stop").start()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping after the running job", signal.Signals(signum).name)
-        stop_requested.set()
+    def on_signal() -> None:
         if scheduler.running:
             stop_soon()
 
@@ -183,16 +179,15 @@ def run_scheduler(config: Config, *, clock: Clock = utc_now, scheduler: Blocking
             stop_soon()
 
     scheduler.add_listener(on_started, EVENT_SCHEDULER_STARTED)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        now = as_utc(clock())
-        expired, compacted = run_maintenance(config, now=now)
-        log.info("catch-up at %s: %d partitions expired, %d compacted", now.isoformat(), len(expired), len(compacted))
-        if not stop_requested.is_set():
-            scheduler.start()
+        with stop_on_signals(stop_requested, doing="stopping after the running job", on_stop=on_signal):
+            now = as_utc(clock())
+            expired, compacted = run_maintenance(config, now=now)
+            log.info("catch-up at %s: %d partitions expired, %d compacted", now.isoformat(), len(expired),
+                     len(compacted))
+            if not stop_requested.is_set():
+                scheduler.start()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         scheduler.remove_listener(on_started)
 
 

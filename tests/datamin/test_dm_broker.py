@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from datamin.broker import LocalBroker
+from datamin.cli.broker import LocalBroker
 
 
 def _free_port() -> int:

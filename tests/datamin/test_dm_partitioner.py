@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner import DefaultPartitioner
 
-from datamin.partitioner import MAX_KEYS, KeyHashPartitioner
+from datamin.kafka.partitioner import MAX_KEYS, KeyHashPartitioner
 
 
 class Cluster:

@@ -13,13 +13,13 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 
 from datamin.config import Config
+from datamin.keys import subject_hash
 from datamin.topics import Topics, provision
 from processors.erased import ErasedSubjects
 from processors.loop import run_processor
 from processors.pipeline import new_ledger
 from schemas import decode, default_registry, encode
-from warehouse.erasure import publish_erased
-from warehouse.subjects import subject_hash
+from warehouse.rights.erasure import publish_erased
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -91,9 +91,13 @@ def _env(config: Config, instance: str) -> dict[str, str]:
     return env
 
 
+DATAMIN = [sys.executable, "-c", "import sys; from datamin.cli import main; sys.exit(main())"]
+"""the `datamin` command, run by this interpreter"""
+
+
 def _start(config: Config, instance: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "processors.loop"], cwd=ROOT, env=_env(config, instance),
+        return subprocess.Popen([*DATAMIN, "process"], cwd=ROOT, env=_env(config, instance),
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

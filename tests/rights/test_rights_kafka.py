@@ -11,13 +11,13 @@ from kafka import KafkaConsumer
 
 from datamin.config import Config
 from datamin.identity import canonical
-from datamin.rights import rights_command, status_report, submit_request
+from datamin.keys import subject_hash
 from datamin.topics import Topics, provision
 from processors.transforms import KeyStore, pseudonymise
 from schemas import decode, default_registry
 from warehouse.arrow import records_to_table
 from warehouse.layout import Layout
-from warehouse.subjects import subject_hash
+from warehouse.rights.requests import rights_command, status_report, submit_request
 
 KEY = "carol-user-30391"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -15,16 +15,16 @@ import pytest
 
 from datamin.config import Config
 from datamin.identity import canonical
+from datamin.keys import subject_hash
 from processors.transforms import KeyStore, pseudonymise
 from schemas import default_registry
 from warehouse.arrow import records_to_table
 from warehouse.catalog import build_catalog
-from warehouse.erasure import erase_subject, sweep_erased, withdraw_subject
-from warehouse.export import build_export, export_subject
 from warehouse.layout import Layout, parse_data_file_name
-from warehouse.restriction import lift, restrict
-from warehouse.rights_log import read_requests, record_done, record_received
-from warehouse.subjects import subject_hash
+from warehouse.rights.erasure import erase_subject, sweep_erased, withdraw_subject
+from warehouse.rights.export import build_export, export_subject
+from warehouse.rights.restriction import lift, restrict
+from warehouse.rights.trail import read_requests, record_done, record_received
 
 ALICE = "alice-user-81724"
 BOB = "bob-user-55190"

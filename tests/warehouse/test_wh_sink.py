@@ -20,12 +20,13 @@ with warnings.catch_warnings():  # kafka-python 3.0 imports its protocol files w
     from kafka import KafkaConsumer, KafkaProducer
 
 from datamin.exceptions import DecodeError, EventError
+from datamin.kafka import dead_letter_note
 from datamin.topics import Topics, provision
 from schemas import default_registry, encode
 from warehouse.arrow import id_column
 from warehouse.layout import Layout
 from warehouse.samples import event_id, sample_record
-from warehouse.sink import check_event, dead_letter_note, run_sink
+from warehouse.sink import check_event, run_sink
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = datetime.now(UTC).date() - timedelta(days=2)  # recent: older rows would be past retention
@@ -112,7 +113,7 @@ def test_check_event_accepts_only_minimised_events_of_the_topic_type():
 
 
 def test_dead_letter_note_carries_no_payload():
-    note = json.loads(dead_letter_note("t.minimised.x", 1, 42, "undecodable: bad header"))
+    note = json.loads(dead_letter_note("sink", "t.minimised.x", "undecodable: bad header", partition=1, offset=42))
     assert note == {"source": "t.minimised.x", "partition": 1, "offset": 42,
                     "reason": "undecodable: bad header", "stage": "sink"}
 
@@ -183,6 +184,10 @@ def _env(config, **extra):
     return env
 
 
+DATAMIN = [sys.executable, "-c", "import sys; from datamin.cli import main; sys.exit(main())"]
+"""the `datamin` command, run by this interpreter"""
+
+
 def test_sigkill_mid_stream_then_restart_loads_every_event_exactly_once(kafka_config, tmp_path):
     config = kafka_config
     provision(config)
@@ -190,7 +195,7 @@ def test_sigkill_mid_stream_then_restart_loads_every_event_exactly_once(kafka_co
     produce(config, "http_request", 0, n - 1)
     env = _env(config, DATAMIN__WAREHOUSE__FLUSH_ROWS="700")
     log1 = open(tmp_path / "sink1.log", "wb")
-    first = subprocess.Popen([sys.executable, "-m", "warehouse.sink"], cwd=tmp_path, env=env,
+    first = subprocess.Popen([*DATAMIN, "sink"], cwd=tmp_path, env=env,
                              stdout=log1, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: len(list(Path(config.warehouse.root).glob("http_request/*/*.parquet"))) >= 3
@@ -207,7 +212,7 @@ def test_sigkill_mid_stream_then_restart_loads_every_event_exactly_once(kafka_co
     assert loaded_before < n, "the sink finished before it was killed; nothing was tested"
 
     log2 = open(tmp_path / "sink2.log", "wb")
-    second = subprocess.Popen([sys.executable, "-m", "warehouse.sink"], cwd=tmp_path, env=env,
+    second = subprocess.Popen([*DATAMIN, "sink"], cwd=tmp_path, env=env,
                               stdout=log2, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: len(loaded_ids(config, "http_request")) >= n or second.poll() is not None,

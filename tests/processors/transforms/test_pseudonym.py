@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.transforms.pseudonym import KeyStore, pseudonymise, utc_now
+from datamin.clock import utc_now
+from datamin.keys import KeyStore, pseudonymise
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))

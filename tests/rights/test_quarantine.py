@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.layout import Layout
-from warehouse.quarantine_erasure import erase_quarantine, quarantined_files
+from warehouse.rights.quarantine import erase_quarantine, quarantined_files
 
 
 def test_quarantined_rows_of_the_subject_are_erased(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ broker -> topics -> synthetic traffic (EventProducer) -> processor -> sink -> Du
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from datamin.cli.command import Add
 from datamin.config import Config
 from datamin.exceptions import DataminError
 
@@ -30,8 +32,8 @@ SHOW = (
 
 def run_demo(config: Config, *, events: int = 2000, keep_running: bool = False,
              say: Callable[[str], None] = print) -> int:
-    from datamin.broker import LocalBroker
-    from datamin.synthetic import traffic
+    from datamin.cli.broker import LocalBroker
+    from datamin.cli.synthetic import traffic
     from datamin.topics import provision
 
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # the steps speak for themselves; -v for logs
@@ -115,9 +117,9 @@ def _warehouse_rows(config: Config, event_ids: list[str]) -> int:
     """How many of ``event_ids`` the warehouse holds (read from the Parquet files themselves)."""
     import duckdb
 
-    from warehouse.layout import Layout
+    from warehouse.layout import layout_of
 
-    layout = Layout(Path(config.warehouse.root))
+    layout = layout_of(config)
     total = 0
     with duckdb.connect() as con:
         con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS event_id", [event_ids])
@@ -158,3 +160,16 @@ def _show(config: Config, say: Callable[[str], None]) -> None:
 
 
 __all__ = ["run_demo"]
+
+
+def register(add: Add) -> None:
+    p = add("demo", "run the whole pipeline on synthetic traffic and show what analysts see", _demo,
+            "Starts a local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS names one), provisions the topics,\n"
+            "publishes synthetic web traffic with full IP addresses, user agents and identifiers, runs the\n"
+            "processor and the sink, and prints rows from the DuckDB catalog: IPs truncated, no identifiers.")
+    p.add_argument("--events", type=int, default=2000, help="synthetic events to publish (default 2000)")
+    p.add_argument("--keep-running", action="store_true", help="leave the broker running afterwards")
+
+
+def _demo(args: argparse.Namespace, config: Config) -> int:
+    return run_demo(config, events=args.events, keep_running=args.keep_running)

@@ -1,5 +1,5 @@
 """The officer's door to people's rights: requests published to Kafka, carried out in the warehouse,
-and recorded in the rights trail (``<root>/_rights/requests/``, see `warehouse.rights_log`).
+and recorded in the rights trail (``<root>/_rights/requests/``, see `warehouse.rights.trail`).
 
 `rights_command` is what ``datamin rights access|erase|restrict|object|withdraw|lift --subject KEY``
 runs; `status_report` is ``datamin rights status``. Each action:
@@ -25,9 +25,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from datamin.clock import as_utc
 from datamin.config import Config
 from datamin.exceptions import DataminError
-from warehouse.clock import as_utc
+from datamin.kafka import send_and_wait
+from datamin.keys import require_subject_key, subject_hash
+from datamin.topics import Topics
+from schemas import default_registry, encode
+from warehouse.layout import layout_of
+from warehouse.locking import maintenance_lock
+from warehouse.rights.erasure import erase_subject, withdraw_subject
+from warehouse.rights.export import export_subject
+from warehouse.rights.restriction import lift, restrict
+from warehouse.rights.trail import read_requests, record_done, record_received
 
 KINDS: Final = ("access", "erasure", "restriction", "objection", "withdrawal", "rectification", "lift")
 CHANNELS: Final = ("officer", "self_service", "email")
@@ -43,16 +53,12 @@ def submit_request(config: Config, kind: str, subject_key: str, *, channel: str 
     Also records the request as received in the rights trail (before publishing, so a request that
     Kafka did not take is still on record, open). Raises ValueError for an unknown kind or channel or
     an empty key, BrokerError when Kafka does not take the event."""
-    from schemas import default_registry, encode
-    from warehouse.rights_log import record_received
-    from warehouse.subjects import layout_of, subject_hash
 
     if kind not in KINDS:
         raise ValueError(f"request kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
     if channel not in CHANNELS:
         raise ValueError(f"request channel {channel!r} is unknown: use one of {', '.join(CHANNELS)}")
-    if not isinstance(subject_key, str) or not subject_key:
-        raise ValueError("the subject key is empty: give the logged-in user id or consent-cookie id")
+    require_subject_key(subject_key)
     received = as_utc(now)
     request_id = str(uuid.uuid4())
     record_received(layout_of(config), request_id=request_id, subject_hash=subject_hash(config, subject_key),
@@ -60,35 +66,16 @@ def submit_request(config: Config, kind: str, subject_key: str, *, channel: str 
     schema = default_registry().latest("privacy_request", "raw")
     value = encode(schema, {"request_id": request_id, "subject_key": subject_key, "kind": kind,
                             "received": received, "channel": channel})
-    _publish(config, key=subject_key.encode("utf-8"), value=value, timeout=timeout)
+    send_and_wait(config, Topics(config).privacy_requests, key=subject_key.encode("utf-8"), value=value,
+                  doing="publishing a privacy request", timeout=timeout)
     return request_id
 
-
-def _publish(config: Config, *, key: bytes, value: bytes, timeout: float) -> None:
-    from datamin.kafka import require_reachable, translate_kafka_errors
-    from datamin.topics import Topics
-    from producers.producer import import_kafka_producer
-
-    doing = "publishing a privacy request"
-    require_reachable(doing, config)
-    with translate_kafka_errors(doing, config):
-        producer = import_kafka_producer()(**config.kafka.client_kwargs(), acks="all", enable_idempotence=True)
-        try:
-            producer.send(Topics(config).privacy_requests, key=key, value=value).get(timeout)
-            producer.flush(timeout)
-        finally:
-            producer.close(timeout)
 
 
 def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, out_dir: Path,
               now: datetime, fmt: str = "json") -> tuple[str, dict[str, Any]]:
     """Does what ``kind`` asks in the warehouse; returns (one line for the trail, receipt). No Kafka
     except erasure's erased-subjects record."""
-    from warehouse.erasure import erase_subject, withdraw_subject
-    from warehouse.export import export_subject
-    from warehouse.locking import maintenance_lock
-    from warehouse.restriction import lift, restrict
-    from warehouse.subjects import layout_of
 
     if kind == "access":
         path = export_subject(config, subject_key, out_dir, fmt=fmt, now=now)
@@ -117,8 +104,6 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
     """``datamin rights <action> --subject KEY``: submit, carry out, record; prints one line without
     personal data (the export's path for access). Returns 0, or 1 with the problem and fix on stderr,
     2 for an unknown action."""
-    from warehouse.rights_log import record_done
-    from warehouse.subjects import layout_of
 
     out, err = stdout or sys.stdout, stderr or sys.stderr
     kind = ACTIONS.get(action)
@@ -144,8 +129,6 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
 def status_report(config: Config, now: datetime) -> str:
     """``datamin rights status``: every request with its received time, deadline, state and outcome,
     overdue first then open then done, and a count per state. No subject key or hash is shown."""
-    from warehouse.rights_log import read_requests
-    from warehouse.subjects import layout_of
 
     requests = read_requests(layout_of(config), now=now)
     if not requests:

@@ -20,15 +20,10 @@ import pyarrow.parquet as pq
 
 from datamin.config import Config
 from datamin.files import replace_file
-from warehouse.layout import Layout
-from warehouse.subjects import (
-    SUBJECT_COLUMN,
-    key_store,
-    layout_of,
-    rights_dir,
-    sql_string,
-    subject_pseudonyms,
-)
+from datamin.keys import key_store
+from warehouse.layout import Layout, layout_of
+from warehouse.rights.subjects import SUBJECT_COLUMN, subject_pseudonyms
+from warehouse.sql import quote_literal
 
 RESTRICTED_FILE = "restricted.parquet"
 _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
@@ -36,7 +31,7 @@ _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
 
 def restricted_path(layout: Layout) -> Path:
     """``<root>/_rights/restricted.parquet``."""
-    return rights_dir(layout) / RESTRICTED_FILE
+    return layout.rights_dir / RESTRICTED_FILE
 
 
 def restricted_filter_sql(layout: Layout) -> str:
@@ -53,7 +48,7 @@ def restricted_filter_sql(layout: Layout) -> str:
     view when it is created). The list never holds NULL, so ``NOT IN`` is exact."""
     path = ensure_list(layout)
     return (f"{SUBJECT_COLUMN} IS NULL OR {SUBJECT_COLUMN} NOT IN "  # noqa: S608 - a quoted path literal
-            f"(SELECT {SUBJECT_COLUMN} FROM read_parquet({sql_string(str(path.resolve()))}))")
+            f"(SELECT {SUBJECT_COLUMN} FROM read_parquet({quote_literal(str(path.resolve()))}))")
 
 
 def ensure_list(layout: Layout) -> Path:

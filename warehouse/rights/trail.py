@@ -9,7 +9,7 @@ fsynced and renamed into place, so concurrent writers never interleave and a rea
 an event. The state of a request is derived: ``done`` once a done event exists, else ``overdue``
 after its deadline (received + 30 days), else ``open``.
 
-No subject key is stored: requests are found again by `warehouse.subjects.subject_hash`.
+No subject key is stored: requests are found again by `warehouse.rights.subjects.subject_hash`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from datamin.clock import as_utc
 from datamin.files import replace_file
-from warehouse.clock import as_utc
 from warehouse.layout import Layout
-from warehouse.subjects import rights_dir
 
 DEADLINE = timedelta(days=30)
 """One month to answer a request (GDPR art. 12(3)), counted as 30 days from its receipt."""
@@ -54,7 +53,7 @@ class RequestState:
 
 
 def requests_dir(layout: Layout) -> Path:
-    return rights_dir(layout) / "requests"
+    return layout.rights_dir / "requests"
 
 
 def record_received(layout: Layout, *, request_id: str, subject_hash: str, kind: str, channel: str,

@@ -1,4 +1,4 @@
-"""kafka-python at datamin's boundary: its errors become datamin's, with the fix."""
+"""The transport's errors become datamin's BrokerError, with the fix."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError
+from datamin.kafka.client import KafkaError, KafkaTimeoutError
 
 
 def _no_broker(doing: str, config: Config) -> BrokerError:
@@ -33,8 +34,6 @@ def require_reachable(doing: str, config: Config, timeout: float = 3.0) -> None:
 @contextmanager
 def translate_kafka_errors(doing: str, config: Config) -> Iterator[None]:
     """Turns kafka-python's exceptions into BrokerError saying what was being done and what to check."""
-    from kafka.errors import KafkaError, KafkaTimeoutError
-
     try:
         yield
     except KafkaTimeoutError as exc:

@@ -5,12 +5,12 @@ periods, all tables), publishes the person's keyed hash on the compacted erased-
 replay or backfill brings them back, and writes the audit trail. Guarantees:
 
 - Only files that hold the person's rows are rewritten; every other file keeps its inode and mtime.
-- A rewrite is atomic: the new content goes to ``.<name>.rewrite.tmp`` in the same partition folder
-  (a dot-file not ending in ``.parquet``: the views' glob, the sink and compaction never read it), is
-  fsynced, then ``os.replace``d over the original, keeping its name (so the sink's offset-range name
-  stays parseable) and the folder fsynced. A reader sees the old file or the new one, never half.
+- A rewrite is atomic (`datamin.files.replace_file`): the new content goes to ``.<name>.<random>.tmp``
+  in the same partition folder (a dot-file not ending in ``.parquet``: the views' glob, the sink and
+  compaction never read it), is fsynced, then ``os.replace``d over the original, keeping its name
+  (so the sink's offset-range name stays parseable) and the folder fsynced. A reader sees the old file or the new one, never half.
   A file left with no rows stays as an empty file with the same columns.
-- A leftover ``.rewrite.tmp`` (a crash mid-rewrite; the original is intact) is removed by the next run.
+- A leftover ``.<name>.<random>.tmp`` (a crash mid-rewrite; the original is intact) is removed by the next run.
 - Erasing twice is harmless (the second finds nothing); an unknown subject succeeds with a receipt
   saying nothing was held.
 - No subject key is written anywhere: the audit trail gets tables, partitions, counts and the
@@ -42,26 +42,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datamin.clock import as_utc
 from datamin.config import TABLES, Config
-from datamin.files import sync_dir
+from datamin.files import replace_file
+from datamin.kafka import send_and_wait
+from datamin.keys import key_store, subject_hash
+from datamin.topics import Topics
 from schemas.registry import Registry, default_registry
 from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc
-from warehouse.layout import Layout
-from warehouse.subjects import (
-    files_holding,
-    key_store,
-    layout_of,
-    rights_dir,
-    row_matches,
-    subject_hash,
-    subject_pseudonyms,
-)
+from warehouse.layout import Layout, layout_of
+from warehouse.rights.subjects import files_holding, row_matches, subject_pseudonyms
 
 log = logging.getLogger(__name__)
 
 AUDIT_KIND = "erasure"
-REWRITE_SUFFIX = ".rewrite.tmp"
+REWRITE_TEMP = ".*.parquet.*.tmp"
+"""what `datamin.files.replace_file` leaves behind a data file when a crash interrupts a rewrite"""
 COMPRESSION = "zstd"
 SWEEP_FILE = "erased_sweep.parquet"
 _SWEEP_SCHEMA = pa.schema([pa.field("subject", pa.string(), nullable=False),
@@ -136,21 +132,10 @@ def rewrite_file(path: Path, change: Change, *, fsync: bool = True) -> tuple[int
     new, affected = change(rows)
     if affected == 0:
         return None
-    tmp = path.with_name(f".{path.name}{REWRITE_SUFFIX}")
     group = source.metadata.row_group(0).num_rows if source.metadata.num_row_groups else 0
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(new.cast(rows.schema), f, compression=COMPRESSION, row_group_size=max(1, group) or None)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        after = tmp.stat().st_size
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if fsync:
-        sync_dir(path.parent)
+    replace_file(path, lambda f: pq.write_table(new.cast(rows.schema), f, compression=COMPRESSION,
+                                                row_group_size=max(1, group) or None), fsync=fsync)
+    after = path.stat().st_size
     return affected, before, after
 
 
@@ -180,12 +165,12 @@ def _blanker(pseudonyms: Mapping[str, datetime | None], columns: Sequence[str]) 
 
 
 def remove_leftovers(layout: Layout, tables: Iterable[str]) -> int:
-    """Deletes ``.*.rewrite.tmp`` files a crashed rewrite left behind; returns how many."""
+    """Deletes ``.<name>.parquet.<random>.tmp`` files a crashed rewrite left behind; returns how many."""
     removed = 0
     for table in tables:
         folder = layout.table_dir(table)
         if folder.is_dir():
-            for tmp in folder.glob(f"*/.*{REWRITE_SUFFIX}"):
+            for tmp in folder.glob(f"*/{REWRITE_TEMP}"):
                 tmp.unlink(missing_ok=True)
                 removed += 1
     return removed
@@ -250,7 +235,7 @@ def erase_subject(config: Config, subject_key: str, *, now: datetime, request_id
     take the record (nothing is changed then; run it again)."""
     import uuid
 
-    from warehouse.restriction import remove_restricted
+    from warehouse.rights.restriction import remove_restricted
 
     at = as_utc(now)
     request_id = request_id or str(uuid.uuid4())
@@ -288,26 +273,15 @@ def publish_erased(config: Config, hashed: str, *, erased_at: datetime, request_
                    timeout: float = 15.0) -> None:
     """Publishes ``{"erased_at", "request_id"}`` keyed by the keyed hash to the compacted
     erased-subjects topic, and waits for acks=all. Raises BrokerError when Kafka does not take it."""
-    from datamin.kafka import require_reachable, translate_kafka_errors
-    from datamin.topics import Topics
-    from producers.producer import import_kafka_producer
-
-    doing = "publishing to the erased-subjects topic"
-    require_reachable(doing, config)
     value = json.dumps({"erased_at": as_utc(erased_at).isoformat(), "request_id": request_id}).encode()
-    with translate_kafka_errors(doing, config):
-        producer = import_kafka_producer()(**config.kafka.client_kwargs(), acks="all", enable_idempotence=True)
-        try:
-            producer.send(Topics(config).erased_subjects, key=hashed.encode("ascii"), value=value).get(timeout)
-            producer.flush(timeout)
-        finally:
-            producer.close(timeout)
+    send_and_wait(config, Topics(config).erased_subjects, key=hashed.encode("ascii"), value=value,
+                  doing="publishing to the erased-subjects topic", timeout=timeout)
 
 
 # -- the sweep of late rows ------------------------------------------------------------------------
 
 def _sweep_path(layout: Layout) -> Path:
-    return rights_dir(layout) / SWEEP_FILE
+    return layout.rights_dir / SWEEP_FILE
 
 
 def _read_sweep(layout: Layout) -> dict[str, tuple[datetime, datetime]]:
@@ -318,7 +292,7 @@ def _read_sweep(layout: Layout) -> dict[str, tuple[datetime, datetime]]:
 
 
 def _write_sweep(layout: Layout, entries: Mapping[str, tuple[datetime, datetime]]) -> None:
-    from warehouse.restriction import write_atomically
+    from warehouse.rights.restriction import write_atomically
 
     table = pa.Table.from_pylist([{"subject": s, "erased_at": e, "until": u} for s, (e, u) in sorted(entries.items())],
                                  schema=_SWEEP_SCHEMA)

@@ -1,4 +1,11 @@
-"""Keyed, rotating pseudonyms: HMAC-SHA-256 with one secret key per period.
+"""Keys and keyed hashing, shared by the processors and the warehouse.
+
+- `pseudonymise` with a `KeyStore`: keyed, rotating pseudonyms, HMAC-SHA-256 with one secret key per period;
+- `subject_hash`: the keyed hash of a subject key (HMAC-SHA-256 with ``<key_dir>/rights.secret``) that the
+  rights trail and the erased-subjects topic are keyed by, and that the processor recomputes to
+  recognise an erased subject;
+- `require_subject_key`: the one check that a subject key is usable, giving its canonical form
+  (`datamin.identity`), so that a hash or pseudonym is always of the canonical subject.
 
 A pseudonym is stable within a period and unlinkable across periods and across namespaces.
 No mapping from pseudonym back to the identifier is stored anywhere; deleting a period's key
@@ -17,9 +24,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from datamin.clock import utc_now
+from datamin.config import Config
 from datamin.files import create_secret, read_secret, sync_dir
+from datamin.identity import IdentityError, canonical
 
-__all__ = ["KeyStore", "pseudonymise", "utc_now"]
+__all__ = ["KeyStore", "key_store", "pseudonymise", "require_subject_key", "subject_hash"]
 
 KEY_BYTES: Final = 32
 PSEUDONYM_PREFIX: Final = "p1_"
@@ -33,11 +43,6 @@ _PERIOD_FORMATS: Final = {
 }
 _KEY_FILE: Final = re.compile(r"(\d{4}-(?:W?\d{2}|\d{2}-\d{2}))\.key")
 _TEMP_FILE: Final = re.compile(r"\.(\d{4}-(?:W?\d{2}|\d{2}-\d{2}))\..*\.tmp")
-
-
-def utc_now() -> datetime:
-    """The current time as an aware UTC datetime."""
-    return datetime.now(UTC)
 
 
 def pseudonymise(value: str | None, key: bytes, namespace: str) -> str | None:
@@ -225,3 +230,38 @@ def _bounds(period: str) -> tuple[datetime, datetime] | None:
 
 def _sort_key(period: str) -> tuple[datetime, datetime]:
     return _bounds(period) or (datetime.max.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
+SECRET_FILE: Final = "rights.secret"  # noqa: S105 - a file name, not a secret
+"""the file (in the key folder) of the secret `subject_hash` is keyed with"""
+HASH_PREFIX: Final = "h1_"
+"""Version tag of the keyed hash: HMAC-SHA-256 over the UTF-8 subject key, 64 hex digits."""
+_SECRET_BYTES: Final = 32
+
+
+def key_store(config: Config) -> KeyStore:
+    """The pseudonymisation key store of ``config`` (the processor's keys)."""
+    return KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation)
+
+
+def require_subject_key(subject_key: object) -> str:
+    """The canonical form of ``subject_key`` (`datamin.identity.canonical`: ``user:<id>`` or
+    ``visitor:<id>``, one normalisation rule); raises ValueError (IdentityError) with the fix when it
+    is empty or unusable."""
+    if not isinstance(subject_key, str) or not subject_key.strip():
+        raise IdentityError("the subject key is empty: give user:<user id> or visitor:<visitor id>")
+    return canonical(subject_key)
+
+
+def load_secret(key_dir: Path) -> bytes:
+    """The secret of `subject_hash`, ``<key_dir>/rights.secret``; created (32 random bytes, 0600) if
+    missing, atomically and safely between processes (as the KeyStore creates its keys)."""
+    return create_secret(Path(key_dir) / SECRET_FILE, _SECRET_BYTES)
+
+
+def subject_hash(config: Config, subject_key: str) -> str:
+    """``"h1_"`` + HMAC-SHA-256(rights secret, subject key) in hex: stable, and not reversible without
+    the secret. Raises ValueError for an empty subject key."""
+    key = require_subject_key(subject_key)
+    secret = load_secret(Path(config.pseudonymise.key_dir))
+    return HASH_PREFIX + hmac.digest(secret, key.encode("utf-8", "surrogatepass"), "sha256").hex()

@@ -29,13 +29,14 @@ from typing import Any
 
 import duckdb
 
+from datamin.clock import as_utc, utc_now
 from datamin.config import TABLES, Config
+from datamin.keys import key_store, subject_hash
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import time_column
-from warehouse.clock import as_utc, utc_now
-from warehouse.layout import Layout
-from warehouse.rights_log import read_requests
-from warehouse.subjects import SUBJECT_COLUMN, data_files, key_store, layout_of, subject_hash, subject_pseudonyms
+from warehouse.layout import Layout, layout_of
+from warehouse.rights.subjects import SUBJECT_COLUMN, subject_pseudonyms
+from warehouse.rights.trail import read_requests
 
 FORMAT = "datamin-subject-export/1"
 
@@ -55,7 +56,7 @@ def schema_description(registry: Registry | None = None, tables: Sequence[str] =
 
 def subject_rows(layout: Layout, table: str, pseudonyms: Sequence[str]) -> list[dict[str, Any]]:
     """Every row of ``table`` whose ``subject`` is in ``pseudonyms``, with ``event_date``, oldest first."""
-    files = data_files(layout, table)
+    files = layout.data_files(table)
     if not files or not pseudonyms:
         return []
     sql = ("SELECT * FROM read_parquet($files, hive_partitioning = true, union_by_name = true) "  # noqa: S608

@@ -1,21 +1,19 @@
 """Who a subject is in the warehouse: their pseudonyms in every key period, a keyed hash to find their
 requests again, and the data files that hold their rows. File I/O and DuckDB only; no Kafka.
 
-A subject key, made canonical by `datamin.identity` (``user:<id>`` or ``visitor:<id>``, one
-normalisation rule; a bare key is a user id), becomes the ``subject`` column as
+A subject key (logged-in user id or consent-cookie id) becomes the ``subject`` column as
 ``pseudonymise(subject_key, key_of_period(event_time), "subject")``. Keys are per period and shared
 by all subjects, so the warehouse holds one pseudonym per (subject, period): `subject_pseudonyms`
 recomputes all of them from the key files present. A period whose key was deleted (crypto-shredded)
 has no pseudonym left to find, and its rows are no longer linkable to anyone.
 
-Nothing here stores a subject key. `subject_hash` (HMAC-SHA-256 with ``<key_dir>/rights.secret``,
-created on first use with mode 0600) is what the rights trail and the erased-subjects topic are keyed by.
+Nothing here stores a subject key. The keyed hash the rights trail and the erased-subjects topic are
+keyed by is `datamin.keys.subject_hash` (re-exported here with `key_store`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -26,19 +24,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datamin.config import Config
-from datamin.files import create_secret
-from datamin.identity import canonical
-from processors.transforms import KeyStore, pseudonymise
+from datamin.clock import as_utc
+from datamin.keys import KeyStore, pseudonymise, require_subject_key
 from warehouse.arrow import time_column
-from warehouse.clock import as_utc
-from warehouse.layout import PARTITION_KEY, Layout
+from warehouse.layout import Layout
 
 SUBJECT_COLUMN: Final = "subject"
-SECRET_FILE: Final = "rights.secret"  # noqa: S105 - a file name, not a secret
-HASH_PREFIX: Final = "h1_"
-"""Version tag of the keyed hash: HMAC-SHA-256 over the UTF-8 subject key, 64 hex digits."""
-_SECRET_BYTES: Final = 32
 _ROTATION_OF: Final = (
     (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "daily"),
     (re.compile(r"^\d{4}-W\d{2}$"), "weekly"),
@@ -46,27 +37,12 @@ _ROTATION_OF: Final = (
 )
 
 
-def layout_of(config: Config) -> Layout:
-    """The warehouse layout of ``config``."""
-    return Layout(Path(config.warehouse.root))
-
-
-def rights_dir(layout: Layout) -> Path:
-    """``<root>/_rights/``: the requests trail and the restricted-pseudonyms list."""
-    return layout.root / "_rights"
-
-
-def key_store(config: Config) -> KeyStore:
-    """The pseudonymisation key store of ``config`` (the processor's keys)."""
-    return KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation)
-
-
 def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
     """``{period: pseudonym}`` of ``subject_key`` for every period that has a key file, oldest first.
 
     Periods of another rotation than ``keys``' own (the rotation was changed) are included too.
     Never creates a key. Raises ValueError for an empty subject key."""
-    subject_key = canonical(subject_key)  # IdentityError (a ValueError) when empty
+    subject_key = require_subject_key(subject_key)  # canonical: user:<id> / visitor:<id>
     stores: dict[str, KeyStore] = {keys.rotation: keys}
     found: dict[str, str] = {}
     for period in keys.periods():
@@ -84,32 +60,6 @@ def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
     return found
 
 
-def load_secret(key_dir: Path) -> bytes:
-    """The secret of `subject_hash`, ``<key_dir>/rights.secret``; created (32 random bytes, 0600) if
-    missing, atomically and safely between processes (as the KeyStore creates its keys)."""
-    return create_secret(Path(key_dir) / SECRET_FILE, _SECRET_BYTES)
-
-
-def subject_hash(config: Config, subject_key: str) -> str:
-    """``"h1_"`` + HMAC-SHA-256(rights secret, subject key) in hex: stable, and not reversible without
-    the secret. The rights trail and the erased-subjects topic are keyed by it; the processor computes
-    the same value to recognise an erased subject."""
-    subject_key = canonical(subject_key)  # IdentityError (a ValueError) when empty
-    secret = load_secret(Path(config.pseudonymise.key_dir))
-    return HASH_PREFIX + hmac.digest(secret, subject_key.encode("utf-8", "surrogatepass"), "sha256").hex()
-
-
-def data_files(layout: Layout, table: str) -> list[Path]:
-    """Every visible data file of ``table`` (what its view reads), in path order."""
-    folder = layout.table_dir(table)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob(f"{PARTITION_KEY}=*/*.parquet") if not p.name.startswith("."))
-
-
-def sql_string(value: str) -> str:
-    """A SQL string literal of ``value``."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def files_holding(layout: Layout, tables: Sequence[str], pseudonyms: Mapping[str, datetime | None],
@@ -138,7 +88,7 @@ def files_holding(layout: Layout, tables: Sequence[str], pseudonyms: Mapping[str
                f"AS s ON t.{SUBJECT_COLUMN} = s.pseudonym WHERE s.cutoff IS NULL OR t.{when} <= s.cutoff "
                "GROUP BY t.filename")
         for attempt in range(attempts):
-            files = data_files(layout, table)
+            files = layout.data_files(table)
             stamps: dict[Path, tuple[int, int]] = {}
             if seen is not None:
                 for f in files:
