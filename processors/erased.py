@@ -14,12 +14,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError
 from datamin.kafka import KafkaError, TopicPartition, new_consumer, translate_kafka_errors
-from datamin.keys import subject_hash
+from datamin.keys import load_secret, subject_hash
 from datamin.topics import Topics
 from processors.ledger import ConsentLedger
 
@@ -83,7 +84,10 @@ class ErasedSubjects:
 
     # -- reading the topic -------------------------------------------------------------------------
     def start(self) -> None:
-        """Reads the topic to its end (blocking), then follows it in a daemon thread."""
+        """Reads the topic to its end (blocking), then follows it in a daemon thread. Creates the
+        rights secret if it is missing (the processor is its first user; the rights commands never
+        create it)."""
+        load_secret(Path(self._config.pseudonymise.key_dir))
         topic = Topics(self._config).erased_subjects
         with translate_kafka_errors("reading the erased-subjects topic", self._config):
             consumer = new_consumer(self._config, group_id=None, enable_auto_commit=False,

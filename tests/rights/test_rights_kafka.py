@@ -17,9 +17,11 @@ from processors.transforms import KeyStore, pseudonymise
 from schemas import decode, default_registry
 from warehouse.arrow import records_to_table
 from warehouse.layout import Layout
+from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.rights.requests import rights_command, status_report, submit_request
 
 KEY = "carol-user-30391"
+CANONICAL = "user:carol-user-30391"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
@@ -42,9 +44,9 @@ def test_submit_request_publishes_a_decodable_privacy_request(kafka_config: Conf
     request_id = submit_request(kafka_config, "restriction", KEY, channel="email", now=NOW)
     [(key, value)] = _read_all(kafka_config, Topics(kafka_config).privacy_requests, 1)
     schema, record = decode(value, default_registry())
-    assert key == KEY.encode()
+    assert key == CANONICAL.encode()
     assert schema.name == "privacy_request" and schema.kind == "raw"
-    assert record["request_id"] == request_id and record["subject_key"] == KEY
+    assert record["request_id"] == request_id and record["subject_key"] == CANONICAL
     assert record["kind"] == "restriction" and record["channel"] == "email" and record["received"] == NOW
 
 
@@ -52,6 +54,7 @@ def test_erase_command_publishes_the_keyed_hash_and_records_the_request(kafka_co
                                                                         tmp_path: Path) -> None:
     provision(kafka_config)
     keys = KeyStore(Path(kafka_config.pseudonymise.key_dir), "monthly", clock=lambda: NOW)
+    ensure_rights_secret(kafka_config)  # as the processor does when it starts
     layout = Layout(Path(kafka_config.warehouse.root))
     folder = layout.partition_dir("usage_event", NOW.date())
     folder.mkdir(parents=True)
@@ -69,6 +72,6 @@ def test_erase_command_publishes_the_keyed_hash_and_records_the_request(kafka_co
     body = json.loads(value)
     assert body["erased_at"] == NOW.isoformat() and body["request_id"]
     [(rkey, rvalue)] = _read_all(kafka_config, Topics(kafka_config).privacy_requests, 1)
-    assert rkey == KEY.encode() and decode(rvalue, default_registry())[1]["request_id"] == body["request_id"]
+    assert rkey == CANONICAL.encode() and decode(rvalue, default_registry())[1]["request_id"] == body["request_id"]
     report = status_report(kafka_config, NOW)
     assert "0 overdue, 0 open, 1 done" in report and "1 row(s) deleted" in report and KEY not in report

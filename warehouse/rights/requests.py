@@ -27,15 +27,17 @@ from typing import Any, Final, TextIO
 
 from datamin.clock import as_utc
 from datamin.config import Config
-from datamin.exceptions import DataminError
+from datamin.exceptions import BrokerError, ConfigError, DataminError
 from datamin.kafka import send_and_wait
 from datamin.keys import require_subject_key, subject_hash
 from datamin.topics import Topics
 from schemas import default_registry, encode
 from warehouse.layout import layout_of
 from warehouse.locking import maintenance_lock
-from warehouse.rights.erasure import erase_subject, withdraw_subject
+from warehouse.rights.erasure import withdraw_subject
+from warehouse.rights.everywhere import erase_everywhere
 from warehouse.rights.export import export_subject
+from warehouse.rights.preflight import check_stores, check_topics
 from warehouse.rights.restriction import lift, restrict
 from warehouse.rights.trail import read_requests, record_done, record_received
 
@@ -58,7 +60,7 @@ def submit_request(config: Config, kind: str, subject_key: str, *, channel: str 
         raise ValueError(f"request kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
     if channel not in CHANNELS:
         raise ValueError(f"request channel {channel!r} is unknown: use one of {', '.join(CHANNELS)}")
-    require_subject_key(subject_key)
+    subject_key = require_subject_key(subject_key)  # canonical: user:<id> / visitor:<id>
     received = as_utc(now)
     request_id = str(uuid.uuid4())
     record_received(layout_of(config), request_id=request_id, subject_hash=subject_hash(config, subject_key),
@@ -84,9 +86,8 @@ def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, o
         # never beside a compaction that could merge a file being rewritten and bring rows back
         with maintenance_lock(layout_of(config)):
             if kind == "erasure":
-                receipt = erase_subject(config, subject_key, now=now, request_id=request_id)
-            else:
-                receipt = withdraw_subject(config, subject_key, now=now, request_id=request_id)
+                return erase_everywhere(config, subject_key, now=now, request_id=request_id)
+            receipt = withdraw_subject(config, subject_key, now=now, request_id=request_id)
         return receipt.summary(), receipt.to_dict()
     if kind in ("restriction", "objection"):
         added = restrict(config, subject_key)
@@ -111,6 +112,18 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
         print(f"error: unknown rights action {action!r}; use one of {', '.join(ACTIONS)}", file=err)
         return 2
     try:
+        check_stores(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    topics = Topics(config)
+    try:
+        check_topics(config, [topics.privacy_requests, topics.erased_subjects, topics.consent],
+                     doing=f"datamin rights {action}")
+    except BrokerError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    try:
         request_id = submit_request(config, kind, subject, now=now)
         line, receipt = carry_out(config, kind, subject, request_id, out_dir=Path(out_dir), now=now, fmt=fmt)
         record_done(layout_of(config), request_id=request_id, at=now, outcome=line, receipt=receipt)
@@ -128,8 +141,10 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
 
 def status_report(config: Config, now: datetime) -> str:
     """``datamin rights status``: every request with its received time, deadline, state and outcome,
-    overdue first then open then done, and a count per state. No subject key or hash is shown."""
+    overdue first then open then done, and a count per state. No subject key or hash is shown.
+    Raises ConfigError when the warehouse or key folder is missing (see `preflight.check_stores`)."""
 
+    check_stores(config)
     requests = read_requests(layout_of(config), now=now)
     if not requests:
         return "no privacy requests on record"
