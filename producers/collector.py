@@ -22,6 +22,9 @@ request proves, or removed when nothing is proven, so a client can never name a 
   A cookie the server did not issue proves nothing: events are taken without a subject, and events
   that need one are rejected with that reason.
 
+A privacy_request gets its request id, received time and channel (``self_service``) from the server,
+whatever the body says; the rights worker carries it out (`warehouse.rights.worker`).
+
 consent_record and privacy_request events without a proven subject are rejected: anyone could
 otherwise submit consent or erasure in someone else's name. Without an `Identity` in the settings
 nothing can be proven, so such events are always rejected.
@@ -31,8 +34,10 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from datamin.exceptions import ValidationError
@@ -218,6 +223,8 @@ class Collector:
                     f"({self.settings.token_header} header)")
         event = dict(event)
         event.pop("subject_key", None)
+        if name == "privacy_request":  # the server says which request, when and how it came; the client cannot
+            event.update(request_id=str(uuid.uuid4()), received=datetime.now(UTC).isoformat(), channel="self_service")
         if subject is not None:
             event["subject_key"] = subject
         try:
