@@ -128,7 +128,8 @@ class RightsWorker:
             return self._skip("not a privacy request")
         channel = raw.get("channel") or SELF_SERVICE
         if channel != SELF_SERVICE:
-            return self._skip(f"channel {channel}: carried out by whoever submitted it")
+            self.stats.skipped += 1
+            return f"skipped: channel {channel} (carried out by whoever submitted it)"
         subject = subject_of_raw(raw.get("subject_key")) or subject_of_raw(key.decode("utf-8", "replace")
                                                                            if key else None)
         request_id = str(raw.get("request_id") or "")
