@@ -10,8 +10,10 @@ Subject keys are namespaced, so an authenticated user and a banner visitor can n
 The one normalisation rule (`canonical`): Unicode NFKC, surrounding whitespace removed, case folded,
 the namespace prefix lower-case. So ``USER:Ola `` and ``user:ola`` are one person, and
 ``datamin rights access --subject "USER-1 "`` finds ``user-1``. A bare key without a namespace is a
-user id (the officer's usual case): ``user-1`` means ``user:user-1``. An application whose user ids
-differ only by letter case must map them to ids that do not before handing them to datamin.
+user id (the officer's usual case): ``user-1`` means ``user:user-1``. A keyed hash of a subject
+(``h1_`` + 64 hex digits, `datamin.keys.subject_hash`) is passed through unchanged by `subject_of_raw`.
+An application whose user ids differ only by letter case must map them to ids that do not before
+handing them to datamin.
 
 Cookies and tokens:
 
@@ -58,12 +60,21 @@ MIN_SECRET_BYTES: Final = 32
 TOKEN_VERSION: Final = "u1"  # noqa: S105 - a format tag, not a secret
 MAX_SUBJECT_CHARS: Final = 256
 """longest subject id accepted (after normalisation)"""
+HASHED_PREFIX: Final = "h1_"
+"""a subject given only as its keyed hash (`datamin.keys.subject_hash`), as on the privacy-requests topic"""
+_HASHED_LENGTH: Final = len(HASHED_PREFIX) + 64
 _VISITOR_HEX: Final = 32
 _MAC_HEX: Final = 32
 
 
 class IdentityError(ValueError):
     """A subject key that cannot be made canonical (empty, too long, unknown namespace)."""
+
+
+def is_hashed(key: object) -> bool:
+    """True for a keyed hash of a subject (``h1_`` and 64 hex digits), which no rule changes."""
+    return (isinstance(key, str) and len(key) == _HASHED_LENGTH and key.startswith(HASHED_PREFIX)
+            and all(c in "0123456789abcdef" for c in key[len(HASHED_PREFIX):]))
 
 
 def normalise(text: str) -> str:
@@ -103,6 +114,8 @@ def subject_of_raw(value: object) -> str | None:
     a usable key. Used by the processor so that every record of a person meets one ledger entry."""
     if not isinstance(value, str) or not value:
         return None
+    if is_hashed(value):
+        return value  # already a keyed hash: the privacy-requests topic names subjects so
     try:
         return _canonical_cached(value)
     except IdentityError:

@@ -29,7 +29,7 @@ from datamin.config import Config
 from datamin.files import create_secret, read_secret, sync_dir
 from datamin.identity import IdentityError, canonical
 
-__all__ = ["KeyStore", "key_store", "pseudonymise", "require_subject_key", "subject_hash"]
+__all__ = ["KeyStore", "key_store", "known_subject_hash", "pseudonymise", "require_subject_key", "subject_hash"]
 
 KEY_BYTES: Final = 32
 PSEUDONYM_PREFIX: Final = "p1_"
@@ -257,6 +257,16 @@ def load_secret(key_dir: Path) -> bytes:
     """The secret of `subject_hash`, ``<key_dir>/rights.secret``; created (32 random bytes, 0600) if
     missing, atomically and safely between processes (as the KeyStore creates its keys)."""
     return create_secret(Path(key_dir) / SECRET_FILE, _SECRET_BYTES)
+
+
+def known_subject_hash(key_dir: Path, subject_key: str) -> str | None:
+    """`subject_hash` with the secret in ``key_dir`` if it exists; None when it does not (never creates it)."""
+    try:
+        secret = read_secret(Path(key_dir) / SECRET_FILE, _SECRET_BYTES)
+    except FileNotFoundError:
+        return None
+    key = require_subject_key(subject_key)
+    return HASH_PREFIX + hmac.digest(secret, key.encode("utf-8", "surrogatepass"), "sha256").hex()
 
 
 def subject_hash(config: Config, subject_key: str) -> str:

@@ -45,7 +45,7 @@ from typing import Any
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError, EventError
-from datamin.identity import subject_of_raw
+from datamin.identity import is_hashed, subject_of_raw
 from datamin.kafka import (
     AuthorizationError,
     ConsumerRebalanceListener,
@@ -65,6 +65,7 @@ from datamin.kafka.partitioner import KeyHashPartitioner
 from datamin.signals import stop_on_signals
 from datamin.topics import Topics
 from processors.erased import ErasedSubjects
+from processors.hashed_requests import HashedRequests
 from processors.ledger import ConsentLedger
 from processors.minimise import Minimiser
 from processors.pipeline import new_ledger, process_event, subject_of
@@ -194,6 +195,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                              clock or (lambda: datetime.now(UTC)))
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
+        self.requests = HashedRequests(config)
+        """requests on the privacy-requests topic, keyed by the subject's hash: read whole, applied per event"""
         """erasures from the compacted erased-subjects topic: a replay never brings a person back"""
         self.metrics = Metrics(self.minimiser.counters)
         self.ledgers: dict[int, ConsentLedger] = {}
@@ -226,6 +229,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 max_poll_records=MAX_POLL_RECORDS)
             self._consumer.subscribe(self.topics.inputs(), listener=self)
             self.erased.start()
+            self.requests.start()
         log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
                  self.config.processor.group_id)
         last_log, last = time.monotonic(), (0, 0, 0)
@@ -245,6 +249,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _close(self) -> None:
         self.erased.stop()
+        self.requests.stop()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -322,7 +327,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
-            self.erased.mark(ledger, subject_of(raw, key))
+            subject = subject_of(raw, key)
+            self.erased.mark(ledger, subject)
+            self.requests.mark(ledger, subject)
             result = process_event(self.minimiser, ledger, schema, raw, key)
             out = encode(result.schema, result.record)
         except EventError as exc:
@@ -447,6 +454,8 @@ def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: An
         if schema.name == "consent_record":
             ledger.apply_consent(subject, raw)
         elif schema.name == "privacy_request":
+            if is_hashed(subject):
+                return 0  # applied per event by HashedRequests
             ledger.apply_request(subject, raw)
         else:
             return 0

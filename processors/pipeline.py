@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from datamin.config import Config
-from datamin.identity import subject_of_raw
+from datamin.identity import is_hashed, subject_of_raw
 from processors.consent_state import NO_CONSENT
 from processors.ledger import ConsentLedger
 from processors.minimise import Minimised, Minimiser
@@ -57,7 +57,8 @@ def process_event(minimiser: Minimiser, ledger: ConsentLedger | None, schema: Ev
         return minimiser.minimise(schema, record, ledger.state(subject, record["time"]), explain=explain)
     if schema.name == REQUEST_EVENT:
         result = minimiser.minimise(schema, record, ledger.state(subject, record["received"]), explain=explain)
-        ledger.apply_request(subject, record)
+        if not is_hashed(subject):  # a hashed request reaches the ledgers through HashedRequests
+            ledger.apply_request(subject, record)
         return result
     state = ledger.state(subject, record["time"], gpc=record.get("global_privacy_control"),
                          dnt=record.get("do_not_track"))

@@ -154,6 +154,7 @@ def test_forged_cookie_and_tokens_name_nobody(kafka_config: Config,
     consent_keys = [k for k, _ in _records(kafka_config, Topics(kafka_config).consent)]
     visitor = "visitor:" + visitor_cookie.split(".")[0]
     assert consent_keys == [visitor.encode()]  # nothing in the victim's (or anyone else's) name
+    assert _records(kafka_config, Topics(kafka_config).requests_in) == []
     assert _records(kafka_config, Topics(kafka_config).privacy_requests) == []
 
     stop = threading.Event()

@@ -44,9 +44,10 @@ def test_submit_request_publishes_a_decodable_privacy_request(kafka_config: Conf
     request_id = submit_request(kafka_config, "restriction", KEY, channel="email", now=NOW)
     [(key, value)] = _read_all(kafka_config, Topics(kafka_config).privacy_requests, 1)
     schema, record = decode(value, default_registry())
-    assert key == CANONICAL.encode()
+    hashed = subject_hash(kafka_config, KEY)
+    assert key == hashed.encode() and hashed.startswith("h1_")  # never the clear key
     assert schema.name == "privacy_request" and schema.kind == "raw"
-    assert record["request_id"] == request_id and record["subject_key"] == CANONICAL
+    assert record["request_id"] == request_id and record["subject_key"] == hashed
     assert record["kind"] == "restriction" and record["channel"] == "email" and record["received"] == NOW
 
 
@@ -72,6 +73,6 @@ def test_erase_command_publishes_the_keyed_hash_and_records_the_request(kafka_co
     body = json.loads(value)
     assert body["erased_at"] == NOW.isoformat() and body["request_id"]
     [(rkey, rvalue)] = _read_all(kafka_config, Topics(kafka_config).privacy_requests, 1)
-    assert rkey == CANONICAL.encode() and decode(rvalue, default_registry())[1]["request_id"] == body["request_id"]
+    assert rkey == subject_hash(kafka_config, KEY).encode() and decode(rvalue, default_registry())[1]["request_id"] == body["request_id"]
     report = status_report(kafka_config, NOW)
     assert "0 overdue, 0 open, 1 done" in report and "1 row(s) deleted" in report and KEY not in report

@@ -17,13 +17,15 @@ from datamin.config import Config
 from datamin.kafka import new_producer
 from datamin.keys import KeyStore, pseudonymise
 from datamin.topics import Topics, provision
-from schemas import default_registry, encode
+from schemas import decode, default_registry, encode
 from warehouse.arrow import records_to_table
 from warehouse.layout import Layout
 from warehouse.rights import worker as worker_module
 from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.rights.requests import status_report
 from warehouse.rights.restriction import read_restricted
+from warehouse.rights.subjects import subject_pseudonyms
+from warehouse.rights.topic_erasure import records_with_key
 from warehouse.rights.trail import read_requests, requests_dir
 from warehouse.rights.worker import RightsWorker
 
@@ -55,10 +57,10 @@ def _publish(config: Config, requests: list[tuple[str, str, str]]) -> None:
         for request_id, subject, kind in requests:
             value = encode(schema, {"request_id": request_id, "subject_key": subject, "kind": kind,
                                     "received": NOW - timedelta(minutes=1), "channel": "self_service"})
-            producer.send(Topics(config).privacy_requests, key=subject.encode(), value=value).get(30)
+            producer.send(Topics(config).requests_in, key=subject.encode(), value=value).get(30)
         officer = encode(schema, {"request_id": "officer-1", "subject_key": "user:kari", "kind": "erasure",
                                   "received": NOW, "channel": "officer"})
-        producer.send(Topics(config).privacy_requests, key=b"user:kari", value=officer).get(30)
+        producer.send(Topics(config).requests_in, key=b"user:kari", value=officer).get(30)
         producer.flush(30)
     finally:
         producer.close(30)
@@ -111,7 +113,7 @@ def test_each_request_exactly_once_under_a_kill(kafka_config: Config, monkeypatc
                             (ids["restriction"], "visitor:" + "a" * 32, "restriction"),
                             (ids["access"], "user:ola", "access")])
 
-    # killed after carrying out its second request but before recording it done
+    # killed after carrying out its second request but before recording it done (published already)
     real_done = worker_module.record_done
     calls = [0]
 
@@ -165,6 +167,12 @@ def test_each_request_exactly_once_under_a_kill(kafka_config: Config, monkeypatc
     assert states[ids["access"]] == ("open", "self_service")
     assert pq.read_table(path).column("subject").to_pylist() == [pseudonyms["user:kari"],
                                                                   pseudonyms["visitor:" + "a" * 32]]
-    assert read_restricted(Layout(Path(kafka_config.warehouse.root))) == {pseudonyms["visitor:" + "a" * 32]}
+    visitor = subject_pseudonyms(KeyStore(Path(kafka_config.pseudonymise.key_dir), "monthly"), "visitor:" + "a" * 32)
+    assert pseudonyms["visitor:" + "a" * 32] in visitor.values() and len(visitor) == 2  # its rows, its requests' rows
+    assert read_restricted(Layout(Path(kafka_config.warehouse.root))) == set(visitor.values())
     report = status_report(kafka_config, NOW)
     assert "0 overdue, 1 open, 2 done" in report and "access" in report and "ola" not in report
+    # the record of each request (but no lift) on the privacy-requests topic: hashed, once per request id
+    published = records_with_key(kafka_config, Topics(kafka_config).privacy_requests, lambda k, v: True)
+    assert {decode(v, default_registry())[1]["request_id"] for _, _, v in published if v} == set(ids.values())
+    assert all(k is not None and k.startswith(b"h1_") and b"ola" not in (v or b"") for _, k, v in published)

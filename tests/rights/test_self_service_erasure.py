@@ -142,7 +142,7 @@ def test_self_service_erasure_reaches_every_store(kafka_config: Config) -> None:
     assert request_state.request_id != "chosen-by-client" and request_state.received.year > 2000
     receipt = request_state.receipt
     assert set(receipt["stores"]) == {"erased_subjects", "warehouse", "quarantine", "consent_topic", "spool",
-                                      "minimised_topics", "privacy_requests"}
+                                      "minimised_topics", "privacy_requests", "requests_in"}
     assert receipt["rows"] >= 3 and receipt["quarantine_rows"] >= 1
     assert receipt["consent_tombstones"] >= 1 and receipt["spool_records"] == 1
 
@@ -174,7 +174,11 @@ def test_self_service_erasure_reaches_every_store(kafka_config: Config) -> None:
     for _, key, value in erased:
         for needle in needles:
             assert needle not in (key or b"") + (value or b"")
-    dead = records_with_key(config, topics.dead_letter, lambda k, v: True)
-    for _, key, value in dead:
-        for needle in needles:
-            assert needle not in (key or b"") + (value or b"")
+    requests = records_with_key(config, topics.privacy_requests, lambda k, v: True)
+    assert len(requests) == 1 and requests[0][1] is not None and requests[0][1].startswith(b"h1_")
+    for topic in (topics.privacy_requests, topics.erased_subjects, topics.dead_letter):
+        for _, key, value in records_with_key(config, topic, lambda k, v: True):
+            for needle in needles:
+                assert needle not in (key or b"") + (value or b""), f"{topic} holds the person"
+    # the raw requests topic holds the request as posted, in clear, until its raw retention (hours)
+    assert records_with_key(config, topics.requests_in, lambda k, v: k == SUBJECT.encode())

@@ -13,8 +13,10 @@
                                   forget the consent when they read it
     producer spool (this host)    spooled raw events of the person removed                spool
     minimised topics              kept until their retention; late rows swept             minimised_topics
-    privacy-requests topic        holds requests keyed by the subject key until its       privacy_requests
-                                  retention (stated, not changed)
+    privacy-requests topic        the record of requests: keyed and valued by the         privacy_requests
+                                  subject's keyed hash, never the key (nothing to erase)
+    raw requests topic            self-service requests in clear, kept hours (raw          requests_in
+                                  retention), read by the rights worker only
 
 Nothing here prints or stores the subject key or a pseudonym.
 """
@@ -27,6 +29,7 @@ from typing import Any
 from datamin.clock import as_utc
 from datamin.config import Config
 from datamin.keys import key_store, require_subject_key
+from datamin.topics import Topics
 from warehouse.layout import layout_of
 from warehouse.rights.erasure import erase_subject
 from warehouse.rights.quarantine import erase_quarantine
@@ -68,8 +71,11 @@ def erase_everywhere(config: Config, subject_key: str, *, now: datetime, request
                     if spool.folders_in_use else "")
                  + "; spools on other web servers are emptied into Kafka within seconds of the broker answering",
         "minimised_topics": receipt.kafka_window,
-        "privacy_requests": "the privacy-requests topic keeps this request, keyed by the subject key, until its "
-                            "retention (365 days at most): it is the record of the request (legal obligation)",
+        "privacy_requests": "the privacy-requests topic holds the record of this request keyed and valued by the "
+                            "subject's keyed hash, never the key (the record of requests: a legal obligation)",
+        "requests_in": f"a request posted to the collector waits on {Topics(config).requests_in} with the subject "
+                       f"in clear until Kafka deletes it after {config.topics.raw_retention_hours} hour(s) (raw "
+                       "retention); only the rights worker reads it",
     }
     out = receipt.to_dict()
     out["stores"] = stores

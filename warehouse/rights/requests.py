@@ -5,8 +5,9 @@ and recorded in the rights trail (``<root>/_rights/requests/``, see `warehouse.r
 runs; `status_report` is ``datamin rights status``. Each action:
 
 1. records the request as received (keyed subject hash, kind, channel, time; deadline received + 30 days);
-2. publishes a privacy_request event (raw schema) keyed by the subject key to the privacy-requests
-   topic, acks=all, so the processor stops keeping identifiers for future events where it must;
+2. publishes a privacy_request event (raw schema) to the privacy-requests topic, keyed and valued by
+   the subject's keyed hash (never the key; `publish_request`), acks=all, so every processor, which
+   reads the whole topic and recognises the hash, stops keeping identifiers where it must;
 3. carries it out in the warehouse: access writes an export; erase deletes the rows and publishes the
    keyed hash to the erased-subjects topic; restrict/object hide the rows from analysts; lift shows
    them again; withdraw strips the consent-only identifiers;
@@ -51,7 +52,8 @@ ACTIONS: Final = {"access": "access", "erase": "erasure", "restrict": "restricti
 def submit_request(config: Config, kind: str, subject_key: str, *, channel: str = "officer", now: datetime,
                    timeout: float = 15.0) -> str:
     """Publishes a privacy_request event (raw schema v1) for ``subject_key`` to the privacy-requests
-    topic, keyed by the subject key, and waits for acks=all; returns the new request id (a UUID).
+    topic, keyed and valued by the subject's keyed hash, and waits for acks=all; returns the new
+    request id (a UUID).
     Also records the request as received in the rights trail (before publishing, so a request that
     Kafka did not take is still on record, open). Raises ValueError for an unknown kind or channel or
     an empty key, BrokerError when Kafka does not take the event."""
@@ -63,15 +65,25 @@ def submit_request(config: Config, kind: str, subject_key: str, *, channel: str 
     subject_key = require_subject_key(subject_key)  # canonical: user:<id> / visitor:<id>
     received = as_utc(now)
     request_id = str(uuid.uuid4())
-    record_received(layout_of(config), request_id=request_id, subject_hash=subject_hash(config, subject_key),
+    hashed = subject_hash(config, subject_key)
+    record_received(layout_of(config), request_id=request_id, subject_hash=hashed,
                     kind=kind, channel=channel, received=received)
-    schema = default_registry().latest("privacy_request", "raw")
-    value = encode(schema, {"request_id": request_id, "subject_key": subject_key, "kind": kind,
-                            "received": received, "channel": channel})
-    send_and_wait(config, Topics(config).privacy_requests, key=subject_key.encode("utf-8"), value=value,
-                  doing="publishing a privacy request", timeout=timeout)
+    publish_request(config, request_id=request_id, hashed=hashed, kind=kind, received=received, channel=channel,
+                    timeout=timeout)
     return request_id
 
+
+
+def publish_request(config: Config, *, request_id: str, hashed: str, kind: str, received: datetime, channel: str,
+                    timeout: float = 15.0) -> None:
+    """Publishes the record of a request to the privacy-requests topic: a privacy_request whose
+    ``subject_key`` and Kafka key are the subject's keyed hash (``h1_…``), never the key. Idempotent
+    for the processors (a request id applied twice changes nothing)."""
+    schema = default_registry().latest("privacy_request", "raw")
+    value = encode(schema, {"request_id": request_id, "subject_key": hashed, "kind": kind,
+                            "received": as_utc(received), "channel": channel})
+    send_and_wait(config, Topics(config).privacy_requests, key=hashed.encode("ascii"), value=value,
+                  doing="publishing a privacy request", timeout=timeout)
 
 
 def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, out_dir: Path,

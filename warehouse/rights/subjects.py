@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datamin.clock import as_utc
-from datamin.keys import KeyStore, pseudonymise, require_subject_key
+from datamin.keys import KeyStore, known_subject_hash, pseudonymise, require_subject_key
 from warehouse.arrow import time_column
 from warehouse.layout import Layout
 
@@ -40,9 +40,12 @@ _ROTATION_OF: Final = (
 def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
     """``{period: pseudonym}`` of ``subject_key`` for every period that has a key file, oldest first.
 
-    Periods of another rotation than ``keys``' own (the rotation was changed) are included too.
+    Periods of another rotation than ``keys``' own (the rotation was changed) are included too. The
+    privacy_request rows of requests recorded on the privacy-requests topic name the subject by its
+    keyed hash, so the pseudonyms of that hash are included as well, as ``{period}/request``.
     Never creates a key. Raises ValueError for an empty subject key."""
     subject_key = require_subject_key(subject_key)  # canonical: user:<id> / visitor:<id>
+    hashed = known_subject_hash(keys.directory, subject_key)
     stores: dict[str, KeyStore] = {keys.rotation: keys}
     found: dict[str, str] = {}
     for period in keys.periods():
@@ -57,6 +60,9 @@ def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
         pseudonym = pseudonymise(subject_key, key, SUBJECT_COLUMN)
         if pseudonym is not None:
             found[period] = pseudonym
+        of_hash = pseudonymise(hashed, key, SUBJECT_COLUMN) if hashed else None
+        if of_hash is not None:
+            found[f"{period}/request"] = of_hash
     return found
 
 

@@ -1,20 +1,22 @@
 """The rights worker: self-service privacy requests carried out end to end (``datamin rights worker``).
 
 A person posts a privacy_request to the collector; the collector ties it to the subject the request
-proves (`datamin.identity`) and publishes it on the privacy-requests topic. This long-running worker
-(consumer group ``<topics.prefix>-rights``) reads that topic and, for each request that came through
-the collector (channel ``self_service``):
+proves (`datamin.identity`) and publishes it on the raw requests topic ``<prefix>.raw.privacy_request``
+(clear subject, kept hours like every raw topic). This long-running worker (consumer group
+``<topics.prefix>-rights``) reads that topic and, for each self-service request:
 
 1. records it in the rights trail as received, with its one-month deadline (once per request id);
-2. carries out erasure (every store, `warehouse.rights.everywhere`), objection and restriction (rows
+2. publishes the record of it to the privacy-requests topic, keyed and valued by the subject's keyed
+   hash (never the key), where every processor reads it (lift excepted, see 4);
+3. carries out erasure (every store, `warehouse.rights.everywhere`), objection and restriction (rows
    hidden from analysts) and withdrawal (consent-only identifiers stripped) for the proven subject,
    and records what was done;
-3. leaves access, rectification and lift requests open in the trail, queued for the officer: an
+4. leaves access, rectification and lift requests open in the trail, queued for the officer: an
    export is never delivered through the collector, and a lift may undo a restriction the officer
    placed. ``datamin rights status`` lists them with their deadlines.
 
-Requests the officer submitted (channel ``officer``) are carried out by the officer's own command
-and only read past here.
+Requests of another channel than ``self_service`` on that topic are skipped (the officer's own
+command carries out and publishes what the officer submits).
 
 Exactly once under a kill: each step is idempotent (the trail is keyed by request id; erasing,
 restricting or withdrawing twice changes nothing the second time; a request already done is
@@ -41,6 +43,7 @@ from datamin.topics import Topics
 from schemas import decode, default_registry
 from warehouse.layout import layout_of
 from warehouse.rights.preflight import check_stores, check_topics
+from warehouse.rights.requests import carry_out, publish_request
 from warehouse.rights.trail import read_requests, record_done, record_received
 
 log = logging.getLogger("datamin.rights")
@@ -68,7 +71,7 @@ class WorkerStats:
 
 
 class RightsWorker:
-    """Consumes the privacy-requests topic; see the module docstring. ``run(stop)`` until ``stop`` is set."""
+    """Consumes the raw requests topic; see the module docstring. ``run(stop)`` until ``stop`` is set."""
 
     def __init__(self, config: Config, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  out_dir: Path | None = None) -> None:
@@ -86,21 +89,21 @@ class RightsWorker:
 
         check_stores(self.config)
         topics = Topics(self.config)
-        check_topics(self.config, [topics.privacy_requests, topics.erased_subjects, topics.consent],
-                     doing="starting the rights worker")
+        check_topics(self.config, [topics.requests_in, topics.privacy_requests, topics.erased_subjects,
+                                   topics.consent], doing="starting the rights worker")
         for request in read_requests(self.layout, now=self.clock()):
             self._received.add(request.request_id)
             if request.state == "done":
                 self._done.add(request.request_id)
-        with translate_kafka_errors("reading the privacy-requests topic", self.config):
-            consumer = new_consumer(self.config, topics.privacy_requests, group_id=group_id(self.config),
+        with translate_kafka_errors("reading the raw requests topic", self.config):
+            consumer = new_consumer(self.config, topics.requests_in, group_id=group_id(self.config),
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     isolation_level="read_committed", max_poll_records=100)
         log.info("rights worker started: %d request(s) on record, group %s", len(self._received),
                  group_id(self.config))
         try:
             while not stop.is_set():
-                with translate_kafka_errors("reading the privacy-requests topic", self.config):
+                with translate_kafka_errors("reading the raw requests topic", self.config):
                     batch = consumer.poll(timeout_ms=500)
                 if not batch:
                     continue
@@ -139,13 +142,17 @@ class RightsWorker:
         if request_id in self._done:
             self.stats.skipped += 1
             return "done already"
+        received = raw.get("received")
+        when = as_utc(received) if isinstance(received, datetime) else self.clock()
+        hashed = subject_hash(self.config, subject)
         if request_id not in self._received:
-            received = raw.get("received")
-            when = as_utc(received) if isinstance(received, datetime) else self.clock()
-            record_received(self.layout, request_id=request_id, subject_hash=subject_hash(self.config, subject),
+            record_received(self.layout, request_id=request_id, subject_hash=hashed,
                             kind=kind, channel=SELF_SERVICE, received=when)
             self._received.add(request_id)
             self.stats.received += 1
+        if kind != "lift":  # a lift is the officer's to publish, once they carry it out
+            publish_request(self.config, request_id=request_id, hashed=hashed, kind=kind, received=when,
+                            channel=SELF_SERVICE)
         if kind not in CARRIED_OUT:
             self.stats.queued += 1
             log.info("privacy request %s (%s) queued for the officer", request_id, kind)
@@ -159,8 +166,6 @@ class RightsWorker:
         return "carried out"
 
     def _carry_out(self, kind: str, subject: str, request_id: str) -> tuple[str, dict[str, Any]]:
-        from warehouse.rights.requests import carry_out
-
         return carry_out(self.config, kind, subject, request_id, out_dir=self.out_dir, now=self.clock())
 
     def _skip(self, why: str) -> str:
