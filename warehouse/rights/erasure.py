@@ -390,4 +390,5 @@ def withdraw_subject(config: Config, subject_key: str, *, now: datetime, request
     notes = ("Rows kept, identifiers set to null: the rest of each row rests on legitimate interest. "
              "consent_record and privacy_request rows are kept (legal obligation).",)
     return Receipt(request_id=request_id, action="withdrawal", at=at, subject_known=bool(changes), tables=tables,
-                   files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at), notes=notes)
+                   files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at),
+                   notes=notes)
