@@ -8,7 +8,8 @@ replay or backfill brings them back, and writes the audit trail. Guarantees:
 - A rewrite is atomic (`datamin.files.replace_file`): the new content goes to ``.<name>.<random>.tmp``
   in the same partition folder (a dot-file not ending in ``.parquet``: the views' glob, the sink and
   compaction never read it), is fsynced, then ``os.replace``d over the original, keeping its name
-  (so the sink's offset-range name stays parseable) and the folder fsynced. A reader sees the old file or the new one, never half.
+  (so the sink's offset-range name stays parseable) and the folder fsynced. A reader sees the old
+  file or the new one, never half.
   A file left with no rows stays as an empty file with the same columns.
 - A leftover ``.<name>.<random>.tmp`` (a crash mid-rewrite; the original is intact) is removed by the next run.
 - Erasing twice is harmless (the second finds nothing); an unknown subject succeeds with a receipt
