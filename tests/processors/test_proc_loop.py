@@ -254,7 +254,7 @@ def test_privacy_requests_restore_and_metrics_in_thread(kafka_config: Config) ->
 def test_metrics_endpoint_serves_prometheus_text() -> None:
     from collections import Counter as C
 
-    from processors.loop import Metrics, serve_metrics
+    from processors.metrics import Metrics, serve_metrics
 
     metrics = Metrics(C({"dropped.http_request.client_hints": 3}))
     metrics.add(10, 9, 1)
