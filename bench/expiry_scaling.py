@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from warehouse.audit import AuditLog  # noqa: E402
+from warehouse.audit_trail import AuditLog  # noqa: E402
 from warehouse.expiry import expire  # noqa: E402
 from warehouse.layout import Layout  # noqa: E402
 

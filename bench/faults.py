@@ -20,7 +20,7 @@ it; KAFKA_BOOTSTRAP_SERVERS is ignored for that reason (the shared broker is nev
    EventProducer with a tiny spool (producer.spool_max_bytes) publish, so that loss happens and is
    counted (stats().dropped);
 4. waits (bounded) until the warehouse's Parquet files hold every expected event_id, stops everything,
-   and compares: produced, warehoused, lost, duplicated, dead-lettered, leaks (warehouse leak audit,
+   and compares: produced, warehoused, lost, duplicated, dead-lettered, leaks (warehouse leak scan,
    minimised-topic audit, rights check, every raw IP / identifier string searched in every warehoused
    string value).
 
@@ -486,7 +486,7 @@ def build_events(shape: Shape, seed: int, expected: Expectations) -> tuple[Event
 
 def run(args: argparse.Namespace) -> int:
     from producers.producer import EventProducer
-    from warehouse.leak_audit import audit_topics, audit_warehouse
+    from warehouse.leak_scan import scan_topics, scan_warehouse
     from warehouse.rights.subjects import layout_of
 
     sh = shape(args.quick, args.seconds, args.events)
@@ -619,9 +619,9 @@ def run(args: argparse.Namespace) -> int:
         found = read_ids(root)
         t = tally(expected, found, dropped_main, dropped_lossy)
         now = datetime.now(UTC)
-        wh_report = audit_warehouse(layout_of(config), now=now, ipv4_prefix=config.minimise.ipv4_prefix,
+        wh_report = scan_warehouse(layout_of(config), now=now, ipv4_prefix=config.minimise.ipv4_prefix,
                                     ipv6_prefix=config.minimise.ipv6_prefix)
-        topic_report = audit_topics(config, now=now)
+        topic_report = scan_topics(config, now=now)
         identified = identified_rows(root)
         rights = rights_violations(expected, identified)
         control = consenting_identified(expected, identified, expected.consenting)
@@ -641,7 +641,7 @@ def run(args: argparse.Namespace) -> int:
             ("ids found that were never produced", t.unexpected),
             ("dead-lettered: expected (malformed injected)", expected.malformed),
             ("dead-lettered: found", dead),
-            ("leaks: warehouse leak audit findings", len(wh_report.findings)),
+            ("leaks: warehouse leak scan findings", len(wh_report.findings)),
             ("leaks: minimised-topic audit findings", len(topic_report.findings)),
             ("leaks: erased/withdrawn subjects' rows with identifiers", rights),
             ("  control: rows of other consenting subjects with a pseudonym", control),

@@ -50,7 +50,7 @@ from datamin.kafka import send_and_wait
 from datamin.keys import key_store, subject_hash
 from datamin.topics import Topics
 from schemas.registry import Registry, default_registry
-from warehouse.audit import AuditEntry, AuditLog
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import Layout, layout_of
 from warehouse.rights.subjects import files_holding, row_matches, subject_pseudonyms
 

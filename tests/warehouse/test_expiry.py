@@ -12,7 +12,7 @@ import pytest
 
 from datamin.config import RETENTION_CAP_DAYS, retention_for
 from datamin.exceptions import ConfigError
-from warehouse.audit import AuditLog
+from warehouse.audit_trail import AuditLog
 from warehouse.expiry import expire, oldest_kept_day, plan_expiry
 from warehouse.layout import Layout
 
