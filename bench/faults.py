@@ -671,16 +671,16 @@ def run(args: argparse.Namespace) -> int:
         for prod in producers:
             try:
                 prod.close(5)
-            except Exception as exc:  # noqa: BLE001 - cleaning up: go on with the rest
+            except Exception as exc:  # cleaning up: go on with the rest
                 print(f"closing a producer failed: {type(exc).__name__}", file=sys.stderr)
         for p in procs:
             try:
                 p.stop(10)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 print(f"stopping {p.module} failed: {type(exc).__name__}", file=sys.stderr)
         try:
             broker.stop()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"stopping the broker failed: {type(exc).__name__}", file=sys.stderr)
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)

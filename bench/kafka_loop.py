@@ -150,7 +150,7 @@ def run(prefix: str, partitions: int, events: list[bytes], key_dir: str, instanc
     topics = Topics(config)
     expected = fill(config, events)
     outs = [topics.minimised(e) for e in ("http_request", "usage_event", "device_report", "consent_record")]
-    log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")  # noqa: SIM115 - the workers' stderr
+    log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")  # the workers' stderr
     sources = [topics.raw(e) for e in ("http_request", "usage_event", "device_report")] + [topics.consent]
     base = _passthrough(config, prefix, sources, expected, False, log)
     procs = [subprocess.Popen([sys.executable, "-m", "processors.loop"], cwd=ROOT,

@@ -251,7 +251,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         except EventError as exc:
             self._dead_letter(tp, record, str(exc))
             return False
-        except Exception as exc:  # noqa: BLE001 - a bug on one event must not stop the stream
+        except Exception as exc:  # a bug on one event must not stop the stream
             # the message of a foreign exception may quote a value: keep only its type
             log.error("minimising %s[%d]@%d failed with %s (a bug: please report it)",
                       tp.topic, tp.partition, record.offset, type(exc).__name__)

@@ -66,7 +66,7 @@ def serve_metrics(metrics: Metrics, port: int) -> ThreadingHTTPServer:
     port, see ``server.server_address``)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:  # http.server's name
             if self.path.split("?")[0] not in ("/metrics", "/"):
                 self.send_error(404)
                 return
@@ -77,7 +77,7 @@ def serve_metrics(metrics: Metrics, port: int) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

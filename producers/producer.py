@@ -73,7 +73,7 @@ class EventProducer(Sender):
         except queue.Full:
             self._drop("the queue is full (the sender cannot keep up)")
             return False
-        except Exception:  # noqa: BLE001 - never into the request path
+        except Exception:  # never into the request path
             log.exception("datamin producer: publish failed unexpectedly")
             self._count("dropped")
             return False

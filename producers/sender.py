@@ -169,7 +169,7 @@ class Sender:
             try:
                 if self._step():
                     return
-            except Exception:  # noqa: BLE001 - the sender must survive anything
+            except Exception:  # the sender must survive anything
                 log.exception("datamin producer: sender error; continuing")
                 time.sleep(0.1)
 
@@ -229,7 +229,7 @@ class Sender:
             except ValidationError as exc:
                 self._count("invalid")
                 log.warning("datamin producer: event refused: %s", exc)
-            except Exception:  # noqa: BLE001 - the sender must survive anything, and go on with the batch
+            except Exception:  # the sender must survive anything, and go on with the batch
                 log.exception("datamin producer: sender error; continuing")
         return out
 
@@ -263,7 +263,7 @@ class Sender:
                     t0 = perf_counter()
                     try:
                         future = direct.send(topic, value=value, key=key)
-                    except Exception as exc:  # noqa: BLE001 - any send error means: spool
+                    except Exception as exc:  # any send error means: spool
                         self._enter_outage(f"send failed ({type(exc).__name__})")
                     else:
                         self._slow_send = perf_counter() - t0 > 0.1  # blocked on metadata or buffer
@@ -274,7 +274,7 @@ class Sender:
                 self._to_spool(topic, key, value)
                 spooled = True
                 direct = self._direct_client()
-            except Exception:  # noqa: BLE001 - the sender must survive anything, and go on with the batch
+            except Exception:  # the sender must survive anything, and go on with the batch
                 log.exception("datamin producer: sender error; continuing")
                 direct = self._direct_client()
         return False, spooled
@@ -338,7 +338,7 @@ class Sender:
         if self._kafka is None and self._clock() >= self._kafka_due:
             try:
                 self._kafka = self._make_kafka()
-            except Exception as exc:  # noqa: BLE001 - no broker, bad address, …: spool and retry
+            except Exception as exc:  # no broker, bad address, …: spool and retry
                 self._enter_outage(f"cannot connect to Kafka ({type(exc).__name__})")
                 self._retry_later()
         return self._kafka
@@ -353,14 +353,14 @@ class Sender:
         if kafka is not None:
             try:
                 kafka.close(timeout=0)
-            except Exception:  # noqa: BLE001 - kafka-python's close(0) raises when records are pending
+            except Exception:  # kafka-python's close(0) raises when records are pending
                 sender = getattr(kafka, "_sender", None)
                 if sender is not None:  # abort the pending batches so that their errbacks spool them
                     sender.force_close()
                     sender.join(5.0)
                 try:
                     kafka.close(timeout=0)
-                except Exception:  # noqa: BLE001  # pragma: no cover
+                except Exception:  # BLE001  # pragma: no cover
                     log.debug("datamin producer: closing the Kafka client failed", exc_info=True)
         self._drain_failed()
 
@@ -408,7 +408,7 @@ class Sender:
                 continue
             try:
                 future = kafka.send(record.topic, value=record.value, key=record.key)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.info("datamin producer: replay paused (%s); retrying", type(exc).__name__)
                 self._retry_later()
                 break
@@ -472,7 +472,7 @@ class Sender:
         if self._kafka is not None:
             try:
                 self._kafka.flush(timeout=max(0.0, deadline - self._clock()))
-            except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError: reported by the caller's False
+            except Exception as exc:  # KafkaTimeoutError: reported by the caller's False
                 log.debug("datamin producer: flush incomplete (%s)", type(exc).__name__)
 
     def _stop(self, control: Control) -> None:
