@@ -52,14 +52,16 @@ class KafkaConfig:
     """client certificate (PEM) for mutual TLS"""
     ssl_keyfile: str | None = None
     """client private key (PEM) for mutual TLS"""
-    ssl_password: str | None = None
-    """password of the client private key"""
+    ssl_password: str | None = field(default=None, repr=False)
+    """password of the client private key (never printed: hidden from repr() and `datamin config`)"""
     ssl_check_hostname: bool = True
     """verify that a broker's certificate names the host connected to"""
     sasl_mechanism: str | None = None
     """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol)"""
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    """user name for SASL"""
+    sasl_password: str | None = field(default=None, repr=False)
+    """password for SASL (never printed: hidden from repr() and `datamin config`)"""
     client_id: str = "datamin"
     """client id the brokers see in their logs and quotas"""
 
