@@ -32,7 +32,7 @@ def register(add: Add) -> None:
 def _rights(args: argparse.Namespace, config: Config) -> int:
     from datetime import UTC, datetime
 
-    from warehouse.rights.requests import rights_command, status_report
+    from warehouse.rights import rights_command, status_report
 
     now = datetime.now(UTC)
     if args.action == "status":

@@ -47,12 +47,11 @@ from datamin.clock import as_utc
 from datamin.config import TABLES, Config
 from datamin.files import replace_file
 from datamin.kafka import send_and_wait
-from datamin.keys import key_store, subject_hash
 from datamin.topics import Topics
 from schemas.registry import Registry, default_registry
 from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import Layout, layout_of
-from warehouse.rights.subjects import files_holding, row_matches, subject_pseudonyms
+from warehouse.rights.subjects import Subject, files_holding, resolve_subject, row_matches
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ def erase_rows(layout: Layout, pseudonyms: Iterable[str], *, tables: Sequence[st
     return _apply(layout, tables, wanted, lambda table: _without(table, wanted), fsync=fsync)
 
 
-def erase_subject(config: Config, subject_key: str, *, now: datetime, request_id: str | None = None,
+def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, request_id: str | None = None,
                   publish: bool = True, fsync: bool = True) -> Receipt:
     """Erases everything the warehouse holds linked to ``subject_key``; see the module docstring.
 
@@ -241,9 +240,10 @@ def erase_subject(config: Config, subject_key: str, *, now: datetime, request_id
     at = as_utc(now)
     request_id = request_id or str(uuid.uuid4())
     layout = layout_of(config)
-    pseudonyms = subject_pseudonyms(key_store(config), subject_key)
+    subject = resolve_subject(config, subject_key)
+    pseudonyms = subject.pseudonyms
     if publish:
-        publish_erased(config, subject_hash(config, subject_key), erased_at=at, request_id=request_id)
+        publish_erased(config, subject.hash, erased_at=at, request_id=request_id)
     wanted = frozenset(pseudonyms.values())
     changes = erase_rows(layout, wanted, fsync=fsync)
     remove_restricted(layout, wanted)
@@ -354,7 +354,7 @@ def consent_only_columns(registry: Registry | None = None) -> dict[str, tuple[st
     return out
 
 
-def withdraw_subject(config: Config, subject_key: str, *, now: datetime, request_id: str | None = None,
+def withdraw_subject(config: Config, subject_key: str | Subject, *, now: datetime, request_id: str | None = None,
                      fsync: bool = True) -> Receipt:
     """Erases what was kept on the basis of consent alone: on the subject's rows of http_request,
     usage_event and device_report, the identifier columns of `consent_only_columns` are set to null.
@@ -372,7 +372,7 @@ def withdraw_subject(config: Config, subject_key: str, *, now: datetime, request
     at = as_utc(now)
     request_id = request_id or str(uuid.uuid4())
     layout = layout_of(config)
-    pseudonyms = subject_pseudonyms(key_store(config), subject_key)
+    pseudonyms = resolve_subject(config, subject_key).pseudonyms
     wanted: dict[str, datetime | None] = dict.fromkeys(pseudonyms.values())
     changes: list[FileChange] = []
     if wanted:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -29,7 +30,6 @@ from datamin.clock import as_utc
 from datamin.config import Config
 from datamin.exceptions import DataminError
 from datamin.kafka import send_and_wait
-from datamin.keys import require_subject_key, subject_hash
 from datamin.topics import Topics
 from schemas import default_registry, encode
 from warehouse.layout import layout_of
@@ -37,6 +37,7 @@ from warehouse.locking import maintenance_lock
 from warehouse.rights.erasure import erase_subject, withdraw_subject
 from warehouse.rights.export import export_subject
 from warehouse.rights.restriction import lift, restrict
+from warehouse.rights.subjects import Subject, resolve_subject
 from warehouse.rights.trail import read_requests, record_done, record_received
 
 KINDS: Final = ("access", "erasure", "restriction", "objection", "withdrawal", "rectification", "lift")
@@ -46,7 +47,7 @@ ACTIONS: Final = {"access": "access", "erase": "erasure", "restrict": "restricti
 """command-line action -> request kind"""
 
 
-def submit_request(config: Config, kind: str, subject_key: str, *, channel: str = "officer", now: datetime,
+def submit_request(config: Config, kind: str, subject_key: str | Subject, *, channel: str = "officer", now: datetime,
                    timeout: float = 15.0) -> str:
     """Publishes a privacy_request event (raw schema v1) for ``subject_key`` to the privacy-requests
     topic, keyed by the subject key, and waits for acks=all; returns the new request id (a UUID).
@@ -58,45 +59,72 @@ def submit_request(config: Config, kind: str, subject_key: str, *, channel: str 
         raise ValueError(f"request kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
     if channel not in CHANNELS:
         raise ValueError(f"request channel {channel!r} is unknown: use one of {', '.join(CHANNELS)}")
-    require_subject_key(subject_key)
+    subject = resolve_subject(config, subject_key)
     received = as_utc(now)
     request_id = str(uuid.uuid4())
-    record_received(layout_of(config), request_id=request_id, subject_hash=subject_hash(config, subject_key),
+    record_received(layout_of(config), request_id=request_id, subject_hash=subject.hash,
                     kind=kind, channel=channel, received=received)
     schema = default_registry().latest("privacy_request", "raw")
-    value = encode(schema, {"request_id": request_id, "subject_key": subject_key, "kind": kind,
+    value = encode(schema, {"request_id": request_id, "subject_key": subject.key, "kind": kind,
                             "received": received, "channel": channel})
-    send_and_wait(config, Topics(config).privacy_requests, key=subject_key.encode("utf-8"), value=value,
+    send_and_wait(config, Topics(config).privacy_requests, key=subject.key.encode("utf-8"), value=value,
                   doing="publishing a privacy request", timeout=timeout)
     return request_id
 
 
 
-def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, out_dir: Path,
-              now: datetime, fmt: str = "json") -> tuple[str, dict[str, Any]]:
-    """Does what ``kind`` asks in the warehouse; returns (one line for the trail, receipt). No Kafka
-    except erasure's erased-subjects record."""
+def access(config: Config, subject: Subject, request_id: str, *, out_dir: Path, now: datetime,
+           fmt: str = "json", **_: Any) -> tuple[str, dict[str, Any]]:
+    """The right of access (and portability): an export of everything linked to ``subject``."""
+    path = export_subject(config, subject, out_dir, fmt=fmt, now=now)
+    return f"access {request_id}: export written ({path.name})", {"export_file": path.name}
 
-    if kind == "access":
-        path = export_subject(config, subject_key, out_dir, fmt=fmt, now=now)
-        return f"access {request_id}: export written ({path.name})", {"export_file": path.name}
-    if kind in ("erasure", "withdrawal"):
-        # never beside a compaction that could merge a file being rewritten and bring rows back
-        with maintenance_lock(layout_of(config)):
-            if kind == "erasure":
-                receipt = erase_subject(config, subject_key, now=now, request_id=request_id)
-            else:
-                receipt = withdraw_subject(config, subject_key, now=now, request_id=request_id)
-        return receipt.summary(), receipt.to_dict()
-    if kind in ("restriction", "objection"):
-        added = restrict(config, subject_key)
-        return (f"{kind} {request_id}: stored rows hidden from analysts ({added} pseudonym(s) added to the list)",
-                {"pseudonyms_added": added})
-    if kind == "lift":
-        removed = lift(config, subject_key)
-        return (f"lift {request_id}: stored rows visible again ({removed} pseudonym(s) taken off the list)",
-                {"pseudonyms_removed": removed})
-    raise ValueError(f"request kind {kind!r} has no warehouse action here (rectification is done by hand)")
+
+def erase(config: Config, subject: Subject, request_id: str, *, now: datetime, **_: Any) -> tuple[str, dict[str, Any]]:
+    """The right to erasure: ``subject``'s rows deleted, the erased-subjects topic told."""
+    # never beside a compaction that could merge a file being rewritten and bring rows back
+    with maintenance_lock(layout_of(config)):
+        receipt = erase_subject(config, subject, now=now, request_id=request_id)
+    return receipt.summary(), receipt.to_dict()
+
+
+def withdraw(config: Config, subject: Subject, request_id: str, *, now: datetime,
+             **_: Any) -> tuple[str, dict[str, Any]]:
+    """Withdrawal of consent: the identifiers kept on consent alone are erased."""
+    with maintenance_lock(layout_of(config)):
+        receipt = withdraw_subject(config, subject, now=now, request_id=request_id)
+    return receipt.summary(), receipt.to_dict()
+
+
+def restriction(config: Config, subject: Subject, request_id: str, *, kind: str = "restriction",
+                **_: Any) -> tuple[str, dict[str, Any]]:
+    """Restriction of processing (and objection): ``subject``'s rows hidden from analysts until lifted."""
+    added = restrict(config, subject)
+    return (f"{kind} {request_id}: stored rows hidden from analysts ({added} pseudonym(s) added to the list)",
+            {"pseudonyms_added": added})
+
+
+def lift_restriction(config: Config, subject: Subject, request_id: str, **_: Any) -> tuple[str, dict[str, Any]]:
+    """The end of a restriction or objection: ``subject``'s rows visible again."""
+    removed = lift(config, subject)
+    return (f"lift {request_id}: stored rows visible again ({removed} pseudonym(s) taken off the list)",
+            {"pseudonyms_removed": removed})
+
+
+RIGHTS: Final[dict[str, Callable[..., tuple[str, dict[str, Any]]]]] = {
+    "access": access, "erasure": erase, "withdrawal": withdraw, "restriction": restriction,
+    "objection": restriction, "lift": lift_restriction}
+"""request kind -> its one entry: ``(config, subject, request_id, *, out_dir, now, fmt, kind)`` -> (line, receipt)"""
+
+
+def carry_out(config: Config, kind: str, subject: str | Subject, request_id: str, *, out_dir: Path,
+              now: datetime, fmt: str = "json") -> tuple[str, dict[str, Any]]:
+    """Does what ``kind`` asks in the warehouse through its entry in `RIGHTS`; returns (one line for the
+    trail, receipt). No Kafka except erasure's erased-subjects record."""
+    entry = RIGHTS.get(kind)
+    if entry is None:
+        raise ValueError(f"request kind {kind!r} has no warehouse action here (rectification is done by hand)")
+    return entry(config, resolve_subject(config, subject), request_id, out_dir=out_dir, now=now, fmt=fmt, kind=kind)
 
 
 def rights_command(config: Config, action: str, subject: str, *, out_dir: str | Path = ".", now: datetime,
@@ -111,8 +139,9 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
         print(f"error: unknown rights action {action!r}; use one of {', '.join(ACTIONS)}", file=err)
         return 2
     try:
-        request_id = submit_request(config, kind, subject, now=now)
-        line, receipt = carry_out(config, kind, subject, request_id, out_dir=Path(out_dir), now=now, fmt=fmt)
+        resolved = Subject(config, subject)  # once per command: the key checked, its pseudonyms and hash
+        request_id = submit_request(config, kind, resolved, now=now)
+        line, receipt = carry_out(config, kind, resolved, request_id, out_dir=Path(out_dir), now=now, fmt=fmt)
         record_done(layout_of(config), request_id=request_id, at=now, outcome=line, receipt=receipt)
     except (DataminError, ValueError, OSError) as exc:
         print(f"error: {kind} request failed: {exc}. It is recorded as open in the rights trail; "
