@@ -59,7 +59,6 @@ AUDIT_KIND = "erasure"
 REWRITE_TEMP = ".*.parquet.*.tmp"
 """what `datamin.files.replace_file` leaves behind a data file when a crash interrupts a rewrite"""
 COMPRESSION = "zstd"
-SWEEP_FILE = "erased_sweep.parquet"
 _SWEEP_SCHEMA = pa.schema([pa.field("subject", pa.string(), nullable=False),
                            pa.field("erased_at", pa.timestamp("us", tz="UTC"), nullable=False),
                            pa.field("until", pa.timestamp("us", tz="UTC"), nullable=False)])
@@ -282,7 +281,7 @@ def publish_erased(config: Config, hashed: str, *, erased_at: datetime, request_
 # -- the sweep of late rows ------------------------------------------------------------------------
 
 def _sweep_path(layout: Layout) -> Path:
-    return layout.rights_dir / SWEEP_FILE
+    return layout.erased_sweep_file
 
 
 def _read_sweep(layout: Layout) -> dict[str, tuple[datetime, datetime]]:

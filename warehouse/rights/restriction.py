@@ -24,13 +24,12 @@ from warehouse.layout import Layout, layout_of
 from warehouse.rights.subjects import SUBJECT_COLUMN, Subject, resolve_subject
 from warehouse.sql import quote_literal
 
-RESTRICTED_FILE = "restricted.parquet"
 _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
 
 
 def restricted_path(layout: Layout) -> Path:
     """``<root>/_rights/restricted.parquet``."""
-    return layout.rights_dir / RESTRICTED_FILE
+    return layout.restricted_file
 
 
 def restricted_filter_sql(layout: Layout) -> str:

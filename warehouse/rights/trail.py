@@ -53,7 +53,7 @@ class RequestState:
 
 
 def requests_dir(layout: Layout) -> Path:
-    return layout.rights_dir / "requests"
+    return layout.rights_requests_dir
 
 
 def record_received(layout: Layout, *, request_id: str, subject_hash: str, kind: str, channel: str,
