@@ -490,7 +490,7 @@ def build_events(shape: Shape, seed: int, expected: Expectations) -> tuple[Event
 def run(args: argparse.Namespace) -> int:
     from producers.producer import EventProducer
     from warehouse.leak_scan import scan_topics, scan_warehouse
-    from warehouse.rights.subjects import layout_of
+    from warehouse.layout import layout_of
 
     sh = shape(args.quick, args.seconds, args.events)
     rng = random.Random(args.seed)
