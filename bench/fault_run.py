@@ -489,8 +489,8 @@ def build_events(shape: Shape, seed: int, expected: Expectations) -> tuple[Event
 
 def run(args: argparse.Namespace) -> int:
     from producers.producer import EventProducer
-    from warehouse.leak_scan import scan_topics, scan_warehouse
     from warehouse.layout import layout_of
+    from warehouse.leak_scan import scan_topics, scan_warehouse
 
     sh = shape(args.quick, args.seconds, args.events)
     rng = random.Random(args.seed)
