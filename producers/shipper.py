@@ -165,7 +165,7 @@ class _Tail:
         return None
 
     def _attach(self, path: Path, offset: int, line_number: int) -> None:
-        self.file = open(path, "rb")  # noqa: SIM115 - kept open while tailing
+        self.file = open(path, "rb")  # kept open while tailing
         st = os.fstat(self.file.fileno())
         self.dev, self.inode = st.st_dev, st.st_ino
         self.file.seek(offset)

@@ -63,6 +63,13 @@ def spooled_subject_matcher(subject: str) -> Matcher:
     return matches
 
 
+def erase_subject_from_spool(spool_dir: str, subject: str) -> tuple[int, int, int]:
+    """What the rights commands are given (they may not import producers): (records removed, folders
+    checked, folders in use) after erasing ``subject`` (canonical) from the spool under ``spool_dir``."""
+    done = erase_from_spool(spool_dir, spooled_subject_matcher(subject))
+    return done.records_removed, done.folders_checked, done.folders_in_use
+
+
 def erase_from_spool(spool_dir: str | Path, is_subject: Matcher) -> SpoolErasure:
     """Removes the records ``is_subject`` picks from every spool folder not held by a live producer."""
     root = Path(spool_dir)

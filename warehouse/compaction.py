@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from datamin.clock import as_utc
 from datamin.files import replace_file, sync_dir
-from warehouse.audit import AuditEntry, AuditLog
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import PARTITION_KEY, Layout
 
 log = logging.getLogger(__name__)

@@ -67,6 +67,21 @@ class Layout:
         return self.root / "_rights"
 
     @property
+    def rights_requests_dir(self) -> Path:
+        """The rights trail: ``<root>/_rights/requests/``."""
+        return self.rights_dir / "requests"
+
+    @property
+    def restricted_file(self) -> Path:
+        """The restricted-pseudonyms list the analysts' views filter by: ``<root>/_rights/restricted.parquet``."""
+        return self.rights_dir / "restricted.parquet"
+
+    @property
+    def erased_sweep_file(self) -> Path:
+        """Erased pseudonyms kept for the sweep of late rows: ``<root>/_rights/erased_sweep.parquet``."""
+        return self.rights_dir / "erased_sweep.parquet"
+
+    @property
     def maintenance_lock_file(self) -> Path:
         """The lock that keeps maintenance jobs (compaction, erasure) apart: ``<root>/_maintenance.lock``."""
         return self.root / "_maintenance.lock"

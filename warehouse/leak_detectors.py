@@ -1,6 +1,6 @@
 """The leak detectors: what counts as personal data left behind, per column role. Pure: no files, no Kafka.
 
-The leak audit (``warehouse.leak_audit``) runs them as DuckDB SQL over Parquet files and in Python
+The leak scan (``warehouse.leak_scan``) runs them as DuckDB SQL over Parquet files and in Python
 over decoded topic records (``Detector.finds``, ``scan_records``); both apply the same patterns and
 the same checks, so a value is a finding in the warehouse exactly when it is one on a topic.
 

@@ -1,4 +1,4 @@
-"""The warehouse's scheduled maintenance: daily expiry, compaction and leak audit, in one process.
+"""The warehouse's scheduled maintenance: daily expiry, compaction and leak scan, in one process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
 starts an APScheduler ``BlockingScheduler`` that repeats them every day (03:15 and 03:45 UTC). The
@@ -10,8 +10,8 @@ it is back. Both jobs are idempotent and crash-safe (see ``warehouse.expiry`` an
 (``max_instances=1``; missed runs coalesce into one). SIGTERM or SIGINT stops the scheduler after
 the running job, if any, has finished.
 
-The daily leak audit (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
-and records the run in the audit trail (``warehouse.leak_audit``). It only reads the data, holds the
+The daily leak scan (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
+and records the run in the audit trail (``warehouse.leak_scan``). It only reads the data, holds the
 same lock (so it never meets a partition being expired or compacted) and has the same
 coalesce/max_instances/misfire settings; it is not part of the catch-up, since a missed audit loses
 nothing: the next one scans everything again.
@@ -34,11 +34,11 @@ from apscheduler.triggers.cron import CronTrigger
 from datamin.clock import Clock, as_utc, utc_now
 from datamin.config import Config
 from datamin.signals import stop_on_signals
-from warehouse.audit import AuditLog
+from warehouse.audit_trail import AuditLog
 from warehouse.compaction import Compaction, compact
 from warehouse.expiry import Expiry, expire
 from warehouse.layout import Layout, layout_of
-from warehouse.leak_audit import LeakReport, run_leak_audit
+from warehouse.leak_scan import LeakReport, run_leak_scan
 from warehouse.locking import maintenance_lock
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ EXPIRY_AT = (3, 15)
 COMPACTION_AT = (3, 45)
 """(hour, minute) UTC of the daily compaction, after expiry so it never merges what is about to go"""
 LEAK_AUDIT_AT = (4, 15)
-"""(hour, minute) UTC of the daily leak audit, after compaction"""
+"""(hour, minute) UTC of the daily leak scan, after compaction"""
 MISFIRE_GRACE_SECONDS = 23 * 3600
 """a run delayed (busy machine, suspended process) by up to this long still happens"""
 
@@ -101,10 +101,10 @@ def sweep_now(config: Config, *, now: datetime) -> int:
         return len(sweep_erased(layout, now=now))
 
 
-def leak_audit_now(config: Config, *, now: datetime) -> LeakReport:
+def leak_scan_now(config: Config, *, now: datetime) -> LeakReport:
     """Scans the warehouse for leaks at ``now`` (prefixes from config.minimise); audited."""
     with maintenance_lock(_layout(config)):
-        return run_leak_audit(config, now=now)
+        return run_leak_scan(config, now=now)
 
 
 def run_maintenance(config: Config, *, now: datetime) -> tuple[list[Expiry], list[Compaction]]:
@@ -125,17 +125,17 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
         done = compact_now(config, now=as_utc(clock()))
         log.info("compaction: %d partitions merged", len(done))
 
-    def leak_audit_job() -> None:
-        report = leak_audit_now(config, now=as_utc(clock()))
+    def leak_scan_job() -> None:
+        report = leak_scan_now(config, now=as_utc(clock()))
         if report.clean:
-            log.info("leak audit: clean (%d files, %d rows)", report.files_scanned, report.rows_scanned)
+            log.info("leak scan: clean (%d files, %d rows)", report.files_scanned, report.rows_scanned)
         else:  # the findings name places and kinds only, never a value
-            log.error("leak audit: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
+            log.error("leak scan: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
                       len(report.findings), len(report.unreadable))
 
     for job_id, func, (hour, minute) in ((EXPIRY_JOB, expiry_job, EXPIRY_AT),
                                          (COMPACTION_JOB, compaction_job, COMPACTION_AT),
-                                         (LEAK_AUDIT_JOB, leak_audit_job, LEAK_AUDIT_AT)):
+                                         (LEAK_AUDIT_JOB, leak_scan_job, LEAK_AUDIT_AT)):
         scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,
                           name=f"daily warehouse {job_id}", replace_existing=True, coalesce=True,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS, max_instances=1)

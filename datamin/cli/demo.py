@@ -68,10 +68,10 @@ def run_demo(config: Config, *, events: int = 2000, keep_running: bool = False,
         _show(config, say)
         from datetime import UTC, datetime
 
-        from warehouse.leak_audit import run_leak_audit
+        from warehouse.leak_scan import run_leak_scan
 
-        report = run_leak_audit(config, now=datetime.now(UTC))
-        say("Leak audit of the warehouse (full IPs, e-mails, phone and card numbers, clear identifiers): "
+        report = run_leak_scan(config, now=datetime.now(UTC))
+        say("Leak scan of the warehouse (full IPs, e-mails, phone and card numbers, clear identifiers): "
             + ("none found" if report.clean else "FOUND — see `datamin audit`"))
     finally:
         if broker is not None and not keep_running:

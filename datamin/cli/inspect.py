@@ -33,7 +33,8 @@ def register(add: Add) -> None:
     p = add("policy", "print the record of processing generated from the schemas and the config", _policy)
     p.add_argument("--format", choices=["markdown", "json"], default="markdown", help="output format")
 
-    p = add("audit", "scan the warehouse (and --topics) for leaked personal data", _audit,
+    p = add("audit", "the leak scan: search the warehouse (and --topics) for leaked personal data", _leak_scan,
+            "The leak scan (not the audit trail, which is the audit_log view: see `datamin query`).\n"
             "Looks in every table for what must never be kept: full IPv4/IPv6 addresses (host bits beyond the\n"
             "configured prefix), e-mail addresses, phone and card numbers, MAC addresses, clear identifiers\n"
             "where only pseudonyms belong. Reports table, partition, column and count, never the value, and\n"
@@ -83,12 +84,12 @@ def _policy(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _audit(args: argparse.Namespace, config: Config) -> int:
+def _leak_scan(args: argparse.Namespace, config: Config) -> int:
     from datetime import UTC, datetime
 
-    from warehouse.leak_audit import run_leak_audit
+    from warehouse.leak_scan import run_leak_scan
 
-    report = run_leak_audit(config, now=datetime.now(UTC), include_topics=args.topics)
+    report = run_leak_scan(config, now=datetime.now(UTC), include_topics=args.topics)
     print(report.format())
     return 0 if report.clean else 1
 

@@ -42,7 +42,8 @@ def _rights(args: argparse.Namespace, config: Config) -> int:
     from datetime import UTC, datetime
 
     from datamin.exceptions import DataminError
-    from warehouse.rights.requests import rights_command, status_report
+    from producers.spool_erasure import erase_subject_from_spool
+    from warehouse.rights import rights_command, status_report
 
     now = datetime.now(UTC)
     if args.action in ("status", "worker"):
@@ -50,7 +51,7 @@ def _rights(args: argparse.Namespace, config: Config) -> int:
             if args.action == "worker":
                 from warehouse.rights.worker import run_rights_worker
 
-                run_rights_worker(config)
+                run_rights_worker(config, spool_eraser=erase_subject_from_spool)
             else:
                 print(status_report(config, now))
         except DataminError as exc:
@@ -62,7 +63,8 @@ def _rights(args: argparse.Namespace, config: Config) -> int:
         print("datamin: error: give the subject with --subject KEY, --subject - (stdin) or --subject-file PATH "
               "(user:<user id> or visitor:<visitor id>, as the person proved it to you)", file=sys.stderr)
         return 2
-    return rights_command(config, args.action, subject, out_dir=args.out, now=now, fmt=args.format)
+    return rights_command(config, args.action, subject, out_dir=args.out, now=now, fmt=args.format,
+                          spool_eraser=erase_subject_from_spool)
 
 
 def _read_subject(args: argparse.Namespace) -> str | None:

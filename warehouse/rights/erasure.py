@@ -8,7 +8,8 @@ replay or backfill brings them back, and writes the audit trail. Guarantees:
 - A rewrite is atomic (`datamin.files.replace_file`): the new content goes to ``.<name>.<random>.tmp``
   in the same partition folder (a dot-file not ending in ``.parquet``: the views' glob, the sink and
   compaction never read it), is fsynced, then ``os.replace``d over the original, keeping its name
-  (so the sink's offset-range name stays parseable) and the folder fsynced. A reader sees the old file or the new one, never half.
+  (so the sink's offset-range name stays parseable) and the folder fsynced. A reader sees the old
+  file or the new one, never half.
   A file left with no rows stays as an empty file with the same columns.
 - A leftover ``.<name>.<random>.tmp`` (a crash mid-rewrite; the original is intact) is removed by the next run.
 - Erasing twice is harmless (the second finds nothing); an unknown subject succeeds with a receipt
@@ -46,12 +47,11 @@ from datamin.clock import as_utc
 from datamin.config import TABLES, Config
 from datamin.files import replace_file
 from datamin.kafka import send_and_wait
-from datamin.keys import key_store, subject_hash
 from datamin.topics import Topics
 from schemas.registry import Registry, default_registry
-from warehouse.audit import AuditEntry, AuditLog
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import Layout, layout_of
-from warehouse.rights.subjects import files_holding, row_matches, subject_pseudonyms
+from warehouse.rights.subjects import Subject, files_holding, resolve_subject, row_matches
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,6 @@ AUDIT_KIND = "erasure"
 REWRITE_TEMP = ".*.parquet.*.tmp"
 """what `datamin.files.replace_file` leaves behind a data file when a crash interrupts a rewrite"""
 COMPRESSION = "zstd"
-SWEEP_FILE = "erased_sweep.parquet"
 _SWEEP_SCHEMA = pa.schema([pa.field("subject", pa.string(), nullable=False),
                            pa.field("erased_at", pa.timestamp("us", tz="UTC"), nullable=False),
                            pa.field("until", pa.timestamp("us", tz="UTC"), nullable=False)])
@@ -224,7 +223,7 @@ def erase_rows(layout: Layout, pseudonyms: Iterable[str], *, tables: Sequence[st
     return _apply(layout, tables, wanted, lambda table: _without(table, wanted), fsync=fsync)
 
 
-def erase_subject(config: Config, subject_key: str, *, now: datetime, request_id: str | None = None,
+def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, request_id: str | None = None,
                   publish: bool = True, fsync: bool = True) -> Receipt:
     """Erases everything the warehouse holds linked to ``subject_key``; see the module docstring.
 
@@ -240,9 +239,10 @@ def erase_subject(config: Config, subject_key: str, *, now: datetime, request_id
     at = as_utc(now)
     request_id = request_id or str(uuid.uuid4())
     layout = layout_of(config)
-    pseudonyms = subject_pseudonyms(key_store(config), subject_key)
+    subject = resolve_subject(config, subject_key)
+    pseudonyms = subject.pseudonyms
     if publish:
-        publish_erased(config, subject_hash(config, subject_key), erased_at=at, request_id=request_id)
+        publish_erased(config, subject.hash, erased_at=at, request_id=request_id)
     wanted = frozenset(pseudonyms.values())
     changes = erase_rows(layout, wanted, fsync=fsync)
     remove_restricted(layout, wanted)
@@ -286,7 +286,7 @@ def publish_erased(config: Config, hashed: str, *, erased_at: datetime, request_
 # -- the sweep of late rows ------------------------------------------------------------------------
 
 def _sweep_path(layout: Layout) -> Path:
-    return layout.rights_dir / SWEEP_FILE
+    return layout.erased_sweep_file
 
 
 def _read_sweep(layout: Layout) -> dict[str, tuple[datetime, datetime]]:
@@ -358,7 +358,7 @@ def consent_only_columns(registry: Registry | None = None) -> dict[str, tuple[st
     return out
 
 
-def withdraw_subject(config: Config, subject_key: str, *, now: datetime, request_id: str | None = None,
+def withdraw_subject(config: Config, subject_key: str | Subject, *, now: datetime, request_id: str | None = None,
                      fsync: bool = True) -> Receipt:
     """Erases what was kept on the basis of consent alone: on the subject's rows of http_request,
     usage_event and device_report, the identifier columns of `consent_only_columns` are set to null.
@@ -376,7 +376,7 @@ def withdraw_subject(config: Config, subject_key: str, *, now: datetime, request
     at = as_utc(now)
     request_id = request_id or str(uuid.uuid4())
     layout = layout_of(config)
-    pseudonyms = subject_pseudonyms(key_store(config), subject_key)
+    pseudonyms = resolve_subject(config, subject_key).pseudonyms
     wanted: dict[str, datetime | None] = dict.fromkeys(pseudonyms.values())
     changes: list[FileChange] = []
     if wanted:

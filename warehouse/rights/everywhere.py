@@ -23,33 +23,39 @@ Nothing here prints or stores the subject key or a pseudonym.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from datamin.clock import as_utc
 from datamin.config import Config
-from datamin.keys import key_store, require_subject_key
 from datamin.topics import Topics
 from warehouse.layout import layout_of
 from warehouse.rights.erasure import erase_subject
 from warehouse.rights.quarantine import erase_quarantine
-from warehouse.rights.subjects import subject_pseudonyms
+from warehouse.rights.subjects import Subject, resolve_subject
+
+SpoolEraser = Callable[[str, str], tuple[int, int, int]]
+"""(spool folder, canonical subject) -> (records removed, folders checked, folders in use): the producers'
+`producers.spool_erasure.erase_subject_from_spool`, handed in by the command line (the warehouse may not
+import the producers)"""
 
 
-def erase_everywhere(config: Config, subject_key: str, *, now: datetime, request_id: str) -> tuple[str, dict[str, Any]]:
+def erase_everywhere(config: Config, subject_key: str | Subject, *, now: datetime, request_id: str,
+                     spool_eraser: SpoolEraser | None = None) -> tuple[str, dict[str, Any]]:
     """Erases ``subject_key`` from every store (see the module docstring); returns (one line for the
-    trail, the receipt with a ``stores`` entry per store). Safe to run again: each step is idempotent."""
-    from producers.spool_erasure import erase_from_spool, spooled_subject_matcher
+    trail, the receipt with a ``stores`` entry per store). Safe to run again: each step is idempotent.
+    Without ``spool_eraser`` the receipt says that this machine's spool was not looked at."""
     from warehouse.rights.topic_erasure import tombstone_consent
 
-    subject = require_subject_key(subject_key)
+    subject = resolve_subject(config, subject_key)
     at = as_utc(now)
     layout = layout_of(config)
     receipt = erase_subject(config, subject, now=at, request_id=request_id)
-    pseudonyms = subject_pseudonyms(key_store(config), subject).values()
-    quarantine = erase_quarantine(layout, pseudonyms)
-    tombstones = tombstone_consent(config, subject)
-    spool = erase_from_spool(config.producer.spool_dir, spooled_subject_matcher(subject))
+    quarantine = erase_quarantine(layout, subject.pseudonyms.values())
+    tombstones = tombstone_consent(config, subject.key)
+    removed, checked, in_use = (spool_eraser(config.producer.spool_dir, subject.key) if spool_eraser
+                                else (0, 0, 0))
     retention = config.topics.minimised_retention_days
     stores: dict[str, str] = {
         "erased_subjects": "the subject's keyed hash published to the compacted erased-subjects topic (never the "
@@ -64,11 +70,12 @@ def erase_everywhere(config: Config, subject_key: str, *, now: datetime, request
         "consent_topic": f"{tombstones} tombstone(s) written to the consent topic; each processor's consent ledger "
                          "forgets the subject's consent when it reads them, and Kafka removes the older records "
                          "at its next compaction",
-        "spool": f"{spool.records_removed} spooled event(s) removed from {spool.folders_checked} spool folder(s) "
-                 f"under {config.producer.spool_dir} on this machine"
-                 + (f"; {spool.folders_in_use} folder(s) in use by a running producer were left: their events "
+        "spool": (f"{removed} spooled event(s) removed from {checked} spool folder(s) under "
+                  f"{config.producer.spool_dir} on this machine" if spool_eraser else
+                  f"the spool under {config.producer.spool_dir} was not looked at (run `datamin rights erase`)")
+                 + (f"; {in_use} folder(s) in use by a running producer were left: their events "
                     "are sent to Kafka as soon as it answers and are minimised without the subject's identifiers"
-                    if spool.folders_in_use else "")
+                    if in_use else "")
                  + "; spools on other web servers are emptied into Kafka within seconds of the broker answering",
         "minimised_topics": receipt.kafka_window,
         "privacy_requests": "the privacy-requests topic holds the record of this request keyed and valued by the "
@@ -81,7 +88,7 @@ def erase_everywhere(config: Config, subject_key: str, *, now: datetime, request
     out["stores"] = stores
     out["quarantine_rows"] = quarantine.rows_removed
     out["consent_tombstones"] = tombstones
-    out["spool_records"] = spool.records_removed
+    out["spool_records"] = removed
     line = (f"{receipt.summary()}; quarantine: {quarantine.rows_removed} row(s); consent topic: {tombstones} "
-            f"tombstone(s); spool: {spool.records_removed} event(s)")
+            f"tombstone(s); spool: {removed} event(s)")
     return line, out

@@ -31,11 +31,10 @@ import duckdb
 
 from datamin.clock import as_utc, utc_now
 from datamin.config import TABLES, Config
-from datamin.keys import key_store, subject_hash
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import time_column
 from warehouse.layout import Layout, layout_of
-from warehouse.rights.subjects import SUBJECT_COLUMN, subject_pseudonyms
+from warehouse.rights.subjects import SUBJECT_COLUMN, Subject, resolve_subject
 from warehouse.rights.trail import read_requests
 
 FORMAT = "datamin-subject-export/1"
@@ -68,17 +67,18 @@ def subject_rows(layout: Layout, table: str, pseudonyms: Sequence[str]) -> list[
         return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 
-def build_export(config: Config, subject_key: str, *, now: datetime) -> dict[str, Any]:
+def build_export(config: Config, subject_key: str | Subject, *, now: datetime) -> dict[str, Any]:
     """The export document (see the module docstring) as a dict; no file is written."""
     layout = layout_of(config)
-    pseudonyms = subject_pseudonyms(key_store(config), subject_key)
+    subject = resolve_subject(config, subject_key)
+    pseudonyms = subject.pseudonyms
     values = sorted(set(pseudonyms.values()))
     tables = {t: subject_rows(layout, t, values) for t in TABLES}
-    requests = [r.to_dict() for r in read_requests(layout, now=now, subject_hash=subject_hash(config, subject_key))]
+    requests = [r.to_dict() for r in read_requests(layout, now=now, subject_hash=subject.hash)]
     return {
         "format": FORMAT,
         "generated_at": as_utc(now).isoformat(),
-        "subject_key": subject_key,
+        "subject_key": subject.key,
         "pseudonyms": [{"period": p, "subject": v} for p, v in pseudonyms.items()],
         "tables": tables,
         "consent_history": tables.get("consent_record", []),
@@ -89,7 +89,7 @@ def build_export(config: Config, subject_key: str, *, now: datetime) -> dict[str
     }
 
 
-def export_subject(config: Config, subject_key: str, out_dir: str | os.PathLike[str], *, fmt: str = "json",
+def export_subject(config: Config, subject_key: str | Subject, out_dir: str | os.PathLike[str], *, fmt: str = "json",
                    now: datetime | None = None) -> Path:
     """Writes the export of ``subject_key`` into ``out_dir`` and returns its path.
 

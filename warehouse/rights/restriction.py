@@ -20,18 +20,16 @@ import pyarrow.parquet as pq
 
 from datamin.config import Config
 from datamin.files import replace_file
-from datamin.keys import key_store
 from warehouse.layout import Layout, layout_of
-from warehouse.rights.subjects import SUBJECT_COLUMN, subject_pseudonyms
+from warehouse.rights.subjects import SUBJECT_COLUMN, Subject, resolve_subject
 from warehouse.sql import quote_literal
 
-RESTRICTED_FILE = "restricted.parquet"
 _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
 
 
 def restricted_path(layout: Layout) -> Path:
     """``<root>/_rights/restricted.parquet``."""
-    return layout.rights_dir / RESTRICTED_FILE
+    return layout.restricted_file
 
 
 def restricted_filter_sql(layout: Layout) -> str:
@@ -90,20 +88,20 @@ def remove_restricted(layout: Layout, pseudonyms: Iterable[str]) -> int:
     return len(gone)
 
 
-def restrict(config: Config, subject_key: str) -> int:
+def restrict(config: Config, subject_key: str | Subject) -> int:
     """Hides the subject's stored rows (every key period's pseudonym) from analysts until `lift`.
     Returns how many pseudonyms were added (0: already restricted, or no key period yet). Idempotent.
 
     Only periods with a key file are covered: rows of a later period do not exist yet, and the
     processor keeps no identifiers for a restricted subject from the request on."""
-    pseudonyms = subject_pseudonyms(key_store(config), subject_key)
+    pseudonyms = resolve_subject(config, subject_key).pseudonyms
     return add_restricted(layout_of(config), pseudonyms.values())
 
 
-def lift(config: Config, subject_key: str) -> int:
+def lift(config: Config, subject_key: str | Subject) -> int:
     """Ends a restriction or objection: the rows are visible again. Returns how many pseudonyms were
     taken off the list (0: the subject was not restricted). Idempotent."""
-    pseudonyms = subject_pseudonyms(key_store(config), subject_key)
+    pseudonyms = resolve_subject(config, subject_key).pseudonyms
     return remove_restricted(layout_of(config), pseudonyms.values())
 
 

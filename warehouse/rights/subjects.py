@@ -1,7 +1,8 @@
 """Who a subject is in the warehouse: their pseudonyms in every key period, a keyed hash to find their
 requests again, and the data files that hold their rows. File I/O and DuckDB only; no Kafka.
 
-A subject key (logged-in user id or consent-cookie id) becomes the ``subject`` column as
+A subject key, made canonical by `datamin.identity` (``user:<id>`` or ``visitor:<id>``, one
+normalisation rule; a bare key is a user id), becomes the ``subject`` column as
 ``pseudonymise(subject_key, key_of_period(event_time), "subject")``. Keys are per period and shared
 by all subjects, so the warehouse holds one pseudonym per (subject, period): `subject_pseudonyms`
 recomputes all of them from the key files present. A period whose key was deleted (crypto-shredded)
@@ -14,6 +15,7 @@ keyed by is `datamin.keys.subject_hash` (re-exported here with `key_store`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -25,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datamin.clock import as_utc
-from datamin.keys import KeyStore, known_subject_hash, pseudonymise, require_subject_key
+from datamin.config import Config
+from datamin.keys import KeyStore, key_store, known_subject_hash, pseudonymise, require_subject_key, subject_hash
 from warehouse.arrow import time_column
 from warehouse.layout import Layout
 
@@ -35,6 +38,30 @@ _ROTATION_OF: Final = (
     (re.compile(r"^\d{4}-W\d{2}$"), "weekly"),
     (re.compile(r"^\d{4}-\d{2}$"), "monthly"),
 )
+
+
+class Subject:
+    """A person as one rights command sees them, resolved once: the subject key (checked not empty), its
+    pseudonym in every key period present, and its keyed hash (computed on first use). Never printed."""
+
+    def __init__(self, config: Config, subject_key: str) -> None:
+        self.key = require_subject_key(subject_key)
+        self.pseudonyms = subject_pseudonyms(key_store(config), self.key)
+        """``{period: pseudonym}`` for every period that has a key file, oldest first"""
+        self._config = config
+
+    @functools.cached_property
+    def hash(self) -> str:
+        """`datamin.keys.subject_hash` of the key: what the rights trail and erased-subjects topic know."""
+        return subject_hash(self._config, self.key)
+
+    def __repr__(self) -> str:
+        return f"Subject(<key hidden>, {len(self.pseudonyms)} pseudonym(s))"
+
+
+def resolve_subject(config: Config, subject: str | Subject) -> Subject:
+    """``subject`` itself if already resolved, else the `Subject` of that subject key."""
+    return subject if isinstance(subject, Subject) else Subject(config, subject)
 
 
 def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ fsynced and renamed into place, so concurrent writers never interleave and a rea
 an event. The state of a request is derived: ``done`` once a done event exists, else ``overdue``
 after its deadline (received + 30 days), else ``open``.
 
-No subject key is stored: requests are found again by `warehouse.rights.subjects.subject_hash`.
+No subject key is stored: requests are found again by their keyed hash (`datamin.keys.subject_hash`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class RequestState:
 
 
 def requests_dir(layout: Layout) -> Path:
-    return layout.rights_dir / "requests"
+    return layout.rights_requests_dir
 
 
 def record_received(layout: Layout, *, request_id: str, subject_hash: str, kind: str, channel: str,

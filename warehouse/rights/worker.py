@@ -42,6 +42,7 @@ from datamin.keys import subject_hash
 from datamin.topics import Topics
 from schemas import decode, default_registry
 from warehouse.layout import layout_of
+from warehouse.rights.everywhere import SpoolEraser
 from warehouse.rights.preflight import check_stores, check_topics
 from warehouse.rights.requests import carry_out, publish_request
 from warehouse.rights.trail import read_requests, record_done, record_received
@@ -74,8 +75,10 @@ class RightsWorker:
     """Consumes the raw requests topic; see the module docstring. ``run(stop)`` until ``stop`` is set."""
 
     def __init__(self, config: Config, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 out_dir: Path | None = None) -> None:
+                 out_dir: Path | None = None, spool_eraser: SpoolEraser | None = None) -> None:
         self.config = config
+        self.spool_eraser = spool_eraser
+        """erases a subject from this machine's producer spool (handed in by the command line)"""
         self.clock = clock
         self.layout = layout_of(config)
         self.out_dir = out_dir or Path(config.warehouse.root) / "_rights" / "exports"
@@ -166,7 +169,8 @@ class RightsWorker:
         return "carried out"
 
     def _carry_out(self, kind: str, subject: str, request_id: str) -> tuple[str, dict[str, Any]]:
-        return carry_out(self.config, kind, subject, request_id, out_dir=self.out_dir, now=self.clock())
+        return carry_out(self.config, kind, subject, request_id, out_dir=self.out_dir, now=self.clock(),
+                         spool_eraser=self.spool_eraser)
 
     def _skip(self, why: str) -> str:
         self.stats.skipped += 1
@@ -174,11 +178,12 @@ class RightsWorker:
         return f"skipped: {why}"
 
 
-def run_rights_worker(config: Config, stop: threading.Event | None = None) -> WorkerStats:
+def run_rights_worker(config: Config, stop: threading.Event | None = None, *,
+                      spool_eraser: SpoolEraser | None = None) -> WorkerStats:
     """``datamin rights worker``: runs until SIGTERM / SIGINT (or ``stop``). Raises ConfigError or
     BrokerError at start-up when the stores or topics are missing."""
     from datamin.signals import stop_on_signals
 
     with stop_on_signals(stop, doing="finishing the request in hand, then stopping") as event:
-        return RightsWorker(config).run(event)
+        return RightsWorker(config, spool_eraser=spool_eraser).run(event)
 

@@ -14,7 +14,7 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.triggers.cron import CronTrigger
 
 from warehouse import scheduler as sched_mod
-from warehouse.audit import AuditLog
+from warehouse.audit_trail import AuditLog
 from warehouse.expiry import Expiry
 from warehouse.layout import Layout
 from warehouse.scheduler import build_scheduler, expire_now, format_expiries, run_scheduler

@@ -81,7 +81,7 @@ def _strategy(field: dict[str, Any], category: str) -> st.SearchStrategy[Any]:
     if name in ("event_id",):
         inner: st.SearchStrategy[Any] = st.uuids().map(str)
     elif name == "time":
-        inner = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31),  # noqa: DTZ001
+        inner = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31),
                              timezones=st.just(UTC))
     elif category == "identifier":
         inner = identifiers

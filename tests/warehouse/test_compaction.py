@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from warehouse import compaction
-from warehouse.audit import AuditLog
+from warehouse.audit_trail import AuditLog
 from warehouse.compaction import compact, data_files, recover_compactions
 from warehouse.layout import Layout
 

@@ -18,10 +18,11 @@ with warnings.catch_warnings():  # kafka-python's import warns (importlib.resour
     from kafka import KafkaConsumer
     from kafka.partitioner import murmur2
 
-import producers.producer as producer_module
+import producers.sender as sender_module
 from datamin.config import Config
 from datamin.topics import Topics, provision
-from producers.producer import EventProducer, _EventQueue
+from producers.producer import EventProducer
+from producers.queue import EventQueue
 from schemas import decode, default_registry
 from schemas import encode as real_encode
 
@@ -96,7 +97,7 @@ def config(make_config: Callable[..., Config]) -> Config:
 # -- the queue -------------------------------------------------------------------------------------
 
 def test_queue_is_a_bounded_fifo_taken_in_batches() -> None:
-    q = _EventQueue(3)
+    q = EventQueue(3)
     for i in range(3):
         q.put(("http_request", {"i": i}))
     with pytest.raises(queue.Full):
@@ -111,7 +112,7 @@ def test_queue_is_a_bounded_fifo_taken_in_batches() -> None:
 
 
 def test_queue_put_with_timeout_gets_room_when_the_sender_takes() -> None:
-    q = _EventQueue(1)
+    q = EventQueue(1)
     q.put(("a", {}))
     done = threading.Event()
 
@@ -128,7 +129,7 @@ def test_queue_put_with_timeout_gets_room_when_the_sender_takes() -> None:
 
 
 def test_queue_take_wakes_up_for_a_put() -> None:
-    q = _EventQueue(10)
+    q = EventQueue(10)
     got: list[object] = []
     thread = threading.Thread(target=lambda: got.extend(q.take(10, 30.0)))
     thread.start()
@@ -172,7 +173,7 @@ def test_an_unexpected_error_in_a_batch_loses_only_that_event(config: Config,
             raise RuntimeError("boom")
         return real_encode(schema, record)
 
-    monkeypatch.setattr(producer_module, "encode", encode)
+    monkeypatch.setattr(sender_module, "encode", encode)
     p = EventProducer(config, kafka=lambda: client, start=False)
     for i in range(3):
         p.publish("http_request", _event(i))

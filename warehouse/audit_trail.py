@@ -1,4 +1,4 @@
-"""The audit trail: every expiry, compaction, erasure or leak audit, as Parquet analysts can query.
+"""The audit trail: every expiry, compaction, erasure or leak scan, as Parquet analysts can query.
 
     <root>/_audit/<kind>/<YYYYMMDDTHHMMSSffffffZ>-<uuid>.parquet     one file per append() call
 

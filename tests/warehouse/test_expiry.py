@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from datamin.config import RETENTION_CAP_DAYS
+from datamin.config import RETENTION_CAP_DAYS, retention_for
 from datamin.exceptions import ConfigError
-from warehouse.audit import AuditLog
-from warehouse.expiry import effective_retention, expire, oldest_kept_day, plan_expiry
+from warehouse.audit_trail import AuditLog
+from warehouse.expiry import expire, oldest_kept_day, plan_expiry
 from warehouse.layout import Layout
 
 NOW = datetime(2025, 4, 1, 3, 15, tzinfo=UTC)
@@ -74,7 +74,7 @@ def test_retention_above_the_cap_is_clamped(tmp_path):
     put(layout, "consent_record", cap_boundary)
     put(layout, "consent_record", cap_boundary - timedelta(days=1))
     put(layout, "consent_record", cap_boundary - timedelta(days=500))
-    assert effective_retention("consent_record", {"consent_record": 10_000}) == RETENTION_CAP_DAYS
+    assert retention_for("consent_record", {"consent_record": 10_000}) == RETENTION_CAP_DAYS
     plan = plan_expiry(layout, {"consent_record": 10_000}, TODAY)
     assert [e.day for e in plan] == [cap_boundary - timedelta(days=500), cap_boundary - timedelta(days=1)]
     assert all(e.retention_days == RETENTION_CAP_DAYS for e in plan)

@@ -225,7 +225,7 @@ def test_privacy_requests_restore_and_metrics_in_thread(kafka_config: Config) ->
         def target() -> None:
             try:
                 run_processor(config, instance="t", stop=stop, metrics_port=0, log_interval=0.5)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
 
         thread = threading.Thread(target=target)
@@ -254,7 +254,7 @@ def test_privacy_requests_restore_and_metrics_in_thread(kafka_config: Config) ->
 def test_metrics_endpoint_serves_prometheus_text() -> None:
     from collections import Counter as C
 
-    from processors.loop import Metrics, serve_metrics
+    from processors.metrics import Metrics, serve_metrics
 
     metrics = Metrics(C({"dropped.http_request.client_hints": 3}))
     metrics.add(10, 9, 1)
@@ -262,7 +262,7 @@ def test_metrics_endpoint_serves_prometheus_text() -> None:
     server = serve_metrics(metrics, 0)
     try:
         port = server.server_address[1]
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()  # noqa: S310
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
         server.shutdown()
         server.server_close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 from kafka import KafkaConsumer
 
 from datamin.config import Config
@@ -17,6 +19,7 @@ from processors.transforms import KeyStore, pseudonymise
 from schemas import decode, default_registry
 from warehouse.arrow import records_to_table
 from warehouse.layout import Layout
+from warehouse.rights import subjects
 from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.rights.requests import rights_command, status_report, submit_request
 
@@ -77,3 +80,30 @@ def test_erase_command_publishes_the_keyed_hash_and_records_the_request(kafka_co
     assert decode(rvalue, default_registry())[1]["request_id"] == body["request_id"]
     report = status_report(kafka_config, NOW)
     assert "0 overdue, 0 open, 1 done" in report and "1 row(s) deleted" in report and KEY not in report
+
+
+def test_a_command_resolves_its_subject_once(kafka_config: Config, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subject key's pseudonyms are recomputed from every key file once per command, not once per
+    step (request, export, trail); the keyed hash likewise."""
+    provision(kafka_config)
+    KeyStore(Path(kafka_config.pseudonymise.key_dir), "monthly", clock=lambda: NOW).key_for("2026-03")
+    ensure_rights_secret(kafka_config)  # as the processor does when it starts
+    Layout(Path(kafka_config.warehouse.root)).table_dir("usage_event").mkdir(parents=True)  # a warehouse
+    calls = {"pseudonyms": 0, "hash": 0}
+    real_pseudonyms, real_hash = subjects.subject_pseudonyms, subjects.subject_hash
+
+    def counted_pseudonyms(*args: Any, **kwargs: Any) -> dict[str, str]:
+        calls["pseudonyms"] += 1
+        return real_pseudonyms(*args, **kwargs)
+
+    def counted_hash(*args: Any, **kwargs: Any) -> str:
+        calls["hash"] += 1
+        return real_hash(*args, **kwargs)
+
+    monkeypatch.setattr(subjects, "subject_pseudonyms", counted_pseudonyms)
+    monkeypatch.setattr(subjects, "subject_hash", counted_hash)
+    assert rights_command(kafka_config, "access", KEY, out_dir=tmp_path, now=NOW) == 0
+    assert calls == {"pseudonyms": 1, "hash": 1}
+    [export] = tmp_path.glob("datamin-export-*.json")
+    assert json.loads(export.read_text())["pseudonyms"][0]["period"] == "2026-03"

@@ -1,8 +1,8 @@
-"""The leak audit: looks through what datamin keeps for personal data that minimisation should have removed.
+"""The leak scan: looks through what datamin keeps for personal data that minimisation should have removed.
 
-``audit_warehouse`` scans every Parquet file of every table with DuckDB (a few queries per table, over
-all its files at once; no Python loop over rows), ``audit_topics`` reads the minimised Kafka topics from
-the beginning and applies the same detectors to the decoded records, and ``run_leak_audit`` (behind
+``scan_warehouse`` scans every Parquet file of every table with DuckDB (a few queries per table, over
+all its files at once; no Python loop over rows), ``scan_topics`` reads the minimised Kafka topics from
+the beginning and applies the same detectors to the decoded records, and ``run_leak_scan`` (behind
 ``datamin audit [--topics]`` and the scheduler's daily job) does both and writes the run to the audit
 trail (``_audit/leak_audit/``): one ``leak_found`` entry per finding, or one ``clean`` entry.
 
@@ -27,7 +27,7 @@ from datamin.clock import as_utc, utc_now
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError
 from schemas import Registry, decode, default_registry
-from warehouse.audit import AuditEntry, AuditLog
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import PARTITION_KEY, Layout, layout_of
 from warehouse.leak_detectors import (
     UNDECODABLE,
@@ -42,7 +42,7 @@ from warehouse.leak_detectors import (
 from warehouse.sql import quote_identifier, quote_literal
 
 JOB: Final = "leak_audit"
-"""job name and audit-trail kind of every leak audit"""
+"""job name and audit-trail kind of every leak scan"""
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ class LeakReport:
         if self.messages_scanned:
             scanned += f", {self.messages_scanned:,} topic messages"
         if self.clean:
-            return f"leak audit {self.at.isoformat()}: clean ({scanned} scanned)"
-        lines = [f"leak audit {self.at.isoformat()}: {len(self.findings)} finding"
+            return f"leak scan {self.at.isoformat()}: clean ({scanned} scanned)"
+        lines = [f"leak scan {self.at.isoformat()}: {len(self.findings)} finding"
                  f"{'' if len(self.findings) == 1 else 's'} ({scanned} scanned); values are not shown"]
         if self.findings:
             header = ("table", "partition", "column", "kind", "rows", "file")
@@ -93,7 +93,7 @@ class LeakReport:
 _FILE_COL: Final = "__leak_audit_file"
 
 
-def audit_warehouse(layout: Layout, *, now: datetime, tables: Sequence[str] | None = None,
+def scan_warehouse(layout: Layout, *, now: datetime, tables: Sequence[str] | None = None,
                     ipv4_prefix: int = 16, ipv6_prefix: int = 32, id_patterns: Sequence[str] = (),
                     detectors: Detectors | None = None) -> LeakReport:
     """Scans every data file of ``tables`` (default: all) under ``layout``; reads only, writes nothing.
@@ -225,7 +225,7 @@ def _partition_of(file_name: str) -> str | None:
 
 
 # -- the minimised topics -----------------------------------------------------------------------------
-def audit_topics(config: Config, *, max_messages_per_partition: int = 1_000_000,
+def scan_topics(config: Config, *, max_messages_per_partition: int = 1_000_000,
                  id_patterns: Sequence[str] = (), registry: Registry | None = None, timeout_s: float = 300.0,
                  now: datetime | None = None) -> LeakReport:
     """Reads every minimised topic from the beginning (committed messages only; no consumer group, so
@@ -309,17 +309,17 @@ def record_report(audit: AuditLog, report: LeakReport) -> Path | None:
     return audit.append(entries, kind=JOB, key=at.isoformat())
 
 
-def run_leak_audit(config: Config, *, now: datetime, include_topics: bool = False,
+def run_leak_scan(config: Config, *, now: datetime, include_topics: bool = False,
                    id_patterns: Sequence[str] = (), max_messages_per_partition: int = 1_000_000) -> LeakReport:
     """The audit behind ``datamin audit [--topics]``: the warehouse (and with ``include_topics`` the
     minimised topics), with the configured prefixes, recorded in the audit trail. The command exits
     with 1 unless ``report.clean``."""
     layout = layout_of(config)
     m = config.minimise
-    report = audit_warehouse(layout, now=now, ipv4_prefix=m.ipv4_prefix, ipv6_prefix=m.ipv6_prefix,
+    report = scan_warehouse(layout, now=now, ipv4_prefix=m.ipv4_prefix, ipv6_prefix=m.ipv6_prefix,
                              id_patterns=id_patterns)
     if include_topics:
-        report = report.merge(audit_topics(config, max_messages_per_partition=max_messages_per_partition,
+        report = report.merge(scan_topics(config, max_messages_per_partition=max_messages_per_partition,
                                            id_patterns=id_patterns, now=now))
     record_report(AuditLog(layout), report)
     return report

@@ -1,4 +1,4 @@
-"""The leak audit: a clean warehouse is clean, each planted leak is found where it is, and no report,
+"""The leak scan: a clean warehouse is clean, each planted leak is found where it is, and no report,
 trail entry or message ever repeats the leaked value."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from datamin.topics import provision
 from processors.transforms import pseudonymise, scrub_text, strip_url, truncate_ip
 from schemas import default_registry, encode
 from warehouse.arrow import records_to_table
-from warehouse.audit import AuditLog
+from warehouse.audit_trail import AuditLog
 from warehouse.layout import Layout
-from warehouse.leak_audit import LeakReport, audit_topics, audit_warehouse, record_report, run_leak_audit
 from warehouse.leak_detectors import Detectors, Finding
+from warehouse.leak_scan import LeakReport, record_report, run_leak_scan, scan_topics, scan_warehouse
 
 NOW = datetime(2025, 4, 1, 4, 15, tzinfo=UTC)
 DAY = date(2025, 3, 30)
@@ -99,7 +99,7 @@ def assert_never_shown(report: LeakReport, value: str, layout: Layout | None = N
 def test_clean_warehouse_is_clean(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     rows = clean_warehouse(layout)
-    report = audit_warehouse(layout, now=NOW)
+    report = scan_warehouse(layout, now=NOW)
     assert report.findings == ()
     assert report.clean
     assert (report.files_scanned, report.rows_scanned) == (9, rows)
@@ -135,7 +135,7 @@ def test_each_planted_leak_is_found_where_it_is(tmp_path: Path, table: str, colu
     rows = [clean_row(table, i, day) for i in range(100, 105)]
     rows[2][column] = value
     name = write(layout, table, rows, day, first=1000)
-    report = audit_warehouse(layout, now=NOW)
+    report = scan_warehouse(layout, now=NOW)
     assert report.findings == (Finding(table, day.isoformat(), column, name, kind, 1),)
     assert not report.clean
     assert_never_shown(report, value)
@@ -147,19 +147,19 @@ def test_counts_are_rows_per_file(tmp_path: Path) -> None:
     for i in (1, 4, 7):
         rows[i]["message"] = f"from 192.0.2.{i + 10} and 192.0.2.{i + 50} and ola@example.no"
     name = write(layout, "device_report", rows)
-    found = {(f.column, f.kind): (f.count, f.file) for f in audit_warehouse(layout, now=NOW).findings}
+    found = {(f.column, f.kind): (f.count, f.file) for f in scan_warehouse(layout, now=NOW).findings}
     assert found == {("message", "ipv4_address"): (3, name), ("message", "email"): (3, name)}
 
 
 def test_prefixes_decide_what_is_a_network(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     write(layout, "http_request", [clean_row("http_request", i, v4=24, v6=48) for i in range(20)])
-    assert audit_warehouse(layout, now=NOW, ipv4_prefix=24, ipv6_prefix=48).clean
-    stricter = audit_warehouse(layout, now=NOW)  # /16 and /32: the /24 and /48 networks have host bits
+    assert scan_warehouse(layout, now=NOW, ipv4_prefix=24, ipv6_prefix=48).clean
+    stricter = scan_warehouse(layout, now=NOW)  # /16 and /32: the /24 and /48 networks have host bits
     assert {(f.column, f.kind, f.count) for f in stricter.findings} == {
         ("client_network", "ipv4_address", 10), ("client_network", "ipv6_address", 10)}
     with pytest.raises(ValueError, match="ipv4_prefix"):
-        audit_warehouse(layout, now=NOW, ipv4_prefix=32)
+        scan_warehouse(layout, now=NOW, ipv4_prefix=32)
 
 
 def test_deployment_id_formats(tmp_path: Path) -> None:
@@ -167,13 +167,13 @@ def test_deployment_id_formats(tmp_path: Path) -> None:
     rows = [clean_row("usage_event", i) for i in range(4)]
     rows[3]["page"] = "/kunde/K-0012345/ordre"
     name = write(layout, "usage_event", rows)
-    assert audit_warehouse(layout, now=NOW).clean
-    report = audit_warehouse(layout, now=NOW, id_patterns=[r"K-[0-9]{7}"])
+    assert scan_warehouse(layout, now=NOW).clean
+    report = scan_warehouse(layout, now=NOW, id_patterns=[r"K-[0-9]{7}"])
     assert report.findings == (Finding("usage_event", DAY.isoformat(), "page", name, "deployment_id", 1),)
     with pytest.raises(ValueError, match="id pattern #1"):
-        audit_warehouse(layout, now=NOW, id_patterns=[r"(?<=K)-1"])
+        scan_warehouse(layout, now=NOW, id_patterns=[r"(?<=K)-1"])
     with pytest.raises(ValueError, match="empty string"):
-        audit_warehouse(layout, now=NOW, id_patterns=[r"x*"])
+        scan_warehouse(layout, now=NOW, id_patterns=[r"x*"])
 
 
 def test_unreadable_file_is_reported_and_the_rest_scanned(tmp_path: Path) -> None:
@@ -182,7 +182,7 @@ def test_unreadable_file_is_reported_and_the_rest_scanned(tmp_path: Path) -> Non
     rows[0]["user_id"] = "user-1"
     write(layout, "http_request", rows)
     (layout.partition_dir("http_request", DAY) / "broken~p0~o9-9.parquet").write_bytes(b"not parquet")
-    report = audit_warehouse(layout, now=NOW)
+    report = scan_warehouse(layout, now=NOW)
     assert [f.kind for f in report.findings] == ["clear_identifier"]
     assert report.unreadable == (f"http_request/event_date={DAY.isoformat()}/broken~p0~o9-9.parquet",)
     assert (report.files_scanned, report.rows_scanned) == (1, 5)
@@ -199,7 +199,7 @@ def test_old_and_new_schema_versions_side_by_side(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     pq.write_table(records_to_table(v1, [old]), folder / "old~p0~o0-0.parquet")
     write(layout, "http_request", [clean_row("http_request", 2)], first=1)
-    report = audit_warehouse(layout, now=NOW, tables=["http_request", "no_such_table"])
+    report = scan_warehouse(layout, now=NOW, tables=["http_request", "no_such_table"])
     assert [(f.file, f.column, f.kind) for f in report.findings] == [("old~p0~o0-0.parquet", "host", "ipv4_address")]
     assert report.files_scanned == 2
 
@@ -222,7 +222,7 @@ def test_sql_and_python_agree(tmp_path: Path, column: str) -> None:
         row = clean_row("usage_event", i)
         row[column] = value
         write(layout, "usage_event", [row])
-        in_sql = {f.kind for f in audit_warehouse(layout, now=NOW, detectors=detectors).findings}
+        in_sql = {f.kind for f in scan_warehouse(layout, now=NOW, detectors=detectors).findings}
         assert in_sql == detectors.scan(column, value), value
 
 
@@ -241,7 +241,7 @@ def test_run_leak_audit_records_the_run(make_config) -> None:  # type: ignore[no
     config = make_config(**{"MINIMISE__IPV4_PREFIX": "24", "MINIMISE__IPV6_PREFIX": "48"})
     layout = Layout(Path(config.warehouse.root))
     write(layout, "http_request", [clean_row("http_request", i, v4=24, v6=48) for i in range(6)])
-    report = run_leak_audit(config, now=NOW)
+    report = run_leak_scan(config, now=NOW)
     assert report.clean
     [entry] = AuditLog(layout).read("leak_audit")
     assert (entry.action, entry.rows, entry.at) == ("clean", 6, NOW)
@@ -254,7 +254,7 @@ def test_run_leak_audit_records_the_run(make_config) -> None:  # type: ignore[no
     rows[2]["user_id"] = "user-77"
     name = write(layout, "http_request", rows, first=6)
     later = NOW + timedelta(days=1)
-    report = run_leak_audit(config, now=later)
+    report = run_leak_scan(config, now=later)
     entries = [e for e in AuditLog(layout).read("leak_audit") if e.at == later]
     assert sorted((e.action, e.table_name, e.partition, e.rows, e.detail) for e in entries) == [
         ("leak_found", "http_request", DAY.isoformat(), 1, f"clear_identifier in column user_id of {name}"),
@@ -278,13 +278,13 @@ def test_audit_topics_finds_the_leaky_event(kafka_config) -> None:  # type: igno
         producer.flush()
     finally:
         producer.close()
-    report = audit_topics(kafka_config, max_messages_per_partition=100, now=NOW)
+    report = scan_topics(kafka_config, max_messages_per_partition=100, now=NOW)
     assert report.messages_scanned == 3
     assert report.findings == (
         Finding("http_request", None, "(message)", f"{topic}~p1", "undecodable", 1),
         Finding("http_request", DAY.isoformat(), "client_network", f"{topic}~p1", "ipv4_address", 1),
     )
     assert_never_shown(report, "198.51.100.23")
-    capped = audit_topics(kafka_config, max_messages_per_partition=1, now=NOW)
+    capped = scan_topics(kafka_config, max_messages_per_partition=1, now=NOW)
     assert capped.messages_scanned == 2
     assert [f.kind for f in capped.findings] == ["ipv4_address"]

@@ -217,4 +217,4 @@ def test_expire_forgets_stale_subjects_but_not_erasures_or_restrictions() -> Non
 def test_naive_times_are_refused() -> None:
     ledger = ConsentLedger()
     with pytest.raises(TypeError, match="zone"):
-        ledger.apply_consent(S, consent(datetime(2026, 1, 1)))  # noqa: DTZ001
+        ledger.apply_consent(S, consent(datetime(2026, 1, 1)))

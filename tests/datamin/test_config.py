@@ -87,3 +87,15 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_repr_hides_the_passwords(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no datamin.toml here
+    env = {"DATAMIN__KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT", "DATAMIN__KAFKA__SASL_MECHANISM": "PLAIN",
+           "DATAMIN__KAFKA__SASL_USERNAME": "svc", "DATAMIN__KAFKA__SASL_PASSWORD": "s3cret-sasl",
+           "DATAMIN__KAFKA__SSL_PASSWORD": "s3cret-ssl"}
+    config = load_config(None, environ=env)
+    assert config.kafka.sasl_password == "s3cret-sasl" and config.kafka.ssl_password == "s3cret-ssl"
+    for text in (repr(config), str(config), repr(config.kafka)):
+        assert "s3cret" not in text
+        assert "svc" in text  # the rest of the settings still shows

@@ -1,5 +1,5 @@
-"""The fault run (bench/faults.py --quick) as a test: processes SIGKILLed, the broker stopped, a spool
-overflowing, and still nothing lost beyond what the producers counted, nothing twice, nothing leaked.
+"""The fault run (bench/fault_run.py; bench/faults.py --quick) as a test: processes SIGKILLed, the broker
+stopped, a spool overflowing, and still nothing lost beyond what the producers counted, nothing twice, nothing leaked.
 
 bench/faults.py starts a broker of its own (a LocalBroker from the jars of `datamin kafka start`, on free
 ports) and stops and starts it; the shared broker is never touched. The `kafka_bootstrap` fixture is
@@ -7,32 +7,20 @@ requested only to follow the suite's rule: skipped without a broker, an error un
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import fault_run as faults
+
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "faults.py"
 
 
-def _faults_module() -> ModuleType:
-    """bench/faults.py as a module (bench/ is not a package), for its pure parts."""
-    if "bench_faults" in sys.modules:
-        return sys.modules["bench_faults"]
-    spec = importlib.util.spec_from_file_location("bench_faults", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_faults"] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_result_line_round_trips_and_rejects_other_lines() -> None:
-    faults = _faults_module()
     figures = {k: i for i, k in enumerate(faults.RESULT_KEYS)}
     assert faults.parse_result_line(faults.result_line(figures)) == figures
     with pytest.raises(ValueError):
@@ -40,7 +28,6 @@ def test_result_line_round_trips_and_rejects_other_lines() -> None:
 
 
 def test_tally_counts_loss_beyond_the_counted_drops_and_duplicates() -> None:
-    faults = _faults_module()
     expected = faults.Expectations()
     expected.ids["http_request"] = {"a", "b", "c"}
     expected.lossy_ids = {"l1", "l2", "l3", "l4"}
@@ -54,7 +41,6 @@ def test_tally_counts_loss_beyond_the_counted_drops_and_duplicates() -> None:
 def test_plan_has_the_asked_faults_and_no_kill_inside_an_outage() -> None:
     import random
 
-    faults = _faults_module()
     shape = faults.shape(quick=True)
     plan = faults.plan_faults(shape, random.Random(3))
     kinds = [f.kind for f in plan]
@@ -74,7 +60,7 @@ def test_quick_fault_run_loses_duplicates_and_leaks_nothing(kafka_bootstrap: str
                             timeout=600, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT faults ")]
     assert lines, f"no RESULT line; exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    figures = _faults_module().parse_result_line(lines[-1])
+    figures = faults.parse_result_line(lines[-1])
     assert result.returncode == 0, result.stdout[-3000:]
     assert figures["lost"] == 0
     assert figures["duplicated"] == 0

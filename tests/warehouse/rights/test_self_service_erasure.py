@@ -28,9 +28,10 @@ from processors.loop import run_processor
 from producers.collector import Collector, CollectorSettings
 from producers.producer import EventProducer
 from producers.spool import Spool
+from producers.spool_erasure import erase_subject_from_spool
 from schemas import default_registry, encode
 from warehouse.layout import layout_of
-from warehouse.rights.erasure import SWEEP_FILE, sweep_erased
+from warehouse.rights.erasure import sweep_erased
 from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.rights.subjects import subject_pseudonyms
 from warehouse.rights.topic_erasure import records_with_key
@@ -89,7 +90,7 @@ def test_self_service_erasure_reaches_every_store(kafka_config: Config) -> None:
     for t in pipeline:
         t.start()
     worker_stop = threading.Event()
-    worker = RightsWorker(config)
+    worker = RightsWorker(config, spool_eraser=erase_subject_from_spool)  # as `datamin rights worker` runs it
     worker_thread = threading.Thread(target=worker.run, args=(worker_stop,))
     try:
         consent = {"event": "consent_record", "time": now, "necessary": True, "statistics": True,
@@ -156,7 +157,7 @@ def test_self_service_erasure_reaches_every_store(kafka_config: Config) -> None:
     scanned = 0
     for root in roots:
         for path in (p for p in root.rglob("*") if p.is_file()):
-            if path.name == SWEEP_FILE:
+            if path == layout.erased_sweep_file:
                 continue  # the sweep list keeps the pseudonyms (no key beside them) until the Kafka window ends
             if path.is_relative_to(Path(config.pseudonymise.key_dir)):
                 continue  # key files: random bytes

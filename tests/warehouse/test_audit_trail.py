@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse.audit import SCHEMA, AuditEntry, AuditLog
+from warehouse.audit_trail import SCHEMA, AuditEntry, AuditLog
 from warehouse.layout import Layout
 
 AT = datetime(2025, 3, 1, 3, 15, tzinfo=UTC)
