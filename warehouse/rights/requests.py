@@ -178,7 +178,8 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
     if kind == "access":
         print(str(Path(out_dir) / receipt["export_file"]), file=out)
     elif kind == "erasure":
-        print(receipt["kafka_window"], file=out)
+        for store, what in receipt.get("stores", {}).items():  # the receipt: one line per store
+            print(f"  {store}: {what}", file=out)
     return 0
 
 

@@ -113,3 +113,7 @@ def test_subject_from_file_or_stdin_normalised(kafka_config: Config, tmp_path: P
     assert rights_command(kafka_config, "erase", cli_rights._read_subject(
         cli_rights.argparse.Namespace(subject="-", subject_file=None)) or "", out_dir=out, now=NOW) == 0
     assert pq.read_table(data).column("event_id").to_pylist() == ["e2"]
+    printed = capsys.readouterr().out
+    for store in ("warehouse", "quarantine", "consent_topic", "spool", "erased_subjects", "privacy_requests"):
+        assert f"  {store}: " in printed  # the receipt names every store
+    assert "user-1" not in printed.lower()
