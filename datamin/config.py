@@ -132,6 +132,10 @@ class WarehouseConfig:
     """consumer group of the warehouse sinks"""
     catalog: str = "data/catalog.duckdb"
     """the DuckDB file analysts open read-only; views over the partitions"""
+    min_visitors: int = 10
+    """small-cell suppression: analyst views that group people (pages, referrers, search terms,
+    countries, devices…) show a group only with at least this many distinct visitors, folding smaller
+    ones into one "(other)" row (warehouse.suppression); at least 2"""
     flush_rows: int = 50_000
     """the sink writes a file when this many rows are waiting…"""
     flush_seconds: float = 2.0
@@ -353,6 +357,7 @@ def validate(config: Config) -> None:
 
     w = config.warehouse
     _positive("warehouse.flush_rows", w.flush_rows)
+    check_min_visitors(w.min_visitors)
     if not 0 < w.flush_seconds < float("inf"):  # also refuses nan
         raise ConfigError("warehouse.flush_seconds", "must be a finite number more than 0", "use e.g. 2.0")
     for table, days in w.retention_days.items():
@@ -382,6 +387,18 @@ def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(key, f"{value!r} is outside the accepted {low}..{high} bits ({why})",
                               f"use a whole number from {low} to {high}: {default} (the default) or at most {high}")
+
+
+MIN_VISITORS_FLOOR = 2
+"""The smallest ``warehouse.min_visitors`` accepted: a group of one visitor is that visitor."""
+
+
+def check_min_visitors(k: object) -> int:
+    """``k`` when it is a whole number of at least `MIN_VISITORS_FLOOR`; else ConfigError. The one check of ``warehouse.min_visitors``, for the config and the catalog alike."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < MIN_VISITORS_FLOOR:
+        raise ConfigError("warehouse.min_visitors", f"{k!r} would let views show groups of a single visitor",
+                          f"use a whole number of at least {MIN_VISITORS_FLOOR}: 10 (the default) or more")
+    return k
 
 
 def retention_for(table: str, retention_days: Mapping[str, int]) -> int:
