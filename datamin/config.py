@@ -394,7 +394,8 @@ MIN_VISITORS_FLOOR = 2
 
 
 def check_min_visitors(k: object) -> int:
-    """``k`` when it is a whole number of at least `MIN_VISITORS_FLOOR`; else ConfigError. The one check of ``warehouse.min_visitors``, for the config and the catalog alike."""
+    """``k`` when it is a whole number of at least `MIN_VISITORS_FLOOR`; else ConfigError. The one check
+    of ``warehouse.min_visitors``, for the config and the catalog alike."""
     if isinstance(k, bool) or not isinstance(k, int) or k < MIN_VISITORS_FLOOR:
         raise ConfigError("warehouse.min_visitors", f"{k!r} would let views show groups of a single visitor",
                           f"use a whole number of at least {MIN_VISITORS_FLOOR}: 10 (the default) or more")

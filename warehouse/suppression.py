@@ -47,12 +47,14 @@ def _surrogate(prefix: str, *columns: str) -> str:
     return f"'{prefix}:' || {parts}"
 
 
+_DEVICE_CLASS = ("hardware_model", "os_name", "os_major", "browser_family", "country", "language")
+
 VISITOR: dict[str, str] = {
     "http_request": f"coalesce('s:' || subject, "
                     f"{_surrogate('n', 'client_network', 'browser_family', 'os_family', 'device_class')})",
     "usage_event": "coalesce('s:' || subject, 'x:' || session_id, 'anonymous')",
     "device_report": f"coalesce('s:' || subject, 'a:' || app_instance_id, 'd:' || advertising_id, "
-                     f"{_surrogate('h', 'hardware_model', 'os_name', 'os_major', 'browser_family', 'country', 'language')})",
+                     f"{_surrogate('h', *_DEVICE_CLASS)})",
 }
 """table -> SQL expression of the distinct visitor a row belongs to (see the module's docstring)"""
 
@@ -118,9 +120,10 @@ def suppressed_select(grouping: Grouping, k: int, period: tuple[str, str] | None
     columns = dims + [c for c, _ in grouping.totals] + ["visitors"]
     derived = "".join(f", {expr} AS {col}" for col, expr in grouping.derived)
     first = grouping.totals[0][0]
+    keys = ", ".join(f"{expr} AS _g_{d}" for d, expr in grouping.dims)
     return f"""
         WITH rows AS (
-            SELECT {", ".join(f"{expr} AS _g_{d}" for d, expr in grouping.dims)}, {VISITOR[grouping.table]} AS _visitor, *
+            SELECT {keys}, {VISITOR[grouping.table]} AS _visitor, *
             FROM {grouping.table} WHERE {where}),
         sizes AS (SELECT {", ".join(groups)}, count(DISTINCT _visitor) AS _visitors FROM rows GROUP BY ALL),
         marked AS (SELECT r.*, s._visitors >= {k} AS _kept FROM rows r JOIN sizes s ON {on}),

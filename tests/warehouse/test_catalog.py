@@ -15,8 +15,8 @@ from warehouse.arrow import records_to_table, time_column
 from warehouse.catalog import ANALYST_VIEWS, CatalogBuilder, build_catalog
 from warehouse.layout import Layout
 from warehouse.samples import sample_record
-from warehouse.writer import PartitionWriter
 from warehouse.suppression import GROUPINGS
+from warehouse.writer import PartitionWriter
 
 AT = datetime(2024, 5, 17, 12, 0, tzinfo=UTC)
 

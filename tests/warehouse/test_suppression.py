@@ -135,4 +135,5 @@ def test_k_below_two_is_refused(tmp_path):
 def test_the_policy_states_k():
     config = load_config(environ={"DATAMIN__WAREHOUSE__MIN_VISITORS": "12", "DATAMIN_CONFIG": ""})
     doc = policy_document(default_registry(), config)
-    assert doc["small_groups"]["min_visitors"] == 12 and "at least 12 distinct visitors" in doc["small_groups"]["effect"]
+    assert doc["small_groups"]["min_visitors"] == 12
+    assert "at least 12 distinct visitors" in doc["small_groups"]["effect"]
