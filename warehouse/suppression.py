@@ -134,8 +134,9 @@ def suppressed_select(grouping: Grouping, k: int, period: tuple[str, str] | None
 
 
 def suppressed_view_statements(k: int) -> list[str]:
-    """The catalog's statements for every suppressed view and its ``_between`` macro."""
-    statements = []
+    """The catalog's statements for every suppressed view and its ``_between`` macro, and the view
+    ``small_cell_suppression`` that tells which k they use."""
+    statements = [f"CREATE VIEW small_cell_suppression AS SELECT {check_min_visitors(k)} AS min_visitors"]
     for g in GROUPINGS:
         statements.append(f"CREATE VIEW {g.name} AS {suppressed_select(g, k)}")
         statements.append(f"CREATE MACRO {g.name}_between(date_from, date_to) AS TABLE "

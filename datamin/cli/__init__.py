@@ -4,6 +4,7 @@
     pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs
     inspect    query, minimise, schemas, policy, audit (the leak scan), config
     rights     people's rights (warehouse.rights)
+    report     the analysts' views as one self-contained HTML page of charts (warehouse.report)
 
 The one room allowed to import every stage.
 """
@@ -15,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from datamin.cli import demo, inspect, pipeline, rights
+from datamin.cli import demo, inspect, pipeline, report, rights
 from datamin.cli.command import Handler
 from datamin.config import load_config
 from datamin.exceptions import DataminError
@@ -30,6 +31,7 @@ EPILOG = """\
 quick start:
   datamin demo                      broker, pipeline and synthetic traffic, then what analysts see
   datamin query "SELECT * FROM http_request LIMIT 5"
+  datamin report --out report.html  charts of the analysts' views, one HTML file that opens offline
 
 running the pipeline (each is a long-running process; run several for scale):
   datamin kafka start               a local Apache Kafka broker (fetched with Maven) on 127.0.0.1:9092
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    for group in (demo, pipeline, inspect, rights):
+    for group in (demo, pipeline, inspect, rights, report):
         group.register(add)
     return parser
 
