@@ -34,7 +34,8 @@ from warehouse.writer import PartitionWriter  # noqa: E402
 
 SHARE = {"http_request": 0.8, "usage_event": 0.15, "device_report": 0.05}
 _TERMS = ("pricing", "privacy policy", "login", "contact", "invoice", "careers", "api docs", "refund")
-_COUNTRIES = ("NO",) * 30 + ("SE",) * 10 + ("DK",) * 8 + ("DE",) * 5 + ("US",) * 4 + ("GB", "FI", "NL", "FR", "IS", "PL")
+_COUNTRIES = (("NO",) * 30 + ("SE",) * 10 + ("DK",) * 8 + ("DE",) * 5 + ("US",) * 4
+              + ("GB", "FI", "NL", "FR", "IS", "PL"))
 
 
 def _tail(rng: random.Random, n: int) -> int:

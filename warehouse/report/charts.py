@@ -50,7 +50,8 @@ def _base(rows: Rows, width: int = WIDTH) -> alt.Chart:
 
 def daily_chart(rows: Rows) -> dict[str, Any]:
     """Requests and visitors per day, two lines on one time axis."""
-    chart = _base(rows, WIDE).transform_fold(["requests", "visitors"], as_=["measure", "count"]).mark_line(point=True).encode(
+    folded = _base(rows, WIDE).transform_fold(["requests", "visitors"], as_=["measure", "count"])
+    chart = folded.mark_line(point=True).encode(
         x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
         y=alt.Y("count:Q", title=None),
         color=alt.Color("measure:N", title=None, scale=alt.Scale(range=[ACCENT, SECOND]),
