@@ -20,7 +20,7 @@ import vl_convert as vlc
 
 from warehouse.report.queries import Rows
 
-WIDTH = 420
+WIDTH = 340
 """pixels of a bar chart's plot (two fit side by side on a 1400-pixel screen)"""
 WIDE = 1120
 """pixels of a day series' plot (the full width)"""
@@ -61,9 +61,9 @@ def daily_chart(rows: Rows) -> dict[str, Any]:
 
 
 def error_rate_chart(rows: Rows) -> dict[str, Any]:
-    """Share of requests answered with a server error (5xx), per day."""
-    chart = _base(rows, WIDE).mark_area(line={"color": ERROR}, color=ERROR, opacity=0.25).encode(
-        x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
+    """Share of requests answered with a server error (5xx), a bar per day (one day draws too)."""
+    chart = _base(rows, WIDE).mark_bar(color=ERROR).encode(
+        x=alt.X("yearmonthdate(date):O", title=None, axis=alt.Axis(format="%b %d", labelAngle=0)),
         y=alt.Y("error_rate:Q", title="5xx share of requests", axis=alt.Axis(format="%")),
     ).properties(height=160)
     return _spec(chart)
@@ -76,7 +76,7 @@ def bar_chart(rows: Rows, label: str, value: str, *, percent: bool = False, rate
     order = [str(r[label]) for r in rows]
     fmt = ".1%" if rate else ".1f" if percent else ","
     bars = _base(rows).encode(
-        y=alt.Y(f"{label}:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        y=alt.Y(f"{label}:N", sort=order, title=None, axis=alt.Axis(labelLimit=220)),
         x=alt.X(f"{value}:Q", title="percent" if percent else value.replace("_", " "),
                 axis=alt.Axis(format="%") if rate else alt.Axis()),
     )

@@ -108,7 +108,7 @@ def _chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
         pytest.fail("no chromium on PATH: install Debian's package (apt-get install -y chromium); "
-                    "`bash quickstart.sh test` does so when run as root")
+                    "`bash quickstart.sh test` does so under CI=true")
     return path
 
 
