@@ -27,6 +27,12 @@ information for longer than one year.' Nothing datamin keeps may be configured b
 RAW_RETENTION_CAP_HOURS = 7 * 24
 """Raw topics hold full IP addresses and identifiers in clear: they are kept for hours, a week at most."""
 
+CLEAR_SEGMENT_HOURS = 1
+"""segment.ms of topics with data in clear (raw, dead-letter): Kafka deletes whole segments, so a record
+can outlive the topic's retention by one segment roll"""
+SEGMENT_DAYS = 1
+"""segment.ms of every other topic"""
+
 SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
 TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
 
@@ -82,11 +88,13 @@ class TopicsConfig:
     replication_factor: int = 1
     """copies of each partition (3 in production; 1 for a single local broker)"""
     raw_retention_hours: int = 24
-    """how long raw topics (full IP addresses, identifiers) are kept; at most a week"""
+    """how long raw topics (full IP addresses, identifiers) are kept; with the one-hour segment roll at
+    most a week (167 hours)"""
     dead_letter_retention_hours: int = 72
-    """how long the dead-letter topic is kept; at most a week"""
+    """how long the dead-letter topic is kept; at most 167 hours, like raw topics"""
     minimised_retention_days: int = 7
-    """how long minimised topics keep events (and pseudonyms) before only the warehouse has them"""
+    """how long minimised topics keep events (and pseudonyms) before only the warehouse has them; with the
+    one-day segment roll at most 364 days"""
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,10 @@ class MinimiseConfig:
     """treat Sec-GPC: 1 as an objection to marketing"""
     honour_dnt: bool = False
     """treat DNT: 1 as an objection to marketing (the policy as written does not)"""
+    clock_skew_seconds: int = 300
+    """an event dated more than this far in the future is refused (dead-lettered with the reason) where it
+    enters and by the processor, so no one can create a partition the scheduler would not expire; an
+    event older than its table's retention is refused the same way"""
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,11 @@ class ProducerConfig:
     """bound of the spool; events beyond it are dropped, counted and logged"""
     queue_size: int = 10_000
     """events a request thread may queue for the background sender before spooling"""
+    spool_retention_days: int = 7
+    """spool segments (raw events in clear) last written longer ago than this are deleted by the
+    scheduler even if Kafka never came back; at most 7 days, like raw topics"""
+    shipper_state_dir: str = "data/shipper"
+    """where `datamin ship-logs` keeps its read positions (default of its --state-dir)"""
 
 
 @dataclass(frozen=True)
@@ -311,10 +328,13 @@ def validate(config: Config) -> None:
     for key, hours in (("topics.raw_retention_hours", t.raw_retention_hours),
                        ("topics.dead_letter_retention_hours", t.dead_letter_retention_hours)):
         _positive(key, hours)
-        if hours > RAW_RETENTION_CAP_HOURS:
-            raise ConfigError(key, f"{hours} hours is beyond the cap of {RAW_RETENTION_CAP_HOURS} hours for "
-                              "topics that hold unminimised data", f"set it to {RAW_RETENTION_CAP_HOURS} or less")
-    _retention("topics.minimised_retention_days", t.minimised_retention_days)
+        most = RAW_RETENTION_CAP_HOURS - CLEAR_SEGMENT_HOURS
+        if hours > most:
+            raise ConfigError(key, f"{hours} hours plus the {CLEAR_SEGMENT_HOURS}-hour segment roll is beyond the "
+                              f"cap of {RAW_RETENTION_CAP_HOURS} hours for topics that hold unminimised data",
+                              f"set it to {most} or less")
+    _retention("topics.minimised_retention_days", t.minimised_retention_days, extra=SEGMENT_DAYS,
+               why=f" plus the {SEGMENT_DAYS}-day segment roll")
 
     m = config.minimise
     if not 8 <= m.ipv4_prefix <= 24:
@@ -324,6 +344,9 @@ def validate(config: Config) -> None:
         raise ConfigError("minimise.ipv6_prefix", f"/{m.ipv6_prefix} is outside the accepted 16..48 bits "
                           "(a /48 is often one customer's site)", "use 32 (the default) or at most 48")
     _retention("minimise.consent_validity_days", m.consent_validity_days)
+    if not 0 <= m.clock_skew_seconds <= 24 * 3600:
+        raise ConfigError("minimise.clock_skew_seconds", f"{m.clock_skew_seconds} is outside 0..86400 seconds",
+                          "use 300 (five minutes, the default); a day at most")
 
     if config.pseudonymise.rotation not in ("monthly", "weekly", "daily"):
         raise ConfigError("pseudonymise.rotation", f"{config.pseudonymise.rotation!r} is not a rotation period",
@@ -342,6 +365,11 @@ def validate(config: Config) -> None:
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
+    _positive("producer.spool_retention_days", p.spool_retention_days)
+    if p.spool_retention_days * 24 > RAW_RETENTION_CAP_HOURS:
+        raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "
+                          f"{RAW_RETENTION_CAP_HOURS // 24} days for raw events in clear",
+                          f"set it to {RAW_RETENTION_CAP_HOURS // 24} or less")
 
 
 def _positive(key: str, value: int) -> None:
@@ -349,8 +377,8 @@ def _positive(key: str, value: int) -> None:
         raise ConfigError(key, f"{value} must be more than 0", "use a positive number")
 
 
-def _retention(key: str, days: int) -> None:
+def _retention(key: str, days: int, *, extra: int = 0, why: str = "") -> None:
     _positive(key, days)
-    if days > RETENTION_CAP_DAYS:
-        raise ConfigError(key, f"{days} days is beyond the privacy policy's cap of {RETENTION_CAP_DAYS} days "
-                          "('no longer than one year')", f"set it to {RETENTION_CAP_DAYS} or less")
+    if days + extra > RETENTION_CAP_DAYS:
+        raise ConfigError(key, f"{days} days{why} is beyond the privacy policy's cap of {RETENTION_CAP_DAYS} days "
+                          "('no longer than one year')", f"set it to {RETENTION_CAP_DAYS - extra} or less")
