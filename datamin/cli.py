@@ -30,7 +30,8 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin topics                    create datamin's topics with their retention
   datamin process                   the minimisation processor: raw topics -> minimised topics
   datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
-  datamin scheduler                 daily expiry and compaction
+  datamin scheduler                 daily expiry and compaction, hourly retention of every other store
+  datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
 KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
@@ -77,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     p = add("expire", "delete day partitions past each table's retention now", _expire)
     p.add_argument("--dry-run", action="store_true", help="show what would be deleted, delete nothing")
 
+    p = add("retention", "print the retention inventory: every store, its cap, its oldest item, its next deletion",
+            _retention,
+            "The privacy officer's proof of the one-year cap: every place datamin keeps anything (each table,\n"
+            "the quarantine, each Kafka topic, the producer spool, the shipper's state, the rights and audit\n"
+            "trails, the pseudonymisation keys, log files), its declared maximum age (within 365 days; data in\n"
+            "clear within 7), the oldest item in it now and when that goes, and what enforces the cap (the\n"
+            "scheduler, or Kafka's retention.ms + segment.ms set by `datamin topics`). Reads local files only.")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+
     p = add("query", "run a read-only SQL query against the warehouse catalog", _query,
             "Opens the DuckDB catalog read-only and prints the result. Tables: http_request, usage_event,\n"
             "device_report, consent_record, privacy_request; views: daily_requests, top_pages,\n"
@@ -100,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("ship-logs", "follow nginx/Apache access logs and publish them as http_request events", _ship_logs)
     p.add_argument("paths", nargs="+", metavar="PATH", help="access log files (combined format or JSON lines)")
     p.add_argument("--once", action="store_true", help="read to the end and stop instead of following")
-    p.add_argument("--state-dir", default="data/shipper", help="where read positions are kept (default data/shipper)")
+    p.add_argument("--state-dir", help="where read positions are kept (default producer.shipper_state_dir)")
 
     p = add("rights", "carry out people's rights: access, erase, restrict, object, withdraw, lift, status", _rights,
             "The privacy officer's door. Each action is published as a privacy_request event (so every\n"
@@ -223,6 +233,15 @@ def _expire(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace, config: Config) -> int:
+    from datetime import UTC, datetime
+
+    from warehouse.retention import report
+
+    print(report(config, datetime.now(UTC), fmt=args.format), end="")
+    return 0
+
+
 def _query(args: argparse.Namespace, config: Config) -> int:
     from warehouse.query import run_query
 
@@ -266,7 +285,8 @@ def _policy(args: argparse.Namespace, config: Config) -> int:
 def _ship_logs(args: argparse.Namespace, config: Config) -> int:
     from producers.shipper import ship_logs, stderr_progress
 
-    result = ship_logs(config, [Path(p) for p in args.paths], state_dir=Path(args.state_dir),
+    result = ship_logs(config, [Path(p) for p in args.paths],
+                       state_dir=Path(args.state_dir or config.producer.shipper_state_dir),
                        follow=not args.once, stop=stop_on_signals(), progress=stderr_progress())
     print(f"\nshipped {result.events:,} events from {result.lines:,} lines; {result.bad_lines:,} unparsable "
           "lines went to the dead-letter topic (with their line numbers, not their text)", file=sys.stderr)

@@ -27,6 +27,9 @@ information for longer than one year.' Nothing datamin keeps may be configured b
 RAW_RETENTION_CAP_HOURS = 7 * 24
 """Raw topics hold full IP addresses and identifiers in clear: they are kept for hours, a week at most."""
 
+TABLE_RETENTION_MAX_DAYS = RETENTION_CAP_DAYS - 1
+"""the longest retention a warehouse table may have: expiry deletes whole day partitions, so a row written
+at the first second of its day is up to retention + 1 days old when its partition goes"""
 CLEAR_SEGMENT_HOURS = 1
 """segment.ms of topics with data in clear (raw, dead-letter): Kafka deletes whole segments, so a record
 can outlive the topic's retention by one segment roll"""
@@ -141,10 +144,11 @@ class WarehouseConfig:
         "http_request": 90,
         "usage_event": 180,
         "device_report": 90,
-        "consent_record": 365,
-        "privacy_request": 365,
+        "consent_record": 364,
+        "privacy_request": 364,
     })
-    """days each table keeps a day partition before expiry deletes it; at most 365"""
+    """days each table keeps a day partition before expiry deletes it; at most 364, since a whole day
+    partition goes at once (its first rows are then 365 days old)"""
 
 
 @dataclass(frozen=True)
@@ -360,7 +364,8 @@ def validate(config: Config) -> None:
         if table not in TABLES:
             raise ConfigError(f"warehouse.retention_days.{table}", "is not a warehouse table",
                               f"use one of {', '.join(TABLES)}")
-        _retention(f"warehouse.retention_days.{table}", days)
+        _retention(f"warehouse.retention_days.{table}", days, extra=1,
+                   why=" plus the day a partition spans")
 
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from datamin.config import RETENTION_CAP_DAYS, Config
+from datamin.config import TABLE_RETENTION_MAX_DAYS, Config
 from datamin.exceptions import EventTimeError
 
 TIME_FIELDS: Mapping[str, str] = {"privacy_request": "received"}
@@ -31,7 +31,7 @@ def time_field(event: str) -> str:
 
 def max_age_days(config: Config, event: str) -> int:
     """Days an event of ``event`` may be old when it arrives: its table's retention (the cap without one)."""
-    return min(config.warehouse.retention_days.get(event, RETENTION_CAP_DAYS), RETENTION_CAP_DAYS)
+    return min(config.warehouse.retention_days.get(event, TABLE_RETENTION_MAX_DAYS), TABLE_RETENTION_MAX_DAYS)
 
 
 def event_time_problem(when: datetime, now: datetime, *, skew: timedelta, max_age_days: int) -> str | None:

@@ -138,8 +138,8 @@ def expire_stores(stores: Iterable[Store], now: datetime) -> dict[str, int]:
             log.error("retention of %s failed: %s", store.name, exc)
             failures.append((store.name, exc))
     if failures:
-        name, exc = failures[0]
-        raise RuntimeError(f"retention of {len(failures)} store(s) failed, first {name}: {exc}") from exc
+        name, first = failures[0]
+        raise RuntimeError(f"retention of {len(failures)} store(s) failed, first {name}: {first}") from first
     return deleted
 
 
@@ -208,7 +208,7 @@ def _words(span: timedelta) -> str:
         days = span // timedelta(days=1)
         return f"{days} day{'s' if days != 1 else ''}"
     hours = span / timedelta(hours=1)
-    return f"{hours:g} hours"
+    return f"{hours:g} hour{'s' if hours != 1 else ''}"
 
 
 def cap_words(span: timedelta) -> str:
@@ -228,7 +228,7 @@ def core_stores(config: Config) -> list[Store]:
         setting="producer.spool_retention_days", skip=_held_by_a_process))
     stores[-1] = _raw(stores[-1])
     stores.append(file_store(
-        "shipper state", Path(config.producer.shipper_state_dir), "*.state", CAP,
+        "shipper state", Path(config.producer.shipper_state_dir), "*.state", CAP - timedelta(days=1),
         holds="per access log: device, inode, byte offset and line number; no personal data"))
     home = Path(os.environ.get("DATAMIN_HOME", ".datamin")) / "kafka"
     stores.append(file_store(

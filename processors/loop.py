@@ -61,6 +61,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 
 from datamin.config import Config, load_config
+from datamin.event_time import check_event_time
 from datamin.exceptions import BrokerError, DataminError, DecodeError, EventError
 from datamin.kafka import translate_kafka_errors
 from datamin.partitioner import KeyHashPartitioner
@@ -191,8 +192,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.log_interval = log_interval
         self.topics = Topics(config)
         self.registry = default_registry()
-        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation,
-                             clock or (lambda: datetime.now(UTC)))
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation, self.clock)
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
         """erasures from the compacted erased-subjects topic: a replay never brings a person back"""
@@ -321,6 +322,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             schema, raw = decode(value, self.registry)
             if schema.kind != "raw":
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
+            check_event_time(self.config, schema.name, raw, self.clock())
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
             self.erased.mark(ledger, subject_of(raw, key))

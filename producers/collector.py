@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from datamin.config import RETENTION_CAP_DAYS
+from datamin.config import TABLE_RETENTION_MAX_DAYS
 from datamin.event_time import event_time_problem, time_field
 from datamin.exceptions import ValidationError
 from producers.request_event import Publisher, cookies
@@ -255,7 +255,7 @@ class Collector:
         when = record.get(time_field(event))
         if not isinstance(when, datetime):
             return None
-        days = (s.max_age_days or {}).get(event, RETENTION_CAP_DAYS)
+        days = (s.max_age_days or {}).get(event, TABLE_RETENTION_MAX_DAYS)
         problem = event_time_problem(when, datetime.fromtimestamp(s.clock(), UTC),
                                      skew=timedelta(seconds=s.clock_skew_seconds), max_age_days=days)
         return None if problem is None else f"{time_field(event)}: {problem}"
