@@ -176,7 +176,7 @@ def _named_by_time(name: str, folder: Path, pattern: str, holds: str) -> Store:
 
 
 def _sweep_store(layout: Layout, config: Config) -> Store:
-    from warehouse.erasure import _sweep_path
+    from warehouse.erasure import _sweep_path, sweep_erased
 
     window = timedelta(days=config.topics.minimised_retention_days + 1)
 
@@ -191,7 +191,8 @@ def _sweep_store(layout: Layout, config: Config) -> Store:
                  holds="pseudonyms of erased subjects, while late rows may still arrive from the minimised topics",
                  cap=window, enforced_by=SCHEDULER,
                  how="each pseudonym forgotten by the hourly sweep when the minimised topics' window ends",
-                 setting="topics.minimised_retention_days", oldest=oldest)
+                 setting="topics.minimised_retention_days", oldest=oldest,
+                 expire=lambda now: len(sweep_erased(layout, now=now)))
 
 
 # -- keys ------------------------------------------------------------------------------------------
