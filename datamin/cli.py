@@ -66,7 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status", "fetch"], help="what to do")
     p.add_argument("--port", type=int, default=9092, help="client port (default 9092; the controller uses port+1)")
 
-    add("topics", "create datamin's Kafka topics with their retention (safe to repeat)", _topics)
+    add("topics", "create datamin's Kafka topics with their retention, and correct existing ones (safe to repeat)",
+        _topics,
+        "Creates each topic datamin uses, and sets on new and existing topics alike: retention.ms, a short\n"
+        "segment.ms (Kafka deletes whole segments, so a record can live retention + one segment roll; that\n"
+        "sum stays within the cap: a week for raw topics, a year for the others), segment.jitter.ms=0 and\n"
+        "message.timestamp.type=LogAppendTime (records age by when the broker got them, whatever time a\n"
+        "producer stamped on them). Run it after upgrading datamin or changing a retention setting.")
 
     p = add("process", "run the minimisation processor (raw topics -> minimised topics)", _process)
     p.add_argument("--instance", help="name of this instance (default: random); one transactional id each")
@@ -193,12 +199,15 @@ def _kafka(args: argparse.Namespace, config: Config) -> int:
 def _topics(args: argparse.Namespace, config: Config) -> int:
     from datamin.topics import Topics, provision
 
+    def words(ms: int) -> str:
+        hours = ms / 3_600_000
+        return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+
     created = provision(config)
     for spec in Topics(config).all():
-        mark = "created" if spec.name in created else "exists "
-        hours = spec.retention_ms / 3_600_000
-        keep = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
-        print(f"{mark}  {spec.name:<45} {spec.role:<17} retention {keep}{', compacted' if spec.compacted else ''}")
+        mark = "created" if spec.name in created else "checked"
+        print(f"{mark}  {spec.name:<45} {spec.role:<17} retention {words(spec.retention_ms)} + segment "
+              f"{words(spec.segment_ms)}: at most {words(spec.max_age_ms)}{', compacted' if spec.compacted else ''}")
     return 0
 
 

@@ -350,7 +350,7 @@ def validate(config: Config) -> None:
     _retention("minimise.consent_validity_days", m.consent_validity_days)
     if not 0 <= m.clock_skew_seconds <= 24 * 3600:
         raise ConfigError("minimise.clock_skew_seconds", f"{m.clock_skew_seconds} is outside 0..86400 seconds",
-                          "use 300 (five minutes, the default); a day at most")
+                          "set it to 86400 or less; 300 (five minutes) is the default")
 
     if config.pseudonymise.rotation not in ("monthly", "weekly", "daily"):
         raise ConfigError("pseudonymise.rotation", f"{config.pseudonymise.rotation!r} is not a rotation period",

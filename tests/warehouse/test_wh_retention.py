@@ -59,7 +59,8 @@ def test_the_scheduler_expires_every_store_past_its_cap(config: Config, tmp_path
     shipper = Path(config.producer.shipper_state_dir)
     state_old, state_new = _file(shipper / "a.log.1.state", old), _file(shipper / "b.log.2.state", recent)
     home = tmp_path / "home" / "kafka"
-    log_old, log_new = _file(home / "server.log.2027-01-01", NOW - timedelta(days=31)), _file(home / "server.log", recent)
+    log_old = _file(home / "server.log.2027-01-01", NOW - timedelta(days=31))
+    log_new = _file(home / "server.log", recent)
     q = layout.quarantine_dir / "http_request"
     q_old = _file(q / "event_date=2027-03-01" / "f.parquet.1a2b", recent)   # its day is past 90 days
     q_new = _file(q / "event_date=2027-06-01" / "f.parquet.3c4d", recent)

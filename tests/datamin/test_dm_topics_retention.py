@@ -1,0 +1,65 @@
+"""Against the real broker: every topic datamin provisions keeps retention.ms + segment.ms within its
+cap and ages records by log-append time, and `datamin topics` corrects a topic whose settings drifted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from datamin.config import Config
+from datamin.retention import CAP, RAW_CAP
+from datamin.topics import Topics, provision
+
+KEYS = ["retention.ms", "segment.ms", "message.timestamp.type", "cleanup.policy"]
+
+
+def _describe(config: Config, names: list[str]) -> dict[str, dict[str, str]]:
+    admin = KafkaAdminClient(**config.kafka.client_kwargs())
+    try:
+        result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names],
+                                        config_filter="all")
+    finally:
+        admin.close()
+    topics = result["topic"]
+    return {name: {k: str(topics[name][k]["value"]) for k in KEYS} for name in names}
+
+
+def test_provisioned_topics_are_within_their_caps_and_drift_is_corrected(kafka_config: Config) -> None:
+    config = kafka_config
+    specs = Topics(config).all()
+    assert set(provision(config)) == {s.name for s in specs}
+    found = _describe(config, [s.name for s in specs])
+    for spec in specs:
+        got = found[spec.name]
+        cap = RAW_CAP if spec.role in ("raw", "dead-letter") else CAP
+        assert int(got["retention.ms"]) + int(got["segment.ms"]) <= cap.total_seconds() * 1000, (spec.name, got)
+        assert got["message.timestamp.type"] == "LogAppendTime", spec.name
+        assert got["cleanup.policy"] == ("compact,delete" if spec.compacted else "delete"), spec.name
+
+    # an operator (or an older datamin) left a raw topic with Kafka's 7-day segments and a week's retention
+    raw = Topics(config).raw("http_request")
+    admin = KafkaAdminClient(**config.kafka.client_kwargs())
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, raw, configs={
+            "segment.ms": str(7 * 24 * 3600 * 1000), "retention.ms": str(7 * 24 * 3600 * 1000),
+            "message.timestamp.type": "CreateTime"})])
+    finally:
+        admin.close()
+    drifted = _describe(config, [raw])[raw]
+    assert drifted["segment.ms"] == str(7 * 24 * 3600 * 1000)  # the drift is real before the fix
+
+    assert provision(config) == []  # nothing new to create; existing topics corrected
+    fixed = _describe(config, [raw])[raw]
+    assert int(fixed["retention.ms"]) == config.topics.raw_retention_hours * 3600 * 1000
+    assert int(fixed["segment.ms"]) == 3600 * 1000
+    assert fixed["message.timestamp.type"] == "LogAppendTime"
+
+
+def test_datamin_topics_prints_what_each_topic_keeps(kafka_config: Config, capsys: Callable[..., object]) -> None:
+    from datamin.cli import _topics
+
+    assert _topics(None, kafka_config) == 0  # type: ignore[arg-type]
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "segment 1 h" in out and "at most 25 h" in out
