@@ -138,3 +138,16 @@ def test_datamin_retention_prints_the_inventory(config: Config, tmp_path: Path, 
     text = capsys.readouterr().out
     assert "table http_request" in text and "2027-06-01" in text and "pseudonymisation keys" in text
     assert requests_dir(layout).name == "requests"
+
+
+def test_the_erasure_receipt_states_when_keys_really_go(config: Config) -> None:
+    from warehouse.erasure import key_note
+
+    note = key_note(config)
+    assert f"{key_retention(config).days} days after the period ends" in note
+    shorter = config.__class__(**{**config.__dict__, "warehouse": config.warehouse.__class__(
+        **{**config.warehouse.__dict__, "retention_days": {"http_request": 30, "usage_event": 30,
+                                                          "device_report": 30, "consent_record": 30,
+                                                          "privacy_request": 30}})})
+    assert key_retention(shorter) == timedelta(days=31)
+    assert "31 days after the period ends" in key_note(shorter)
