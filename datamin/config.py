@@ -175,6 +175,20 @@ class ProcessorConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    controller: str = "TECHPROS AS"
+    """the data controller named in the record of processing (the privacy policy's company)"""
+    address: str = "Lille Grensen 3, 0159 Oslo, Norge"
+    """the controller's postal address"""
+    contact: str = "post@techpros.no"
+    """where people send questions and requests about their data"""
+    version: str = "2023-12-01"
+    """the version (revision date) of the privacy policy this deployment implements"""
+    recipients: tuple[str, ...] = ("Data analysis services",)
+    """categories of recipients the policy names (section 4: 'Data analysis services')"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -183,6 +197,7 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -366,6 +381,10 @@ def validate(config: Config) -> None:
                               f"use one of {', '.join(TABLES)}")
         _retention(f"warehouse.retention_days.{table}", days, extra=1,
                    why=" plus the day a partition spans")
+
+    for key in ("controller", "contact", "version"):
+        if not getattr(config.policy, key).strip():
+            raise ConfigError(f"policy.{key}", "is empty", "name it as the privacy policy does")
 
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
