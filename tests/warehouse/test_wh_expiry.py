@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from datamin.config import RETENTION_CAP_DAYS
+from datamin.config import TABLE_RETENTION_MAX_DAYS as RETENTION_CAP_DAYS  # 364: + the partition day = the year
 from datamin.exceptions import ConfigError
 from warehouse.audit import AuditLog
 from warehouse.expiry import effective_retention, expire, oldest_kept_day, plan_expiry
