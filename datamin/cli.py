@@ -90,8 +90,10 @@ def _parser() -> argparse.ArgumentParser:
             "the quarantine, each Kafka topic, the producer spool, the shipper's state, the rights and audit\n"
             "trails, the pseudonymisation keys, log files), its declared maximum age (within 365 days; data in\n"
             "clear within 7), the oldest item in it now and when that goes, and what enforces the cap (the\n"
-            "scheduler, or Kafka's retention.ms + segment.ms set by `datamin topics`). Reads local files only.")
+            "scheduler, or Kafka's retention.ms + segment.ms set by `datamin topics`). Reads local files only,\n"
+            "unless --kafka asks the broker for the topics' oldest records.")
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    p.add_argument("--kafka", action="store_true", help="also ask the broker for each topic's oldest record")
 
     p = add("query", "run a read-only SQL query against the warehouse catalog", _query,
             "Opens the DuckDB catalog read-only and prints the result. Tables: http_request, usage_event,\n"
@@ -247,7 +249,7 @@ def _retention(args: argparse.Namespace, config: Config) -> int:
 
     from warehouse.retention import report
 
-    print(report(config, datetime.now(UTC), fmt=args.format), end="")
+    print(report(config, datetime.now(UTC), fmt=args.format, kafka=args.kafka), end="")
     return 0
 
 

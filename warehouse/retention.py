@@ -256,10 +256,14 @@ def inventory_rows(stores: Sequence[Store], now: datetime) -> list[dict[str, Any
     return rows
 
 
-def report(config: Config, now: datetime, fmt: str = "table") -> str:
-    """The inventory for the privacy officer: a table (default) or JSON (``fmt="json"``)."""
+def report(config: Config, now: datetime, fmt: str = "table", *, kafka: bool = False) -> str:
+    """The inventory for the privacy officer: a table (default) or JSON (``fmt="json"``). With ``kafka``
+    the topics' oldest records are asked of the broker (else they show as unknown)."""
     now = as_utc(now)
-    rows = inventory_rows(full_inventory(config), now)
+    stores = full_inventory(config)
+    if kafka:
+        stores = with_topic_ages(config, stores)
+    rows = inventory_rows(stores, now)
     if fmt == "json":
         return json.dumps({"format": "datamin.retention-inventory/1", "at": now.isoformat(),
                            "cap_days": RETENTION_CAP_DAYS, "stores": rows}, indent=2) + "\n"
@@ -273,6 +277,20 @@ def report(config: Config, now: datetime, fmt: str = "table") -> str:
     lines += ["", "how each cap is enforced:"]
     lines += [f"  {r['store']}: {r['how']}" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def with_topic_ages(config: Config, stores: Sequence[Store]) -> list[Store]:
+    """``stores`` with each topic's oldest record time filled in from the broker."""
+    import dataclasses
+
+    from datamin.topic_ages import oldest_records
+
+    ages = oldest_records(config, [s.location for s in stores if s.kind == "topic"])
+
+    def fixed(when: datetime | None) -> Any:
+        return lambda now: when
+
+    return [dataclasses.replace(s, oldest=fixed(ages.get(s.location))) if s.kind == "topic" else s for s in stores]
 
 
 def _day(value: str | None) -> str:

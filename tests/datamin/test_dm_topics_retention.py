@@ -63,3 +63,27 @@ def test_datamin_topics_prints_what_each_topic_keeps(kafka_config: Config, capsy
     assert _topics(None, kafka_config) == 0  # type: ignore[arg-type]
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "segment 1 h" in out and "at most 25 h" in out
+
+
+def test_datamin_retention_reads_each_topics_oldest_record(kafka_config: Config) -> None:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from kafka import KafkaProducer
+
+    from warehouse.retention import report
+
+    config = kafka_config
+    provision(config)
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    producer = KafkaProducer(acks="all", **config.kafka.client_kwargs())
+    # a producer's timestamp years back is ignored: the broker stamps log-append time
+    producer.send(Topics(config).dead_letter, b'{"reason": "x"}', timestamp_ms=0).get(timeout=30)
+    producer.close()
+    doc = json.loads(report(config, datetime.now(UTC), fmt="json", kafka=True))
+    rows = {r["store"]: r for r in doc["stores"]}
+    letter = rows[f"topic {Topics(config).dead_letter}"]
+    assert letter["oldest"] is not None and datetime.fromisoformat(letter["oldest"]) >= before
+    assert datetime.fromisoformat(letter["next_deletion"]) - datetime.fromisoformat(letter["oldest"]) == \
+        timedelta(hours=config.topics.dead_letter_retention_hours + 1)
+    assert rows[f"topic {Topics(config).consent}"]["oldest"] is None  # empty
