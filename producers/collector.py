@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from datamin.config import TABLE_RETENTION_MAX_DAYS
+from datamin.config import TABLE_RETENTION_MAX_DAYS, Config
 from datamin.event_time import event_time_problem, time_field
 from datamin.exceptions import ValidationError
 from producers.request_event import Publisher, cookies
@@ -70,6 +70,12 @@ class CollectorSettings:
     """an event dated more than this far in the future is rejected (config minimise.clock_skew_seconds)"""
     max_age_days: Mapping[str, int] | None = None
     """per event type, days an event may be old (its table's retention); None: the one-year cap"""
+
+    @classmethod
+    def from_config(cls, config: Config, **settings: Any) -> CollectorSettings:
+        """Settings whose event-time window is the configuration's (clock skew, tables' retention)."""
+        return cls(clock_skew_seconds=config.minimise.clock_skew_seconds,
+                   max_age_days=config.warehouse.retention_days, **settings)
 
 
 def sign_subject(user_id: str, secret: bytes, expires_at: float) -> str:

@@ -50,6 +50,21 @@ def test_the_collector_rejects_far_future_and_too_old_events() -> None:
     assert [r["page"] for _, r in publisher.events] == ["/ok"]
 
 
+def test_collector_settings_from_config_take_the_configured_window(make_config: Any) -> None:
+    config: Config = make_config(**{"MINIMISE__CLOCK_SKEW_SECONDS": "60",
+                                    "WAREHOUSE__RETENTION_DAYS__USAGE_EVENT": "30"})
+    settings = CollectorSettings.from_config(config, clock=NOW.timestamp)
+    collector = Collector(Publisher(), settings)
+    body = json.dumps([
+        {"event": "usage_event", "time": "2026-11-25T12:02:00Z", "kind": "page_view", "page": "/2-minutes-ahead"},
+        {"event": "usage_event", "time": "2026-10-01T00:00:00Z", "kind": "page_view", "page": "/55-days-ago"},
+    ]).encode()
+    status, response = collector.handle(body, {})
+    assert status == 400 and response["accepted"] == 0
+    assert "1 minute in the future" in response["rejected"][0]["error"]
+    assert "retention of 30 days" in response["rejected"][1]["error"]
+
+
 def test_the_shipper_dead_letters_lines_out_of_the_time_window(make_config: Any, tmp_path: Path) -> None:
     config: Config = make_config()
     log = tmp_path / "access.log"
