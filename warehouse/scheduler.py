@@ -1,4 +1,5 @@
-"""The warehouse's scheduled maintenance: daily expiry, compaction and leak audit, in one process.
+"""The warehouse's scheduled maintenance: daily expiry, compaction and leak audit, hourly retention, in one
+process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
 starts an APScheduler ``BlockingScheduler`` that repeats them every day (00:05 and 03:45 UTC). The
@@ -15,6 +16,10 @@ and records the run in the audit trail (``warehouse.leak_audit``). It only reads
 same lock (so it never meets a partition being expired or compacted) and has the same
 coalesce/max_instances/misfire settings; it is not part of the catch-up, since a missed audit loses
 nothing: the next one scans everything again.
+
+Every hour (minute 25) the retention job deletes what is past its cap in every other store of the
+retention inventory (quarantine, audit and rights trails, spool, shipper state, keys, log files: see
+`warehouse.retention`); it is part of the catch-up, under the same lock.
 
 ``expire_now`` and ``format_expiries`` are what ``datamin expire [--dry-run]`` calls.
 """
