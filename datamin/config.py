@@ -10,6 +10,7 @@ key, the problem and the fix. Secrets (passwords) are never printed: see `redact
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 import types
@@ -35,6 +36,13 @@ CLEAR_SEGMENT_HOURS = 1
 can outlive the topic's retention by one segment roll"""
 SEGMENT_DAYS = 1
 """segment.ms of every other topic"""
+IPV4_PREFIX_BITS = (8, 24)
+"""the IPv4 prefixes datamin accepts, strongest to weakest: more than 24 bits (Google Analytics' /24)
+can identify a household"""
+IPV6_PREFIX_BITS = (16, 48)
+"""the IPv6 prefixes datamin accepts, strongest to weakest: a /48 is often one customer's site"""
+
+log = logging.getLogger(__name__)
 
 SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
 TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
@@ -52,14 +60,16 @@ class KafkaConfig:
     """client certificate (PEM) for mutual TLS"""
     ssl_keyfile: str | None = None
     """client private key (PEM) for mutual TLS"""
-    ssl_password: str | None = None
-    """password of the client private key"""
+    ssl_password: str | None = field(default=None, repr=False)
+    """password of the client private key (never printed: hidden from repr() and `datamin config`)"""
     ssl_check_hostname: bool = True
     """verify that a broker's certificate names the host connected to"""
     sasl_mechanism: str | None = None
     """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol)"""
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    """user name for SASL"""
+    sasl_password: str | None = field(default=None, repr=False)
+    """password for SASL (never printed: hidden from repr() and `datamin config`)"""
     client_id: str = "datamin"
     """client id the brokers see in their logs and quotas"""
 
@@ -149,6 +159,10 @@ class WarehouseConfig:
     })
     """days each table keeps a day partition before expiry deletes it; at most 364, since a whole day
     partition goes at once (its first rows are then 365 days old)"""
+
+    def retention_for(self, table: str) -> int:
+        """Days ``table`` keeps a day partition (the cap for a table not listed); see `retention_for`."""
+        return retention_for(table, self.retention_days)
 
 
 @dataclass(frozen=True)
@@ -356,12 +370,7 @@ def validate(config: Config) -> None:
                why=f" plus the {SEGMENT_DAYS}-day segment roll")
 
     m = config.minimise
-    if not 8 <= m.ipv4_prefix <= 24:
-        raise ConfigError("minimise.ipv4_prefix", f"/{m.ipv4_prefix} is outside the accepted 8..24 bits "
-                          "(more than 24 bits can identify a household)", "use 16 (the default) or at most 24")
-    if not 16 <= m.ipv6_prefix <= 48:
-        raise ConfigError("minimise.ipv6_prefix", f"/{m.ipv6_prefix} is outside the accepted 16..48 bits "
-                          "(a /48 is often one customer's site)", "use 32 (the default) or at most 48")
+    check_ip_prefixes(m.ipv4_prefix, m.ipv6_prefix)
     _retention("minimise.consent_validity_days", m.consent_validity_days)
     if not 0 <= m.clock_skew_seconds <= 24 * 3600:
         raise ConfigError("minimise.clock_skew_seconds", f"{m.clock_skew_seconds} is outside 0..86400 seconds",
@@ -394,6 +403,34 @@ def validate(config: Config) -> None:
         raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "
                           f"{RAW_RETENTION_CAP_HOURS // 24} days for raw events in clear",
                           f"set it to {RAW_RETENTION_CAP_HOURS // 24} or less")
+
+
+def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:
+    """Raises ConfigError (a ValueError too) unless both prefixes are whole numbers within
+    `IPV4_PREFIX_BITS` and `IPV6_PREFIX_BITS`; the one check of these bounds, for the config, the
+    IP transform and the leak scan alike."""
+    for key, value, (low, high), default, why in (
+            ("minimise.ipv4_prefix", ipv4_prefix, IPV4_PREFIX_BITS, 16, "more than 24 bits can identify a household"),
+            ("minimise.ipv6_prefix", ipv6_prefix, IPV6_PREFIX_BITS, 32, "a /48 is often one customer's site")):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(key, f"{value!r} is outside the accepted {low}..{high} bits ({why})",
+                              f"use a whole number from {low} to {high}: {default} (the default) or at most {high}")
+
+
+def retention_for(table: str, retention_days: Mapping[str, int]) -> int:
+    """Days ``table`` keeps a day partition under ``retention_days`` (``warehouse.retention_days``): its
+    value clamped to TABLE_RETENTION_MAX_DAYS (logged), else that: a day partition goes whole, so its
+    first rows are then a day older (365 days). Raises ConfigError for a value below 1 (that would delete
+    today's data as it arrives)."""
+    days = retention_days.get(table, TABLE_RETENTION_MAX_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigError(f"warehouse.retention_days.{table}", "must be a whole number of days, at least 1",
+                          f"set it between 1 and {TABLE_RETENTION_MAX_DAYS}")
+    if days > TABLE_RETENTION_MAX_DAYS:
+        log.warning("retention of %s (%d days) is beyond the policy's cap; using %d days",
+                    table, days, TABLE_RETENTION_MAX_DAYS)
+        return TABLE_RETENTION_MAX_DAYS
+    return days
 
 
 def _positive(key: str, value: int) -> None:

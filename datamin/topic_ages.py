@@ -10,18 +10,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from datamin.config import Config
-from datamin.kafka import require_reachable, translate_kafka_errors
+from datamin.kafka import TopicPartition, new_consumer, require_reachable, translate_kafka_errors
 
 
 def oldest_records(config: Config, topics: Iterable[str]) -> dict[str, datetime | None]:
     """``{topic: time of its oldest record, or None when empty or missing}``. Raises BrokerError when
     Kafka cannot be reached."""
-    from kafka import KafkaConsumer, TopicPartition
-
     names = list(topics)
     require_reachable("reading the topics' oldest records", config)
     with translate_kafka_errors("reading the topics' oldest records", config):
-        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, **config.kafka.client_kwargs())
+        consumer = new_consumer(config, group_id=None, enable_auto_commit=False)
         try:
             out: dict[str, datetime | None] = {}
             for name in names:

@@ -32,7 +32,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from datamin.clock import as_utc
 from datamin.config import RETENTION_CAP_DAYS, TABLE_RETENTION_MAX_DAYS, Config
+from datamin.config import retention_for as effective_retention
+from datamin.keys import KeyStore
 from datamin.retention import (
     SCHEDULER,
     Store,
@@ -44,9 +47,6 @@ from datamin.retention import (
     register_stores,
 )
 from datamin.topics import Topics
-from processors.transforms import KeyStore
-from warehouse.clock import as_utc
-from warehouse.expiry import effective_retention
 from warehouse.layout import Layout
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,7 @@ def warehouse_stores(config: Config) -> list[Store]:
     stores.append(_named_by_time("audit trail", layout.audit_dir, "*/*.parquet",
                                  "what expiry, compaction, erasure and leak audits did: tables, partitions, "
                                  "counts; no personal data"))
-    from warehouse.rights_log import requests_dir
-
-    stores.append(_named_by_time("rights trail", requests_dir(layout), "*.json",
+    stores.append(_named_by_time("rights trail", layout.rights_requests_dir, "*.json",
                                  "privacy requests: keyed subject hash, kind, dates, outcome; no subject key"))
     stores.append(_sweep_store(layout, config))
     stores.append(_key_store(config))
@@ -176,18 +174,18 @@ def _named_by_time(name: str, folder: Path, pattern: str, holds: str) -> Store:
 
 
 def _sweep_store(layout: Layout, config: Config) -> Store:
-    from warehouse.erasure import _sweep_path, sweep_erased
+    from warehouse.rights.erasure import sweep_erased
 
     window = timedelta(days=config.topics.minimised_retention_days + 1)
 
     def oldest(now: datetime) -> datetime | None:
-        path = _sweep_path(layout)
+        path = layout.erased_sweep_file
         if not path.exists():
             return None
         column = pq.read_table(path, columns=["erased_at"]).column("erased_at").to_pylist()
         return min((as_utc(t) for t in column), default=None)
 
-    return Store(name="erased-subjects sweep list", kind="files", location=str(_sweep_path(layout)),
+    return Store(name="erased-subjects sweep list", kind="files", location=str(layout.erased_sweep_file),
                  holds="pseudonyms of erased subjects, while late rows may still arrive from the minimised topics",
                  cap=window, enforced_by=SCHEDULER,
                  how="each pseudonym forgotten by the hourly sweep when the minimised topics' window ends",
@@ -223,7 +221,7 @@ def _key_store(config: Config) -> Store:
     keep = key_retention(config)
 
     def oldest(now: datetime) -> datetime | None:
-        from processors.transforms.pseudonym import _bounds  # the one parser of period ids
+        from datamin.keys import _bounds  # the one parser of period ids
 
         store = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation)
         ends = [b[1] for b in map(_bounds, store.periods()) if b is not None]
