@@ -154,10 +154,10 @@ def _security_measures(config: Config) -> list[str]:
         "free text scrubbed of e-mail addresses, IP addresses, phone numbers, tokens and user names in paths",
         "raw topics (data in clear) kept hours, at most a week; every other store capped within a year "
         "and expired by code (see the inventory)",
-        "a daily leak audit scans the warehouse for full IP addresses, e-mail addresses, phone and card "
+        "a daily leak scan searches the warehouse for full IP addresses, e-mail addresses, phone and card "
         "numbers and clear identifiers, and records the result in the audit trail",
         "the rights trail and the erased-subjects topic hold keyed hashes of subject keys, never the keys",
-        "every expiry, compaction, erasure and leak audit is recorded in the audit trail",
+        "every expiry, compaction, erasure and leak scan is recorded in the audit trail",
         "analysts open the DuckDB catalog read-only",
     ]
 

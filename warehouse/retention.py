@@ -55,6 +55,7 @@ TRAIL_CAP = timedelta(days=RETENTION_CAP_DAYS - 1)
 """the trails' files are deleted by an hourly job once this old: within the year with a day to spare"""
 _NAME_TIME = re.compile(r"^(\d{8}T\d{12}Z)-")
 _NAME_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_PERIOD_WORD = {"monthly": "month", "weekly": "week", "daily": "day"}
 _DAY_FOLDER = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -86,7 +87,7 @@ def warehouse_stores(config: Config) -> list[Store]:
         oldest=lambda now: _oldest_quarantined(layout),
         expire=lambda now: _expire_quarantine(layout, retention, as_utc(now))))
     stores.append(_named_by_time("audit trail", layout.audit_dir, "*/*.parquet",
-                                 "what expiry, compaction, erasure and leak audits did: tables, partitions, "
+                                 "what expiry, compaction, erasure and leak scans did: tables, partitions, "
                                  "counts; no personal data"))
     stores.append(_named_by_time("rights trail", layout.rights_requests_dir, "*.json",
                                  "privacy requests: keyed subject hash, kind, dates, outcome; no subject key"))
@@ -228,7 +229,7 @@ def _key_store(config: Config) -> Store:
         return min(ends, default=None)
 
     return Store(name="pseudonymisation keys", kind="keys", location=config.pseudonymise.key_dir,
-                 holds=f"one secret key per {config.pseudonymise.rotation.removesuffix('ly')} period; "
+                 holds=f"one secret key per {_PERIOD_WORD[config.pseudonymise.rotation]}; "
                        "no personal data, but it links a period's pseudonyms to identifiers",
                  cap=keep, enforced_by=SCHEDULER,
                  how=f"a key is deleted hourly once its period ended {cap_words(keep)} ago (counted from the "

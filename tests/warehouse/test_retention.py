@@ -151,3 +151,10 @@ def test_the_erasure_receipt_states_when_keys_really_go(config: Config) -> None:
                                                           "privacy_request": 30}})})
     assert key_retention(shorter) == timedelta(days=31)
     assert "31 days after the period ends" in key_note(shorter)
+
+
+@pytest.mark.parametrize(("rotation", "word"), [("monthly", "month"), ("weekly", "week"), ("daily", "day")])
+def test_the_key_store_names_its_period(make_config: Callable[..., Config], rotation: str, word: str) -> None:
+    config = make_config(**{"PSEUDONYMISE__ROTATION": f'"{rotation}"'})
+    keys = next(s for s in full_inventory(config) if s.name == "pseudonymisation keys")
+    assert keys.holds.startswith(f"one secret key per {word};")
