@@ -203,6 +203,17 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    secret_file: str = "data/identity.secret"  # noqa: S105 - a path, not the secret
+    """32+ random bytes shared by the web server, its middleware and the collector: they sign visitor
+    ids and user tokens (`datamin.identity`); never created by datamin"""
+    max_token_seconds: int = 900
+    """longest lifetime a signed user token may have (15 minutes by default, a day at most)"""
+    max_token_uses: int = 50
+    """how often one user token may be presented to one collector (bounded replay)"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -212,6 +223,7 @@ class Config:
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -403,6 +415,12 @@ def validate(config: Config) -> None:
         raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "
                           f"{RAW_RETENTION_CAP_HOURS // 24} days for raw events in clear",
                           f"set it to {RAW_RETENTION_CAP_HOURS // 24} or less")
+
+    i = config.identity
+    if not 0 < i.max_token_seconds <= 86400:
+        raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",
+                          "keep user tokens short-lived: 900 (the default) or less")
+    _positive("identity.max_token_uses", i.max_token_uses)
 
 
 def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:

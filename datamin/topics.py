@@ -10,7 +10,10 @@ them and a producer cannot keep a segment alive by stamping a record far in the 
 
     <prefix>.raw.<event>            raw events as web servers sent them; kept hours (topics.raw_retention_hours)
     <prefix>.consent                consent_record events keyed by subject key; compacted, one year at most
-    <prefix>.privacy-requests       privacy_request events: the record of requests; one year at most
+    <prefix>.raw.privacy_request    self-service requests as the collector took them (clear subject); kept
+                                    hours, read by the rights worker only
+    <prefix>.privacy-requests       privacy_request events: the record of requests, keyed and valued by the
+                                    subject's keyed hash (never the key); one year at most
     <prefix>.minimised.<event>      what may be kept; kept days (topics.minimised_retention_days)
     <prefix>.dead-letter            what could not be read, with the reason; kept hours
     <prefix>.erased-subjects        keyed hashes of erased subjects; compacted, one year at most
@@ -69,7 +72,7 @@ class Topics:
         if event == "consent_record":
             return self.consent
         if event == "privacy_request":
-            return self.privacy_requests
+            return self.requests_in
         return f"{self.prefix}.raw.{event}"
 
     def minimised(self, event: str) -> str:
@@ -78,6 +81,11 @@ class Topics:
     @property
     def consent(self) -> str:
         return f"{self.prefix}.consent"
+
+    @property
+    def requests_in(self) -> str:
+        """self-service privacy requests as the collector took them, for the rights worker"""
+        return f"{self.prefix}.raw.privacy_request"
 
     @property
     def privacy_requests(self) -> str:
@@ -103,11 +111,15 @@ class Topics:
         raw_words = "raw events as web servers sent them: full IP addresses, identifiers, user agents (in clear)"
         specs = [TopicSpec(self.raw(e), "raw", t.raw_retention_hours * _HOUR_MS, clear_segment, holds=raw_words,
                            setting="topics.raw_retention_hours") for e in RAW_EVENTS]
+        specs.append(TopicSpec(self.requests_in, "raw", t.raw_retention_hours * _HOUR_MS, clear_segment,
+                               holds="self-service privacy requests as the collector took them (subject in clear), "
+                                     "for the rights worker", setting="topics.raw_retention_hours"))
         specs += [
             TopicSpec(self.consent, "consent", year, segment, compacted=True,
-                      holds="consent choices and withdrawals, keyed by the subject"),
+                      holds="consent choices and withdrawals, keyed by the subject (in clear)"),
             TopicSpec(self.privacy_requests, "privacy-requests", year, segment,
-                      holds="people's requests (access, erasure, restriction...), keyed by the subject"),
+                      holds="people's requests (access, erasure, restriction...), keyed and valued by the "
+                            "subject's keyed hash"),
             TopicSpec(self.dead_letter, "dead-letter", t.dead_letter_retention_hours * _HOUR_MS, clear_segment,
                       holds="where and why an event was refused (topic, offset, reason); never its payload",
                       setting="topics.dead_letter_retention_hours"),

@@ -206,10 +206,10 @@ def _clear_subject_keys(config: Config) -> list[str]:
     raw = config.topics.raw_retention_hours
     year = next(s for s in t.all() if s.name == t.consent).max_age_ms // (24 * _HOUR_MS)
     return [
-        f"the raw topics, as the message key and the subject_key field: at most {raw + 1} hours",
-        f"the consent topic {t.consent} (its message key) and the privacy-requests topic {t.privacy_requests} "
-        f"(its message key and subject_key field): at most {year} days, so that a restarted processor "
-        "knows every subject's consent and requests",
+        f"the raw topics (self-service privacy requests on {t.requests_in} included), as the message key and "
+        f"the subject_key field: at most {raw + 1} hours",
+        f"the consent topic {t.consent}, as its message key and subject_key field: at most {year} days, so that "
+        "a restarted processor knows every subject's consent (the privacy-requests topic holds only keyed hashes)",
         f"the producer spool while Kafka is away: at most {config.producer.spool_retention_days} days",
         "an access export, written where the officer says and handed to the person; datamin keeps no copy",
     ]

@@ -48,7 +48,8 @@ def test_the_record_states_where_datamin_is_stricter_and_where_keys_are_in_clear
     marketing = next(x for p, x in stricter.items() if p.startswith("marketing"))
     assert "legitimate interest" in marketing["policy_says"]
     clear = " ".join(doc["subject_key_in_clear"])
-    assert "consent topic datamin.consent" in clear and "privacy-requests topic" in clear and "365 days" in clear
+    assert "consent topic datamin.consent" in clear and "365 days" in clear
+    assert "datamin.raw.privacy_request" in clear and "privacy-requests topic holds only keyed hashes" in clear
     text = policy_report(REGISTRY, config, stores=full_inventory(config))
     assert "never kept in clear" not in text
     assert "**Controller:** Acme AS" in text and "## Every store and its cap" in text
