@@ -4,6 +4,7 @@
     pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs
     inspect    query, minimise, schemas, policy, audit (the leak scan), config
     rights     people's rights (warehouse.rights)
+    retention  the retention inventory (warehouse.retention)
     report     the analysts' views as one self-contained HTML page of charts (warehouse.report)
 
 The one room allowed to import every stage.
@@ -16,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from datamin.cli import demo, inspect, pipeline, report, rights
+from datamin.cli import demo, inspect, pipeline, report, retention, rights
 from datamin.cli.command import Handler
 from datamin.config import load_config
 from datamin.exceptions import DataminError
@@ -38,7 +39,8 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin topics                    create datamin's topics with their retention
   datamin process                   the minimisation processor: raw topics -> minimised topics
   datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
-  datamin scheduler                 daily expiry and compaction
+  datamin scheduler                 daily expiry and compaction, hourly retention of every other store
+  datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
 KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    for group in (demo, pipeline, inspect, rights, report):
+    for group in (demo, pipeline, inspect, rights, retention, report):
         group.register(add)
     return parser
 
