@@ -33,9 +33,10 @@ import pyarrow.parquet as pq
 from datamin.config import Config
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import arrow_schema, id_column
+from warehouse.boundary import record_read_paths_sql
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
-from warehouse.restriction import restricted_filter_sql
+from warehouse.restriction import restricted_filter_sql, restricted_path
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,10 @@ class CatalogBuilder:
             _read_parquet(audit_glob, hive=False) if audit else _empty_select(AUDIT_COLUMNS)))
         statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
         statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
+        # what an analyst's connection may read (warehouse.boundary): these folders and the list, no more
+        statements += record_read_paths_sql(
+            [self.layout.table_dir(e) for e in self.registry.event_types("minimised")] + [self.layout.audit_dir],
+            [restricted_path(self.layout)])
         self._validated = {p: v for p, v in self._validated.items() if p in seen}
         self._write(statements)
         return report

@@ -1,7 +1,10 @@
-"""Analysts' queries on the catalog: opened read-only, results as an aligned table, CSV or JSON lines.
+"""Analysts' queries on the catalog: inside the analyst boundary, results as an aligned table, CSV or
+JSON lines.
 
-Read-only means a query can never change the catalog or wait on the sink: DuckDB refuses writes on a
-read-only connection, and the sink replaces the catalog file rather than writing into it.
+The connection is warehouse.boundary's: read-only, only the tables' folders readable, external access
+off and the configuration locked, and only reading statements run (no ``COPY … TO``, no
+``read_blob`` of a key). A query can never change the catalog or wait on the sink: the sink replaces
+the catalog file rather than writing into it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 
 import duckdb
 
+from warehouse.boundary import open_analyst_connection, reading_statements
 from warehouse.errors import QueryError
 
 FORMATS = ("table", "csv", "json")
@@ -48,13 +52,14 @@ def run_query(catalog_path: str | os.PathLike[str], sql: str, fmt: str = "table"
 
 
 def fetch(catalog_path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(column names, rows) of ``sql`` on a read-only connection to the catalog."""
+    """(column names, rows) of ``sql`` (reading statements only; the last one's result) on an analyst
+    connection to the catalog."""
+    con = open_analyst_connection(catalog_path)
     try:
-        con = duckdb.connect(str(catalog_path), read_only=True)
-    except duckdb.Error as exc:
-        raise QueryError(f"cannot open the catalog {catalog_path} read-only: {exc}") from None
-    try:
-        result = con.execute(sql)
+        statements = reading_statements(con, sql)
+        for statement in statements[:-1]:
+            con.execute(statement)
+        result = con.execute(statements[-1])
         if result.description is None:
             return [], []
         columns = [d[0] for d in result.description]
@@ -65,6 +70,9 @@ def fetch(catalog_path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]
             hint = "\nThe catalog is read-only: queries may only read."
         elif isinstance(exc, duckdb.CatalogException):
             hint = "\nList the views with: SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        elif isinstance(exc, duckdb.PermissionException):
+            hint = ("\nAnalysts' queries read only the tables and views of the catalog (no other files, "
+                    "no extensions, no settings): see 'The analyst boundary' in the README.")
         raise QueryError(f"query failed: {exc}{hint}") from None
     finally:
         con.close()
