@@ -93,6 +93,8 @@ class ProducerStats:
     """events waiting in the queue when the snapshot was taken"""
     spool_bytes: int = 0
     """bytes of the spool's segment files when last measured by the sender"""
+    spool_damaged: int = 0
+    """damaged stretches of spooled records skipped when the spool was opened (their events are lost)"""
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,8 @@ class EventProducer:
     def stats(self) -> ProducerStats:
         with self._lock:
             counts = dict(self._counts)
-        return ProducerStats(**counts, queued=len(self._queue) + self._held, spool_bytes=self._spool_bytes)
+        return ProducerStats(**counts, queued=len(self._queue) + self._held, spool_bytes=self._spool_bytes,
+                             spool_damaged=self._spool.damaged)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every event published before the call is acknowledged by Kafka or fsynced to
@@ -492,7 +495,7 @@ class EventProducer:
         if self._spool.append(topic, key, value):
             self._count("spooled")
         else:
-            self._drop("the spool is full (producer.spool_max_bytes)")
+            self._drop(self._spool.refusal)
 
     def _on_send_failed(self, topic: str, key: bytes | None, value: bytes, exc: BaseException) -> None:
         self._client_failed = True
