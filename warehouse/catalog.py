@@ -36,6 +36,7 @@ from warehouse.arrow import arrow_schema, id_column
 from warehouse.boundary import record_read_paths_sql
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
+from warehouse.permissions import give_to_group, prepare_warehouse
 from warehouse.restriction import restricted_filter_sql, restricted_path
 
 log = logging.getLogger(__name__)
@@ -110,15 +111,23 @@ class CatalogBuilder:
     """Rebuilds one catalog file; keeps the validation cache between builds so a rebuild reads only
     the footers of files it has not seen."""
 
-    def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None) -> None:
+    def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None,
+                 *, analyst_group: str | None = None) -> None:
         self.layout = layout
         self.catalog_path = Path(catalog_path)
         self.registry = registry or default_registry()
+        self.analyst_group = analyst_group
+        """warehouse.analyst_group: who may read the tables and the catalog (warehouse.permissions)"""
         self._validated: dict[Path, tuple[int, int]] = {}
 
     def build(self) -> CatalogReport:
         """Writes the catalog (atomically). Raises CatalogError when it cannot be written."""
         report = CatalogReport(self.catalog_path)
+        try:
+            self._gid = prepare_warehouse(self.layout.root, self.catalog_path, self.analyst_group)
+        except OSError as exc:
+            raise CatalogError(f"cannot prepare the warehouse {self.layout.root} for its readers ({exc.strerror}): "
+                               "check that datamin's user owns it") from exc
         statements: list[str] = []
         seen: set[Path] = set()
         # rows of restricted subjects stay on disk but out of every analyst view (policy: "limit the
@@ -206,6 +215,7 @@ class CatalogBuilder:
                     con.execute(sql)
             finally:
                 con.close()
+            give_to_group(tmp, self._gid)
             os.replace(tmp, target)
         except duckdb.Error as exc:
             raise CatalogError(f"could not build the catalog {target}: {exc}") from exc
@@ -223,14 +233,16 @@ class CatalogBuilder:
 def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.PathLike[str] | None = None,
                   registry: Registry | None = None) -> CatalogReport:
     """Builds the catalog once. ``catalog_path`` defaults to ``config.warehouse.catalog``."""
+    group = None
     if isinstance(config_or_layout, Config):
         layout = Layout(Path(config_or_layout.warehouse.root))
         catalog_path = catalog_path or config_or_layout.warehouse.catalog
+        group = config_or_layout.warehouse.analyst_group
     else:
         layout = config_or_layout
     if catalog_path is None:
         raise CatalogError("build_catalog needs a catalog path when given a Layout")
-    return CatalogBuilder(layout, catalog_path, registry).build()
+    return CatalogBuilder(layout, catalog_path, registry, analyst_group=group).build()
 
 
 def _check_parquet(path: Path, required: str | None) -> str | None:
