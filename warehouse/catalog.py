@@ -13,7 +13,8 @@ moment. Guarantees:
   crashed between a send and its acknowledgement sends the event again; analysts who need exact
   counts there use ``count(DISTINCT event_id)``).
 - A Parquet file whose footer cannot be read (corrupt, truncated, not Parquet) or that lacks the
-  table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view.
+  table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view,
+  and the move is recorded in the audit trail (``audit_log``; see warehouse.quarantine).
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
 """
 
@@ -22,8 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -37,6 +39,7 @@ from warehouse.boundary import record_read_paths_sql
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
 from warehouse.permissions import give_to_group, prepare_warehouse
+from warehouse.quarantine import quarantine
 from warehouse.restriction import restricted_filter_sql, restricted_path
 
 log = logging.getLogger(__name__)
@@ -112,11 +115,13 @@ class CatalogBuilder:
     the footers of files it has not seen."""
 
     def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None,
-                 *, analyst_group: str | None = None) -> None:
+                 *, analyst_group: str | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.layout = layout
         self.catalog_path = Path(catalog_path)
         self.registry = registry or default_registry()
         self.analyst_group = analyst_group
+        self.clock = clock
         """warehouse.analyst_group: who may read the tables and the catalog (warehouse.permissions)"""
         self._validated: dict[Path, tuple[int, int]] = {}
 
@@ -170,9 +175,8 @@ class CatalogBuilder:
             if self._validated.get(path) != stamp:
                 problem = _check_parquet(path, required)
                 if problem:
-                    moved = self._quarantine(path, table)
+                    moved = self._quarantine(path, table, problem)  # and recorded in the audit trail
                     if moved:
-                        log.warning("moved %s to %s: %s", path, moved, problem)
                         report.quarantined.append(moved)
                     continue
                 self._validated[path] = stamp
@@ -180,15 +184,8 @@ class CatalogBuilder:
             good.append(path)
         return good
 
-    def _quarantine(self, path: Path, table: str) -> Path | None:
-        target_dir = self.layout.quarantine_dir / table / path.parent.name
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{path.name}.{uuid.uuid4().hex[:8]}"
-        try:
-            os.replace(path, target)
-        except FileNotFoundError:
-            return None
-        return target
+    def _quarantine(self, path: Path, table: str, problem: str) -> Path | None:
+        return quarantine(self.layout, path, table, problem, now=self.clock())
 
     def _duplicates(self) -> str:
         """Per table and day, how many rows repeat an event id already there (a producer that crashed

@@ -22,8 +22,10 @@ from typing import Any, TextIO
 
 import duckdb
 
-from warehouse.boundary import open_analyst_connection, reading_statements
+from warehouse.boundary import READ_PATHS_TABLE, open_analyst_connection, reading_statements
+from warehouse.damage import damage_summary, damaged, damaged_file_named, find_damaged, may_be_damage
 from warehouse.errors import QueryError
+from warehouse.layout import Layout
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 60
@@ -65,6 +67,10 @@ def fetch(catalog_path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]
         columns = [d[0] for d in result.description]
         return columns, result.fetchall()
     except duckdb.Error as exc:
+        found = _damaged_file(con, exc)
+        if found is not None:
+            path, problem = found
+            raise damaged(path, Layout(path.parents[2]), problem) from None  # <root>/<table>/<partition>/<file>
         hint = ""
         if isinstance(exc, duckdb.InvalidInputException) and "read-only" in str(exc).lower():
             hint = "\nThe catalog is read-only: queries may only read."
@@ -76,6 +82,19 @@ def fetch(catalog_path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]
         raise QueryError(f"query failed: {exc}{hint}") from None
     finally:
         con.close()
+
+
+def _damaged_file(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> tuple[Path, str] | None:
+    """The damaged file behind a failed query: the one DuckDB names, else the first of the catalog's
+    folders that cannot be read whole (looked for only after an error a damaged file can cause)."""
+    named = damaged_file_named(exc)
+    if named is not None and not isinstance(exc, duckdb.PermissionException):
+        return named, damage_summary(exc)
+    if not may_be_damage(exc):
+        return None
+    sql = f"SELECT path FROM {READ_PATHS_TABLE} WHERE kind = 'directory'"  # noqa: S608 - a fixed name
+    folders = [Path(p) for (p,) in con.execute(sql).fetchall()]
+    return find_damaged(folders)
 
 
 def write_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO) -> None:

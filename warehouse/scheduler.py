@@ -42,6 +42,7 @@ from warehouse.expiry import Expiry, expire
 from warehouse.layout import Layout
 from warehouse.leak_audit import LeakReport, run_leak_audit
 from warehouse.locking import maintenance_lock
+from warehouse.quarantine import expire_quarantine
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ def expire_now(config: Config, *, dry_run: bool, now: datetime) -> list[Expiry]:
     with maintenance_lock(layout):
         done = expire(layout, config.warehouse.retention_days, now=now, dry_run=dry_run,
                       audit=None if dry_run else AuditLog(layout), job=EXPIRY_JOB)
+        if not dry_run:  # quarantined files expire with their day (warehouse.quarantine)
+            expire_quarantine(layout, config.warehouse.retention_days, now=now, audit=AuditLog(layout),
+                              job=EXPIRY_JOB)
         if done and not dry_run:
             _refresh_catalog(config)
         return done

@@ -1,0 +1,96 @@
+"""Corrupt and torn files: a named error (file, table, fix) instead of a traceback; every quarantine in
+the audit trail; quarantined files expire with their day."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from datamin.config import load_config
+from schemas import default_registry
+from warehouse.arrow import records_to_table, time_column
+from warehouse.audit import AuditLog
+from warehouse.catalog import build_catalog
+from warehouse.errors import DamagedFileError
+from warehouse.layout import Layout
+from warehouse.query import run_query
+from warehouse.quarantine import expire_quarantine, quarantined
+from warehouse.samples import sample_record
+from warehouse.scheduler import expire_now
+from warehouse.writer import PartitionWriter
+
+AT = datetime(2024, 5, 17, 12, tzinfo=UTC)
+
+
+def load(layout: Layout, first: int, last: int, at: datetime = AT) -> Path:
+    schema = default_registry().latest("http_request", "minimised")
+    rows = records_to_table(schema, [sample_record("http_request", i, at) for i in range(first, last + 1)])
+    written = PartitionWriter(layout, fsync=False).write("http_request", "t.minimised.http_request", 0, first, last,
+                                                         rows, time_column=time_column("http_request"))
+    return Path(written[0])
+
+
+def flip_a_data_page(path: Path) -> None:
+    """Damage inside the data, footer intact: the catalog's footer check cannot see it."""
+    data = bytearray(path.read_bytes())
+    for i in range(8, len(data) // 2, 7):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_damaged_after_the_catalog_was_built_is_named_by_query(tmp_path):
+    layout = Layout(tmp_path / "wh")
+    load(layout, 0, 499)
+    victim = load(layout, 500, 999)
+    build_catalog(layout, tmp_path / "c.duckdb")
+    flip_a_data_page(victim)
+    with pytest.raises(DamagedFileError) as err:
+        run_query(tmp_path / "c.duckdb", "SELECT sum(length(url)), count(DISTINCT event_id) FROM http_request", out=io.StringIO())
+    assert err.value.path == str(victim) and err.value.table == "http_request"
+    assert "_quarantine" in err.value.fix and "Traceback" not in str(err.value)
+
+
+def test_every_quarantine_is_in_the_audit_log_view(tmp_path):
+    layout = Layout(tmp_path / "wh")
+    good = load(layout, 0, 9)
+    torn = load(layout, 10, 19, at=AT + timedelta(days=1))
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
+    report = build_catalog(layout, tmp_path / "c.duckdb")
+    assert len(report.quarantined) == 1 and not torn.exists() and good.exists()
+    out = io.StringIO()
+    run_query(tmp_path / "c.duckdb", "SELECT action, table_name, partition, bytes > 0, detail FROM audit_log", "csv", out)
+    rows = out.getvalue().splitlines()[1:]
+    assert len(rows) == 1
+    assert rows[0].startswith("quarantine,http_request,event_date=2024-05-18,True,")
+    assert "_quarantine/http_request/event_date=2024-05-18/" in rows[0]
+
+
+def test_quarantined_files_expire_with_their_day(tmp_path):
+    layout = Layout(tmp_path / "wh")
+    old = load(layout, 0, 9, at=datetime(2024, 1, 1, tzinfo=UTC))
+    recent = load(layout, 10, 19, at=datetime(2024, 5, 1, tzinfo=UTC))
+    for path in (old, recent):
+        path.write_bytes(b"not parquet")
+    build_catalog(layout, tmp_path / "c.duckdb")
+    assert {q.partition for q in quarantined(layout)} == {"event_date=2024-01-01", "event_date=2024-05-01"}
+    now = datetime(2024, 5, 17, tzinfo=UTC)  # http_request keeps 90 days: January is past, May is not
+    gone = expire_quarantine(layout, {"http_request": 90}, now=now, audit=AuditLog(layout))
+    assert [g.partition for g in gone] == ["event_date=2024-01-01"]
+    assert [q.partition for q in quarantined(layout)] == ["event_date=2024-05-01"]
+    assert [e.action for e in AuditLog(layout).read("expiry")] == ["delete_quarantined"]
+    assert expire_quarantine(layout, {"http_request": 90}, now=now, audit=AuditLog(layout)) == []
+
+
+def test_the_expiry_command_expires_the_quarantine_too(tmp_path):
+    config = load_config(path=None, environ={
+        "DATAMIN__WAREHOUSE__ROOT": f'"{tmp_path / "wh"}"', "DATAMIN__WAREHOUSE__CATALOG": f'"{tmp_path / "c.duckdb"}"',
+        "DATAMIN__PSEUDONYMISE__KEY_DIR": f'"{tmp_path / "keys"}"', "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "sp"}"'})
+    layout = Layout(Path(config.warehouse.root))
+    load(layout, 0, 9, at=datetime(2023, 1, 1, tzinfo=UTC)).write_bytes(b"torn")
+    build_catalog(config)
+    assert len(quarantined(layout)) == 1
+    expire_now(config, dry_run=False, now=datetime.combine(date(2024, 5, 17), datetime.min.time(), UTC))
+    assert quarantined(layout) == []
