@@ -16,8 +16,8 @@ from warehouse.audit import AuditLog
 from warehouse.catalog import build_catalog
 from warehouse.errors import DamagedFileError
 from warehouse.layout import Layout
-from warehouse.query import run_query
 from warehouse.quarantine import expire_quarantine, quarantined
+from warehouse.query import run_query
 from warehouse.samples import sample_record
 from warehouse.scheduler import expire_now
 from warehouse.writer import PartitionWriter
@@ -48,7 +48,8 @@ def test_a_file_damaged_after_the_catalog_was_built_is_named_by_query(tmp_path):
     build_catalog(layout, tmp_path / "c.duckdb")
     flip_a_data_page(victim)
     with pytest.raises(DamagedFileError) as err:
-        run_query(tmp_path / "c.duckdb", "SELECT sum(length(url)), count(DISTINCT event_id) FROM http_request", out=io.StringIO())
+        run_query(tmp_path / "c.duckdb", "SELECT sum(length(url)), count(DISTINCT event_id) FROM http_request",
+                  out=io.StringIO())
     assert err.value.path == str(victim) and err.value.table == "http_request"
     assert "_quarantine" in err.value.fix and "Traceback" not in str(err.value)
 
@@ -61,7 +62,8 @@ def test_every_quarantine_is_in_the_audit_log_view(tmp_path):
     report = build_catalog(layout, tmp_path / "c.duckdb")
     assert len(report.quarantined) == 1 and not torn.exists() and good.exists()
     out = io.StringIO()
-    run_query(tmp_path / "c.duckdb", "SELECT action, table_name, partition, bytes > 0, detail FROM audit_log", "csv", out)
+    run_query(tmp_path / "c.duckdb", "SELECT action, table_name, partition, bytes > 0, detail FROM audit_log",
+              "csv", out)
     rows = out.getvalue().splitlines()[1:]
     assert len(rows) == 1
     assert rows[0].startswith("quarantine,http_request,event_date=2024-05-18,True,")
@@ -86,8 +88,10 @@ def test_quarantined_files_expire_with_their_day(tmp_path):
 
 def test_the_expiry_command_expires_the_quarantine_too(tmp_path):
     config = load_config(path=None, environ={
-        "DATAMIN__WAREHOUSE__ROOT": f'"{tmp_path / "wh"}"', "DATAMIN__WAREHOUSE__CATALOG": f'"{tmp_path / "c.duckdb"}"',
-        "DATAMIN__PSEUDONYMISE__KEY_DIR": f'"{tmp_path / "keys"}"', "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "sp"}"'})
+        "DATAMIN__WAREHOUSE__ROOT": f'"{tmp_path / "wh"}"',
+        "DATAMIN__WAREHOUSE__CATALOG": f'"{tmp_path / "c.duckdb"}"',
+        "DATAMIN__PSEUDONYMISE__KEY_DIR": f'"{tmp_path / "keys"}"',
+        "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "sp"}"'})
     layout = Layout(Path(config.warehouse.root))
     load(layout, 0, 9, at=datetime(2023, 1, 1, tzinfo=UTC)).write_bytes(b"torn")
     build_catalog(config)
