@@ -40,7 +40,6 @@ from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
 from warehouse.permissions import give_to_group, prepare_warehouse
 from warehouse.quarantine import quarantine
-from warehouse.restriction import restricted_filter_sql, restricted_path
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +134,6 @@ class CatalogBuilder:
                                "check that datamin's user owns it") from exc
         statements: list[str] = []
         seen: set[Path] = set()
-        # rows of restricted subjects stay on disk but out of every analyst view (policy: "limit the
-        # processing"); the list is read at query time, so restrict and lift act at once
-        visible = restricted_filter_sql(self.layout)
         for event in self.registry.event_types("minimised"):
             files = self._valid_files(self.layout.table_dir(event).glob(f"{PARTITION_KEY}=*/*.parquet"),
                                       id_column(event), event, report, seen)
@@ -147,7 +143,7 @@ class CatalogBuilder:
                 # the typed empty row set first: every column of the schema is there, in its order and
                 # type, even when the files were written by an older version that lacked some
                 source = _read_parquet(self.layout.table_glob(event), hive=True)
-                body = f"SELECT * FROM ({body} UNION ALL BY NAME {source}) WHERE {visible}"  # noqa: S608
+                body = f"SELECT * FROM ({body} UNION ALL BY NAME {source})"  # noqa: S608
             statements.append(f"CREATE VIEW {_ident(event)} AS {body}")
         audit = self._valid_files(self.layout.audit_dir.glob("*/*.parquet"), None, "_audit", report, seen)
         audit_glob = str(self.layout.audit_dir.resolve() / "*" / "*.parquet")
@@ -157,8 +153,7 @@ class CatalogBuilder:
         statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
         # what an analyst's connection may read (warehouse.boundary): these folders and the list, no more
         statements += record_read_paths_sql(
-            [self.layout.table_dir(e) for e in self.registry.event_types("minimised")] + [self.layout.audit_dir],
-            [restricted_path(self.layout)])
+            [self.layout.table_dir(e) for e in self.registry.event_types("minimised")] + [self.layout.audit_dir], [])
         self._validated = {p: v for p, v in self._validated.items() if p in seen}
         self._write(statements)
         return report

@@ -5,7 +5,7 @@ Arrow traceback.
     with named_damage(layout):            # DuckDB names the file in its message
         con.execute("SELECT … FROM read_parquet([...])")
     with named_damage(layout, path):      # Arrow often does not: the caller knows which file it read
-        pq.read_table(path)
+        pq.read_table(path)               # (only around reads: any OSError in the block is blamed on path)
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def named_damage(layout: Layout, path: Path | None = None) -> Iterator[None]:
         found = damaged_file_in(exc, layout) or path
         if found is None or isinstance(exc, PermissionError) or isinstance(exc, duckdb.PermissionException):
             raise
+        if not found.exists():
+            raise  # expired or compacted away meanwhile: the caller's retry handles it
         raise damaged(found, layout, damage_summary(exc)) from exc
 
 

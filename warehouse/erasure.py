@@ -260,6 +260,7 @@ def erase_subject(config: Config, subject_key: str, *, now: datetime, request_id
         publish_erased(config, subject_hash(config, subject_key), erased_at=at, request_id=request_id)
     wanted = frozenset(pseudonyms.values())
     changes = erase_rows(layout, wanted, fsync=fsync)
+    changes += erase_rows(Layout(layout.restricted_dir), wanted, fsync=fsync)  # restricted rows too
     remove_restricted(layout, wanted)
     add_to_sweep(layout, wanted, erased_at=at, until=at + timedelta(days=config.topics.minimised_retention_days))
     _audit(layout, changes, at=at, action="erase_rows", request_id=request_id)
@@ -403,7 +404,8 @@ def withdraw_subject(config: Config, subject_key: str, *, now: datetime, request
     if wanted:
         for table, columns in consent_only_columns().items():
             if columns:
-                changes += _apply(layout, [table], wanted, _blanker(wanted, columns), fsync=fsync)
+                for where in (layout, Layout(layout.restricted_dir)):  # the tables and restricted rows
+                    changes += _apply(where, [table], wanted, _blanker(wanted, columns), fsync=fsync)
     _audit(layout, changes, at=at, action="withdraw_identifiers", request_id=request_id)
     tables: dict[str, int] = {}
     for c in changes:

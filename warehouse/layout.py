@@ -74,6 +74,12 @@ class Layout:
         return str(self.table_dir(table).resolve() / f"{PARTITION_KEY}=*" / "*.parquet")
 
     @property
+    def restricted_dir(self) -> Path:
+        """Where restricted subjects' rows are kept apart from the tables: ``<root>/_restricted/``, itself
+        shaped like a warehouse (see warehouse.restricted_area)."""
+        return self.root / "_restricted"
+
+    @property
     def trash_dir(self) -> Path:
         """Where expiry moves a day folder (one atomic rename) before deleting it: ``<root>/_trash/``."""
         return self.root / "_trash"

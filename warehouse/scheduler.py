@@ -43,6 +43,7 @@ from warehouse.layout import Layout
 from warehouse.leak_audit import LeakReport, run_leak_audit
 from warehouse.locking import maintenance_lock
 from warehouse.quarantine import expire_quarantine
+from warehouse.restricted_area import expire_restricted
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ def expire_now(config: Config, *, dry_run: bool, now: datetime) -> list[Expiry]:
     with maintenance_lock(layout):
         done = expire(layout, config.warehouse.retention_days, now=now, dry_run=dry_run,
                       audit=None if dry_run else AuditLog(layout), job=EXPIRY_JOB)
-        if not dry_run:  # quarantined files expire with their day (warehouse.quarantine)
+        if not dry_run:  # restricted rows and quarantined files expire with their day too
+            expire_restricted(layout, config.warehouse.retention_days, now=now, audit=AuditLog(layout),
+                              job=EXPIRY_JOB)
             expire_quarantine(layout, config.warehouse.retention_days, now=now, audit=AuditLog(layout),
                               job=EXPIRY_JOB)
         if done and not dry_run:
@@ -101,10 +104,13 @@ def sweep_now(config: Config, *, now: datetime) -> int:
     """Deletes late-arriving rows of erased subjects (see `warehouse.erasure.sweep_erased`); returns
     the number of files rewritten."""
     from warehouse.erasure import sweep_erased
+    from warehouse.restricted_area import sweep_restricted
+    from warehouse.restriction import read_restricted
 
     layout = _layout(config)
     with maintenance_lock(layout):
-        return len(sweep_erased(layout, now=now))
+        # and rows of restricted subjects that arrived after the restriction go to the restricted area
+        return len(sweep_erased(layout, now=now)) + len(sweep_restricted(layout, read_restricted(layout)))
 
 
 def leak_audit_now(config: Config, *, now: datetime) -> LeakReport:

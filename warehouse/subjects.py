@@ -30,6 +30,7 @@ from datamin.files import create_secret
 from processors.transforms import KeyStore, pseudonymise
 from warehouse.arrow import time_column
 from warehouse.clock import as_utc
+from warehouse.damage import named_damage
 from warehouse.layout import PARTITION_KEY, Layout
 
 SUBJECT_COLUMN: Final = "subject"
@@ -149,7 +150,7 @@ def files_holding(layout: Layout, tables: Sequence[str], pseudonyms: Mapping[str
             if not files:
                 break
             try:
-                with duckdb.connect() as con:
+                with named_damage(layout), duckdb.connect() as con:  # a damaged file: named, with the fix
                     rows = con.execute(sql, {**params, "files": [str(f) for f in files]}).fetchall()
             except duckdb.IOException:
                 if attempt == attempts - 1:

@@ -196,6 +196,9 @@ def test_restriction_hides_rows_until_lifted(world: World) -> None:
     assert _visible(con, alice) == 0 and _visible(con, bob) == 3
     assert con.execute("SELECT count(*) FROM http_request WHERE subject IS NULL").fetchone() == (1,)
     assert counts(build_export(world.config, ALICE, now=NOW))["http_request"] == 3  # rows kept
+    in_files = [s for f in world.layout.table_dir("http_request").rglob("*.parquet")
+                for s in pq.read_table(f, columns=["subject"]).column(0).to_pylist()]
+    assert not set(alice) & set(in_files) and len(in_files) == 4  # not even in the files analysts can read
 
     assert lift(world.config, ALICE) == 2
     assert _visible(con, alice) == 3 and con.execute("SELECT count(*) FROM http_request").fetchone() == (7,)
@@ -207,6 +210,9 @@ def test_erasure_takes_the_subject_off_the_restricted_list(world: World) -> None
     erase_subject(world.config, ALICE, now=NOW, publish=False)
     listed = set(pq.read_table(world.layout.root / "_rights" / "restricted.parquet").column(0).to_pylist())
     assert listed == {world.pseudonym(BOB, JAN), world.pseudonym(BOB, FEB)}
+    kept_apart = [s for f in world.layout.restricted_dir.rglob("*.parquet")
+                  for s in pq.read_table(f, columns=["subject"]).column(0).to_pylist()]
+    assert kept_apart and not {world.pseudonym(ALICE, JAN), world.pseudonym(ALICE, FEB)} & set(kept_apart)
 
 
 def test_withdrawal_strips_consent_only_identifiers_and_keeps_consent_records(world: World) -> None:

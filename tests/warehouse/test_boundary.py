@@ -3,7 +3,6 @@
 import io
 from datetime import UTC, datetime
 
-import pyarrow.parquet as pq
 import pytest
 
 from schemas import default_registry
@@ -114,12 +113,3 @@ def test_a_catalog_without_read_paths_is_refused_with_the_fix(world, tmp_path):
     duckdb.connect(str(old)).close()
     with pytest.raises(QueryError, match="rebuild it"):
         run_query(old, "SELECT 1", out=io.StringIO())
-
-
-def test_restricted_rows_stay_hidden_through_the_list_file(world):
-    layout, catalog, _, written = world
-    files = sorted(layout.table_dir("http_request").rglob("*.parquet"))
-    subject = next(s for s in pq.read_table(files[0], columns=["subject"]).column(0).to_pylist() if s)
-    assert rows_of(catalog, f"SELECT count(*) > 0 FROM http_request WHERE subject = '{subject}'") == ["True"]
-    add_restricted(layout, [subject])
-    assert rows_of(catalog, f"SELECT count(*) FROM http_request WHERE subject = '{subject}'") == ["0"]
