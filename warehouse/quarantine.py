@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from datamin.config import RETENTION_CAP_DAYS
-from warehouse.audit import AuditEntry, AuditLog
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.expiry import oldest_kept_day
 from warehouse.layout import PARTITION_KEY, Layout
 

@@ -12,7 +12,7 @@ from warehouse.catalog import build_catalog
 from warehouse.errors import QueryError
 from warehouse.layout import Layout
 from warehouse.query import run_query
-from warehouse.restriction import add_restricted, read_restricted, restricted_path
+from warehouse.rights.restriction import add_restricted, read_restricted, restricted_path
 from warehouse.samples import sample_record
 from warehouse.writer import PartitionWriter
 

@@ -12,7 +12,7 @@ import pytest
 from datamin.config import load_config
 from schemas import default_registry
 from warehouse.arrow import records_to_table, time_column
-from warehouse.audit import AuditLog
+from warehouse.audit_trail import AuditLog
 from warehouse.catalog import build_catalog
 from warehouse.errors import DamagedFileError
 from warehouse.layout import Layout

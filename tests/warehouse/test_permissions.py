@@ -19,7 +19,7 @@ from warehouse.arrow import records_to_table
 from warehouse.catalog import build_catalog
 from warehouse.layout import Layout
 from warehouse.permissions import PRIVATE_FOLDERS, apply_umask
-from warehouse.restriction import add_restricted, restricted_path
+from warehouse.rights.restriction import add_restricted, restricted_path
 from warehouse.samples import sample_record
 from warehouse.writer import PartitionWriter
 

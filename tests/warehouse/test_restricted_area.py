@@ -15,10 +15,10 @@ from datamin.config import load_config
 from schemas import default_registry
 from warehouse.arrow import records_to_table, time_column
 from warehouse.catalog import build_catalog
-from warehouse.erasure import erase_rows
 from warehouse.layout import Layout
 from warehouse.query import run_query
-from warehouse.restricted_area import area_layout, release, sequester
+from warehouse.rights.erasure import erase_rows
+from warehouse.rights.restricted_area import area_layout, release, sequester
 from warehouse.samples import sample_record
 from warehouse.scheduler import expire_now
 from warehouse.writer import PartitionWriter
@@ -90,7 +90,7 @@ def test_sequester_is_idempotent_and_release_brings_every_row_back(world):
 
 def test_a_crash_between_the_two_writes_duplicates_nothing(world, monkeypatch):
     layout, _, target, held = world
-    from warehouse import restricted_area
+    from warehouse.rights import restricted_area
 
     def crash(*args, **kwargs):
         raise OSError("power cut")
