@@ -63,20 +63,28 @@ def damaged(path: Path, layout: Layout, problem: str) -> DamagedFileError:
 
 
 @contextmanager
-def named_damage(layout: Layout, path: Path | None = None) -> Iterator[None]:
-    """Turns a DuckDB or Arrow error about a warehouse file (named in the message, else ``path``) into a
-    DamagedFileError. A missing file (expired or compacted meanwhile) is not damage and propagates."""
+def named_damage(layout: Layout, path: Path | None = None, *,
+                 candidates: Iterable[Path] = ()) -> Iterator[None]:
+    """Turns a DuckDB or Arrow error about a warehouse file into a DamagedFileError: the file named in
+    the message, else ``path``, else the first of ``candidates`` (the files the block read) that cannot
+    be read whole, when the error is one damage can cause. A missing file (expired or compacted
+    meanwhile) is not damage and propagates."""
     try:
         yield
     except FileNotFoundError:
         raise
-    except _DAMAGE as exc:
-        found = damaged_file_in(exc, layout) or path
-        if found is None or isinstance(exc, PermissionError) or isinstance(exc, duckdb.PermissionException):
+    except (*_DAMAGE, duckdb.Error) as exc:
+        if isinstance(exc, PermissionError | duckdb.PermissionException):
             raise
-        if not found.exists():
-            raise  # expired or compacted away meanwhile: the caller's retry handles it
-        raise damaged(found, layout, damage_summary(exc)) from exc
+        found = damaged_file_in(exc, layout) or path
+        problem = damage_summary(exc)
+        if found is None and may_be_damage(exc):
+            probed = find_damaged_files(candidates)
+            if probed is not None:
+                found, problem = probed
+        if found is None or not found.exists():
+            raise  # not damage we can name, or expired/compacted away meanwhile (the caller's retry handles it)
+        raise damaged(found, layout, problem) from exc
 
 
 def may_be_damage(exc: BaseException) -> bool:
@@ -88,14 +96,18 @@ def may_be_damage(exc: BaseException) -> bool:
 def find_damaged(folders: Iterable[Path]) -> tuple[Path, str] | None:
     """The first Parquet file under ``folders`` that cannot be read whole, and why; None when all can.
     Reads every file (the diagnosis after a failure whose message names no file, not a routine check)."""
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("*.parquet")):
-            try:
-                pq.read_table(path)
-            except FileNotFoundError:
-                continue
-            except (pa.ArrowException, OSError) as exc:
-                return path, damage_summary(exc)
+    return find_damaged_files(path for folder in folders for path in sorted(Path(folder).rglob("*.parquet")))
+
+
+def find_damaged_files(paths: Iterable[Path]) -> tuple[Path, str] | None:
+    """The first of ``paths`` that cannot be read whole, and why; None when all can."""
+    for path in paths:
+        try:
+            pq.read_table(path)
+        except FileNotFoundError:
+            continue
+        except (pa.ArrowException, OSError) as exc:
+            return path, damage_summary(exc)
     return None
 
 

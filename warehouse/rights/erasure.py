@@ -50,6 +50,7 @@ from datamin.kafka import send_and_wait
 from datamin.topics import Topics
 from schemas.registry import Registry, default_registry
 from warehouse.audit_trail import AuditEntry, AuditLog
+from warehouse.damage import named_damage
 from warehouse.layout import Layout, layout_of
 from warehouse.rights.subjects import Subject, files_holding, resolve_subject, row_matches
 
@@ -125,9 +126,10 @@ def rewrite_file(path: Path, change: Change, *, fsync: bool = True) -> tuple[int
     """Replaces ``path`` by ``change(its rows)``, atomically (see the module docstring); returns
     (rows affected, bytes before, bytes after), or None without writing when nothing was affected.
     Columns, their types and the schema metadata are kept."""
-    source = pq.ParquetFile(path)
-    before = path.stat().st_size
-    rows = source.read()
+    with named_damage(Layout(path.parents[2]), path):  # <root>/<table>/<day>/<file>: a damaged file, named
+        source = pq.ParquetFile(path)
+        before = path.stat().st_size
+        rows = source.read()
     new, affected = change(rows)
     if affected == 0:
         return None
@@ -246,14 +248,22 @@ def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, 
     wanted = frozenset(pseudonyms.values())
     changes = erase_rows(layout, wanted, fsync=fsync)
     changes += erase_rows(Layout(layout.restricted_dir), wanted, fsync=fsync)  # restricted rows too
+    from warehouse.rights.quarantined import erase_quarantined
+
+    in_quarantine, unreadable = erase_quarantined(layout, wanted, now=at, request_id=request_id, fsync=fsync)
     remove_restricted(layout, wanted)
     add_to_sweep(layout, wanted, erased_at=at, until=at + timedelta(days=config.topics.minimised_retention_days))
     _audit(layout, changes, at=at, action="erase_rows", request_id=request_id)
+    changes += in_quarantine  # audited by erase_quarantined
     tables: dict[str, int] = {}
     for c in changes:
         tables[c.table] = tables.get(c.table, 0) + c.rows
-    notes = ("Pseudonymisation keys are per period and shared by all subjects, so no key was deleted for "
-             "this person (no crypto-shredding per person); keys expire with their period's data.",)
+    notes: tuple[str, ...] = (
+        "Pseudonymisation keys are per period and shared by all subjects, so no key was deleted for "
+        "this person (no crypto-shredding per person); keys expire with their period's data.",)
+    if unreadable:
+        notes += (f"{len(unreadable)} quarantined file(s) could not be read, so might have held this person's "
+                  "rows; they were deleted.",)
     return Receipt(request_id=request_id, action="erasure", at=at, subject_known=bool(changes), tables=tables,
                    files=tuple(changes), periods=len(pseudonyms), kafka_window=kafka_window(config, at),
                    notes=notes)

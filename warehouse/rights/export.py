@@ -61,7 +61,7 @@ def subject_rows(layout: Layout, table: str, pseudonyms: Sequence[str]) -> list[
         return []
     sql = ("SELECT * FROM read_parquet($files, hive_partitioning = true, union_by_name = true) "  # noqa: S608
            f"WHERE {SUBJECT_COLUMN} IN (SELECT unnest($pseudonyms)) ORDER BY {time_column(table)}")
-    with named_damage(layout), duckdb.connect() as con:  # a damaged file: named, with the fix
+    with named_damage(layout, candidates=files), duckdb.connect() as con:  # damage named, with the fix
         con.execute("SET TimeZone = 'UTC'")
         result = con.execute(sql, {"files": [str(f) for f in files], "pseudonyms": list(pseudonyms)})
         names = [d[0] for d in result.description or []]

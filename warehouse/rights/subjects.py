@@ -126,7 +126,7 @@ def files_holding(layout: Layout, tables: Sequence[str], pseudonyms: Mapping[str
             if not files:
                 break
             try:
-                with named_damage(layout), duckdb.connect() as con:  # a damaged file: named, with the fix
+                with named_damage(layout, candidates=files), duckdb.connect() as con:  # damage named, with the fix
                     rows = con.execute(sql, {**params, "files": [str(f) for f in files]}).fetchall()
             except duckdb.IOException:
                 if attempt == attempts - 1:

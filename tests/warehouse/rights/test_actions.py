@@ -305,3 +305,49 @@ def test_files_left_empty_keep_their_columns(world: World) -> None:
     table = pq.read_table(only)
     assert table.num_rows == 0 and "subject" in table.column_names
     assert os.path.exists(only)
+
+
+# -- damaged files and the quarantine ------------------------------------------------------------------
+
+
+def _flip_data_pages(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(8, len(data) // 2, 5):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["torn", "flipped"])
+def test_access_and_erasure_name_a_damaged_file(world: World, damage: str) -> None:
+    from warehouse.errors import DamagedFileError
+
+    victim = world.files["http_feb"]
+    if damage == "torn":
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    else:
+        _flip_data_pages(victim)
+    for attempt in (lambda: build_export(world.config, ALICE, now=NOW),
+                    lambda: erase_subject(world.config, ALICE, now=NOW, publish=False)):
+        with pytest.raises(DamagedFileError) as err:
+            attempt()
+        assert err.value.path == str(victim) and err.value.table == "http_request"
+        assert "_quarantine" in err.value.fix
+
+
+def test_erasure_reaches_the_quarantine(world: World) -> None:
+    from warehouse.audit_trail import AuditLog
+
+    day = world.files["http_feb"].parent.name
+    folder = world.layout.quarantine_dir / "http_request" / day
+    folder.mkdir(parents=True)
+    readable = folder / f"{world.files['http_feb'].name}.0badf11e"  # e.g. a foreign file, still readable
+    readable.write_bytes(world.files["http_feb"].read_bytes())
+    unreadable = folder / "torn.parquet.0badf00d"
+    unreadable.write_bytes(world.files["http_jan"].read_bytes()[:100])
+    receipt = erase_subject(world.config, ALICE, now=NOW, publish=False)
+    left = pq.read_table(readable, columns=["subject"]).column(0).to_pylist()
+    assert left == [world.pseudonym(BOB, FEB)]  # alice's two rows gone, bob's kept
+    assert not unreadable.exists()
+    assert any("could not be read" in note for note in receipt.notes)
+    actions = [e.action for e in AuditLog(world.layout).read("erasure")]
+    assert "erase_rows_quarantined" in actions and "delete_quarantined" in actions
