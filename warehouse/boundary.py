@@ -67,16 +67,21 @@ def open_analyst_connection(catalog_path: str | os.PathLike[str]) -> duckdb.Duck
             raise QueryError(f"the catalog {catalog_path} was built by an older datamin and does not say which "
                              "folders its views read: rebuild it (`datamin sink` or the scheduler rebuilds it; "
                              "`datamin demo` for the demo)") from None
-        directories = [p for kind, p in rows if kind == "directory"]
-        files = [p for kind, p in rows if kind == "file"]
-        con.execute("SET allowed_directories = $1", [directories])
-        con.execute("SET allowed_paths = $1", [files])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        lock_to(con, [p for kind, p in rows if kind == "directory"], [p for kind, p in rows if kind == "file"])
     except BaseException:
         con.close()
         raise
     return con
+
+
+def lock_to(con: duckdb.DuckDBPyConnection, directories: Iterable[str | Path],
+            files: Iterable[str | Path] = ()) -> None:
+    """Confines ``con`` to reading ``directories`` and ``files``: external access off, configuration locked."""
+    folders = [p if str(p).endswith(os.sep) else str(Path(p).resolve()) + os.sep for p in map(str, directories)]
+    con.execute("SET allowed_directories = $1", [folders])
+    con.execute("SET allowed_paths = $1", [[str(f) for f in files]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def reading_statements(con: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statement]:

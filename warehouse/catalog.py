@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from datamin.config import Config
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import arrow_schema, id_column
-from warehouse.boundary import record_read_paths_sql
+from warehouse.boundary import lock_to, record_read_paths_sql
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
 from warehouse.permissions import give_to_group, prepare_warehouse
@@ -152,9 +152,8 @@ class CatalogBuilder:
             _read_parquet(audit_glob, hive=False) if audit else _empty_select(AUDIT_COLUMNS)))
         statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
         statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
-        # what an analyst's connection may read (warehouse.boundary): these folders and the list, no more
-        statements += record_read_paths_sql(
-            [self.layout.table_dir(e) for e in self.registry.event_types("minimised")] + [self.layout.audit_dir], [])
+        # what an analyst's connection may read (warehouse.boundary): these folders, no more
+        statements += record_read_paths_sql(self._read_folders(), [])
         self._validated = {p: v for p, v in self._validated.items() if p in seen}
         self._write(statements)
         return report
@@ -183,6 +182,10 @@ class CatalogBuilder:
     def _quarantine(self, path: Path, table: str, problem: str) -> Path | None:
         return quarantine(self.layout, path, table, problem, now=self.clock())
 
+    def _read_folders(self) -> list[Path]:
+        """The folders the views read: each table's and the audit trail's."""
+        return [self.layout.table_dir(e) for e in self.registry.event_types("minimised")] + [self.layout.audit_dir]
+
     def _duplicates(self) -> str:
         """Per table and day, how many rows repeat an event id already there (a producer that crashed
         may have sent an event twice; its event id tells them apart): only days with any."""
@@ -202,8 +205,11 @@ class CatalogBuilder:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(tmp))
+            con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False,
+                                                    "autoload_known_extensions": False})
             try:
+                # the builder, too, reads only the folders its views read (warehouse.boundary)
+                lock_to(con, self._read_folders())
                 for sql in statements:
                     con.execute(sql)
             finally:
