@@ -98,3 +98,40 @@ def test_the_expiry_command_expires_the_quarantine_too(tmp_path):
     assert len(quarantined(layout)) == 1
     expire_now(config, dry_run=False, now=datetime.combine(date(2024, 5, 17), datetime.min.time(), UTC))
     assert quarantined(layout) == []
+
+
+def test_compaction_skips_a_day_with_a_damaged_data_page(tmp_path):
+    from warehouse.compaction import compact
+
+    layout = Layout(tmp_path / "wh")
+    load(layout, 0, 499)
+    victim = load(layout, 500, 999)
+    flip_a_data_page(victim)
+    before = sorted(p.name for p in victim.parent.iterdir())
+    assert compact(layout, now=AT + timedelta(days=2), fsync=False) == []
+    assert sorted(p.name for p in victim.parent.iterdir()) == before  # nothing merged, nothing lost
+
+
+def test_datamin_query_refuses_copy_at_the_command_line(tmp_path, monkeypatch, capsys):
+    import os
+
+    from datamin.cli import main
+
+    layout = Layout(tmp_path / "wh")
+    load(layout, 0, 9)
+    monkeypatch.setenv("DATAMIN__WAREHOUSE__ROOT", f'"{layout.root}"')
+    monkeypatch.setenv("DATAMIN__WAREHOUSE__CATALOG", f'"{tmp_path / "c.duckdb"}"')
+    monkeypatch.setenv("DATAMIN__PSEUDONYMISE__KEY_DIR", f'"{tmp_path / "keys"}"')
+    monkeypatch.setenv("DATAMIN__PRODUCER__SPOOL_DIR", f'"{tmp_path / "sp"}"')
+    monkeypatch.chdir(tmp_path)
+    build_catalog(layout, tmp_path / "c.duckdb")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        assert main(["query", f"COPY (SELECT * FROM http_request) TO '{tmp_path / 'out.csv'}'"]) == 2
+        assert main(["query", "SELECT count(*) AS n FROM http_request", "--format", "csv"]) == 0
+    finally:
+        os.umask(umask)
+    out, err = capsys.readouterr()
+    assert "COPY statements are refused" in err and "Traceback" not in err
+    assert out == "n\n10\n" and not (tmp_path / "out.csv").exists()
