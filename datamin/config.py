@@ -174,6 +174,17 @@ class ProcessorConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    secret_file: str = "data/identity.secret"  # noqa: S105 - a path, not the secret
+    """32+ random bytes shared by the web server, its middleware and the collector: they sign visitor
+    ids and user tokens (`datamin.identity`); never created by datamin"""
+    max_token_seconds: int = 900
+    """longest lifetime a signed user token may have (15 minutes by default, a day at most)"""
+    max_token_uses: int = 50
+    """how often one user token may be presented to one collector (bounded replay)"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -182,6 +193,7 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -358,6 +370,12 @@ def validate(config: Config) -> None:
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
 
+    i = config.identity
+    if not 0 < i.max_token_seconds <= 86400:
+        raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",
+                          "keep user tokens short-lived: 900 (the default) or less")
+    _positive("identity.max_token_uses", i.max_token_uses)
+
     try:  # the very rule the URL transform applies to every event
         rules.query_allowlist(m.query_allowlist)
     except ValueError as exc:
@@ -377,12 +395,17 @@ def _validate_paths(config: Config) -> None:
         except ValueError as exc:
             raise ConfigError(key, str(exc),
                               f'give the path of a folder datamin may create, e.g. "{_default(key)}"') from None
-    try:
-        rules.file_path(config.warehouse.catalog)
-    except ValueError as exc:
-        raise ConfigError("warehouse.catalog", str(exc),
-                          'give the path of the catalog file, e.g. "data/catalog.duckdb"') from None
+    files = {"warehouse.catalog": config.warehouse.catalog, "identity.secret_file": config.identity.secret_file}
+    for key, value in files.items():
+        try:
+            rules.file_path(value)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc), f'give the path of a file, e.g. "{_default(key)}"') from None
     root = Path(config.warehouse.root)
+    if rules.inside(Path(config.identity.secret_file), root):
+        raise ConfigError("identity.secret_file", f"{config.identity.secret_file!r} is inside the warehouse root "
+                          f"{config.warehouse.root!r}, which analysts can read",
+                          f'keep it outside warehouse.root, e.g. "{_default("identity.secret_file")}"')
     for key in ("pseudonymise.key_dir", "producer.spool_dir"):
         if rules.inside(Path(folders[key]), root) or rules.inside(root, Path(folders[key])):
             raise ConfigError(key, f"{folders[key]!r} overlaps the warehouse root {config.warehouse.root!r}, which "

@@ -248,25 +248,23 @@ def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, 
     wanted = frozenset(pseudonyms.values())
     changes = erase_rows(layout, wanted, fsync=fsync)
     changes += erase_rows(Layout(layout.restricted_dir), wanted, fsync=fsync)  # restricted rows too
-    from warehouse.rights.quarantined import erase_quarantined
-
-    in_quarantine, unreadable = erase_quarantined(layout, wanted, now=at, request_id=request_id, fsync=fsync)
     remove_restricted(layout, wanted)
     add_to_sweep(layout, wanted, erased_at=at, until=at + timedelta(days=config.topics.minimised_retention_days))
     _audit(layout, changes, at=at, action="erase_rows", request_id=request_id)
-    changes += in_quarantine  # audited by erase_quarantined
     tables: dict[str, int] = {}
     for c in changes:
         tables[c.table] = tables.get(c.table, 0) + c.rows
     notes: tuple[str, ...] = (
         "Pseudonymisation keys are per period and shared by all subjects, so no key was deleted for "
         "this person (no crypto-shredding per person); keys expire with their period's data.",)
-    if unreadable:
-        notes += (f"{len(unreadable)} quarantined file(s) could not be read, so might have held this person's "
-                  "rows; they were deleted.",)
     return Receipt(request_id=request_id, action="erasure", at=at, subject_known=bool(changes), tables=tables,
-                   files=tuple(changes), periods=len(pseudonyms), kafka_window=kafka_window(config, at),
+                   files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at),
                    notes=notes)
+
+
+def _periods(pseudonyms: Mapping[str, str]) -> int:
+    """Key periods looked at (a period's pseudonym of the subject's hash is not another period)."""
+    return len({period.split("/")[0] for period in pseudonyms})
 
 
 def _audit(layout: Layout, changes: Sequence[FileChange], *, at: datetime, action: str, request_id: str) -> None:
@@ -397,4 +395,5 @@ def withdraw_subject(config: Config, subject_key: str | Subject, *, now: datetim
     notes = ("Rows kept, identifiers set to null: the rest of each row rests on legitimate interest. "
              "consent_record and privacy_request rows are kept (legal obligation).",)
     return Receipt(request_id=request_id, action="withdrawal", at=at, subject_known=bool(changes), tables=tables,
-                   files=tuple(changes), periods=len(pseudonyms), kafka_window=kafka_window(config, at), notes=notes)
+                   files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at),
+                   notes=notes)
