@@ -4,9 +4,8 @@
 
 Nothing leaves analysis silently: every move is recorded in the audit trail (job "catalog", action
 "quarantine": table, partition, bytes and the problem), which analysts see as ``audit_log``. The
-quarantine is private to datamin's user (0700, warehouse.permissions) and it expires like the tables:
-a quarantined file of a day partition goes when that day passes its table's retention, any other after
-the one-year cap counted from the file's last change (`expire_quarantine`, run by expiry).
+quarantine is private to datamin's user (0700, warehouse.permissions); it expires like the tables
+(warehouse.retention) and erasure reaches it (warehouse.rights.quarantine).
 """
 
 from __future__ import annotations
@@ -14,16 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from datamin.config import RETENTION_CAP_DAYS
 from warehouse.audit_trail import AuditEntry, AuditLog
-from warehouse.expiry import oldest_kept_day
 from warehouse.layout import PARTITION_KEY, Layout
 
 log = logging.getLogger(__name__)
@@ -72,36 +67,3 @@ def quarantined(layout: Layout) -> list[Quarantined]:
         partition = rel[1] if len(rel) > 2 else None
         found.append(Quarantined(rel[0], partition, path, path.stat().st_size))
     return found
-
-
-def expire_quarantine(layout: Layout, retention_days: Mapping[str, int], *, now: datetime,
-                      audit: AuditLog | None = None, job: str = "expiry") -> list[Quarantined]:
-    """Deletes quarantined files past retention (see the module); audited; returns what went."""
-    today = now.astimezone(UTC).date()
-    gone = []
-    for item in quarantined(layout):
-        day = _day(item.partition)
-        if day is not None:
-            expired = day < oldest_kept_day(item.table, retention_days, today)  # the tables' own rule
-        else:
-            changed = datetime.fromtimestamp(item.path.stat().st_mtime, UTC)
-            expired = changed < now - timedelta(days=RETENTION_CAP_DAYS)
-        if not expired:
-            continue
-        item.path.unlink(missing_ok=True)
-        gone.append(item)
-        if audit is not None:
-            audit.append([AuditEntry(at=now, job=job, action="delete_quarantined", table_name=item.table,
-                                     partition=item.partition, rows=0, bytes=item.bytes,
-                                     detail="quarantined file past retention")], kind=job,
-                         key=str(item.path.relative_to(layout.root)))
-    for folder in sorted((p for p in layout.quarantine_dir.rglob("*") if p.is_dir()), reverse=True) \
-            if layout.quarantine_dir.is_dir() else []:
-        if not any(folder.iterdir()):
-            shutil.rmtree(folder, ignore_errors=True)
-    return gone
-
-
-def _day(partition: str | None) -> date | None:
-    m = _DAY.match(partition or "")
-    return date.fromisoformat(m.group(1)) if m else None

@@ -4,22 +4,18 @@ the audit trail; quarantined files expire with their day."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from datamin.config import load_config
 from schemas import default_registry
 from warehouse.arrow import records_to_table, time_column
-from warehouse.audit_trail import AuditLog
 from warehouse.catalog import build_catalog
 from warehouse.errors import DamagedFileError
 from warehouse.layout import Layout
-from warehouse.quarantine import expire_quarantine, quarantined
 from warehouse.query import run_query
 from warehouse.samples import sample_record
-from warehouse.scheduler import expire_now
 from warehouse.writer import PartitionWriter
 
 AT = datetime(2024, 5, 17, 12, tzinfo=UTC)
@@ -68,36 +64,6 @@ def test_every_quarantine_is_in_the_audit_log_view(tmp_path):
     assert len(rows) == 1
     assert rows[0].startswith("quarantine,http_request,event_date=2024-05-18,True,")
     assert "_quarantine/http_request/event_date=2024-05-18/" in rows[0]
-
-
-def test_quarantined_files_expire_with_their_day(tmp_path):
-    layout = Layout(tmp_path / "wh")
-    old = load(layout, 0, 9, at=datetime(2024, 1, 1, tzinfo=UTC))
-    recent = load(layout, 10, 19, at=datetime(2024, 5, 1, tzinfo=UTC))
-    for path in (old, recent):
-        path.write_bytes(b"not parquet")
-    build_catalog(layout, tmp_path / "c.duckdb")
-    assert {q.partition for q in quarantined(layout)} == {"event_date=2024-01-01", "event_date=2024-05-01"}
-    now = datetime(2024, 5, 17, tzinfo=UTC)  # http_request keeps 90 days: January is past, May is not
-    gone = expire_quarantine(layout, {"http_request": 90}, now=now, audit=AuditLog(layout))
-    assert [g.partition for g in gone] == ["event_date=2024-01-01"]
-    assert [q.partition for q in quarantined(layout)] == ["event_date=2024-05-01"]
-    assert [e.action for e in AuditLog(layout).read("expiry")] == ["delete_quarantined"]
-    assert expire_quarantine(layout, {"http_request": 90}, now=now, audit=AuditLog(layout)) == []
-
-
-def test_the_expiry_command_expires_the_quarantine_too(tmp_path):
-    config = load_config(path=None, environ={
-        "DATAMIN__WAREHOUSE__ROOT": f'"{tmp_path / "wh"}"',
-        "DATAMIN__WAREHOUSE__CATALOG": f'"{tmp_path / "c.duckdb"}"',
-        "DATAMIN__PSEUDONYMISE__KEY_DIR": f'"{tmp_path / "keys"}"',
-        "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "sp"}"'})
-    layout = Layout(Path(config.warehouse.root))
-    load(layout, 0, 9, at=datetime(2023, 1, 1, tzinfo=UTC)).write_bytes(b"torn")
-    build_catalog(config)
-    assert len(quarantined(layout)) == 1
-    expire_now(config, dry_run=False, now=datetime.combine(date(2024, 5, 17), datetime.min.time(), UTC))
-    assert quarantined(layout) == []
 
 
 def test_compaction_skips_a_day_with_a_damaged_data_page(tmp_path):

@@ -121,5 +121,10 @@ def test_erasure_and_expiry_reach_the_restricted_area(world, tmp_path):
         "DATAMIN__WAREHOUSE__ROOT": f'"{layout.root}"', "DATAMIN__WAREHOUSE__CATALOG": f'"{tmp_path / "c.duckdb"}"',
         "DATAMIN__PSEUDONYMISE__KEY_DIR": f'"{tmp_path / "keys"}"',
         "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "sp"}"'})
+    from warehouse.retention import full_inventory
+
+    [store] = [s for s in full_inventory(config) if s.name == "restricted rows"]  # in `datamin retention`
+    assert store.oldest is not None and store.oldest(AT) is not None and store.expire is not None
     expire_now(config, dry_run=False, now=AT + timedelta(days=400))
     assert subjects_in_files(layout.restricted_dir) == []
+    assert store.oldest(AT) is None
