@@ -111,6 +111,7 @@ class _Sink:
         layout = layout_of(config)
         self.writer = PartitionWriter(layout)
         self.catalog = CatalogBuilder(layout, config.warehouse.catalog, registry,
+                                      analyst_group=config.warehouse.analyst_group,
                                       min_visitors=config.warehouse.min_visitors)
         self.batcher = Batcher(config.warehouse.flush_rows, config.warehouse.flush_seconds)
         self.stats = SinkStats()

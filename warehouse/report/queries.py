@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from warehouse.boundary import open_analyst_connection
 from warehouse.errors import QueryError
 from warehouse.suppression import OTHER
 
@@ -69,14 +70,12 @@ class ReportData:
 
 
 def connect(catalog: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the catalog; QueryError when there is none."""
+    """An analyst's connection to the catalog (read-only, inside the analyst boundary, as
+    `datamin query`'s); QueryError when there is none."""
     if not catalog.is_file():
         raise QueryError(f"no catalog at {catalog}: run `datamin sink` or `datamin demo` first "
                          "(or point warehouse.catalog at the catalog file)")
-    try:
-        return duckdb.connect(str(catalog), read_only=True)
-    except duckdb.Error as exc:
-        raise QueryError(f"cannot open the catalog {catalog} read-only: {exc}") from None
+    return open_analyst_connection(catalog)
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Rows:
