@@ -46,6 +46,7 @@ from datamin.exceptions import BrokerError, DecodeError, EventError
 from datamin.kafka import (
     AuthorizationError,
     ConsumerRebalanceListener,
+    FatalKafkaError,
     InvalidProducerEpochError,
     KafkaError,
     OffsetAndMetadata,
@@ -73,7 +74,7 @@ from schemas.encoding import HEADER_SIZE, MAGIC
 log = logging.getLogger("datamin.processor")
 
 FATAL_ERRORS: tuple[type[KafkaError], ...] = (
-    ProducerFencedError, InvalidProducerEpochError, AuthorizationError, UnsupportedVersionError,
+    ProducerFencedError, InvalidProducerEpochError, AuthorizationError, UnsupportedVersionError, FatalKafkaError,
 )
 """errors after which this producer can never commit again: stop, do not retry"""
 RESTORE_TIMEOUT_S = 300.0

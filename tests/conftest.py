@@ -55,6 +55,26 @@ def _docker_answers() -> bool:
     return False
 
 
+KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kafka-client", choices=KAFKA_CLIENTS,
+                     default=os.environ.get("DATAMIN_TEST_KAFKA_CLIENT", "kafka-python"),
+                     help="the Kafka transport (kafka.client) of every Config the kafka_config fixture makes; "
+                          ".ci/run runs the transport conformance tests once more with confluent-kafka")
+
+
+@pytest.fixture(scope="session")
+def kafka_client(request: pytest.FixtureRequest) -> str:
+    """The Kafka transport under test (--kafka-client, or DATAMIN_TEST_KAFKA_CLIENT)."""
+    return str(request.config.getoption("--kafka-client"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"datamin Kafka transport under test: {config.getoption('--kafka-client')}"
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """host:port of a real Kafka broker for this test session."""
@@ -105,11 +125,12 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 
 @pytest.fixture
 def kafka_config(kafka_bootstrap: str, make_config: Callable[..., Config],
-                 unique: Callable[[str], str]) -> Config:
+                 unique: Callable[[str], str], kafka_client: str) -> Config:
     """A Config on the test broker with a topic prefix and group ids of its own, so that tests
-    never see each other's data."""
+    never see each other's data, on the transport under test (``kafka_client``)."""
     prefix = unique("t")
     return make_config(kafka=kafka_bootstrap, **{
+        "KAFKA__CLIENT": f'"{kafka_client}"',
         "TOPICS__PREFIX": f'"{prefix}"',
         "TOPICS__PARTITIONS": "2",
         "PROCESSOR__GROUP_ID": f'"{prefix}-processor"',
