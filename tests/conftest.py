@@ -8,6 +8,7 @@ Under CI=true there is no skipping: no broker is an error.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -65,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           ".ci/run runs the transport conformance tests once more with confluent-kafka")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # the processes the tests start (`datamin process`, `datamin sink`, the fault run) inherit it
+    if config.getoption("--kafka-client") != "kafka-python":
+        os.environ["DATAMIN__KAFKA__CLIENT"] = json.dumps(config.getoption("--kafka-client"))
+
+
 @pytest.fixture(scope="session")
 def kafka_client(request: pytest.FixtureRequest) -> str:
     """The Kafka transport under test (--kafka-client, or DATAMIN_TEST_KAFKA_CLIENT)."""
@@ -104,7 +111,7 @@ def unique() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
+def make_config(tmp_path: Path, kafka_client: str) -> Callable[..., Config]:
     """Factory of a Config whose data lives under tmp_path, with env-style overrides:
     make_config(kafka="127.0.0.1:9092", **{"TOPICS__PREFIX": "t-abc"})."""
 
@@ -114,6 +121,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
             "DATAMIN__WAREHOUSE__ROOT": f'"{tmp_path / "warehouse"}"',
             "DATAMIN__WAREHOUSE__CATALOG": f'"{tmp_path / "catalog.duckdb"}"',
             "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "spool"}"',
+            "DATAMIN__KAFKA__CLIENT": json.dumps(kafka_client),  # the transport under test
         }
         if kafka:
             environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka
@@ -125,12 +133,11 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 
 @pytest.fixture
 def kafka_config(kafka_bootstrap: str, make_config: Callable[..., Config],
-                 unique: Callable[[str], str], kafka_client: str) -> Config:
+                 unique: Callable[[str], str]) -> Config:
     """A Config on the test broker with a topic prefix and group ids of its own, so that tests
     never see each other's data, on the transport under test (``kafka_client``)."""
     prefix = unique("t")
     return make_config(kafka=kafka_bootstrap, **{
-        "KAFKA__CLIENT": f'"{kafka_client}"',
         "TOPICS__PREFIX": f'"{prefix}"',
         "TOPICS__PARTITIONS": "2",
         "PROCESSOR__GROUP_ID": f'"{prefix}-processor"',
