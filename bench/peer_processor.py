@@ -177,7 +177,8 @@ def quix_worker(spec_json: str) -> None:
             return None
 
     app = Application(broker_address=spec["bootstrap"], consumer_group=spec["group"], auto_offset_reset="earliest",
-                      processing_guarantee="exactly-once", commit_interval=1.0, loglevel=os.environ.get("BENCH_QUIX_LOGLEVEL", "WARNING"),
+                      processing_guarantee="exactly-once", commit_interval=1.0,
+                      loglevel=os.environ.get("BENCH_QUIX_LOGLEVEL", "WARNING"),
                       use_changelog_topics=False, state_dir=tempfile.mkdtemp())
     out = app.topic(spec["out"], value_serializer="bytes", key_serializer="bytes")
     topics = Topics(config)
@@ -229,9 +230,9 @@ def main() -> None:
                   f"{theirs[-1][1]:.0f} µs CPU/event", file=sys.stderr, flush=True)
     rate = statistics.median(o[0] for o in ours)
     peer = statistics.median(t[0] for t in theirs)
-    print(f"median of {rounds} interleaved rounds on {expected:,} events: CPU per event datamin "
-          f"{statistics.median(o[1] for o in ours):.0f} µs, quixstreams {statistics.median(t[1] for t in theirs):.0f} µs",
-          file=sys.stderr)
+    cpu, peer_cpu = statistics.median(o[1] for o in ours), statistics.median(t[1] for t in theirs)
+    print(f"median of {rounds} interleaved rounds on {expected:,} events: CPU per event datamin {cpu:.0f} µs, "
+          f"quixstreams {peer_cpu:.0f} µs", file=sys.stderr)
     print(f"datamin's transport: {args.transport}", file=sys.stderr)
     print(f"RESULT peer_processor {rate:.0f} events/s ratio={rate / peer:.2f} "
           "baseline=quixstreams exactly-once app, same minimiser, same events")

@@ -304,6 +304,7 @@ class ConfluentConsumer:
         """seeks asked for inside a rebalance callback, or before a manual assignment is started"""
         self._positions: dict[TopicPartition, int] = {}
         self._seeked: set[TopicPartition] = set()
+        self._lows: dict[TopicPartition, int] = {}
         self._listener: Any = None
 
     def _tp(self, topic: str, partition: int) -> TopicPartition:
@@ -381,9 +382,7 @@ class ConfluentConsumer:
         return set(self._assigned)
 
     def _note_seek(self, tp: TopicPartition, offset: int) -> None:
-        if offset == OFFSET_BEGINNING:
-            offset = self._watermarks(tp)[0]
-        self._positions[tp] = offset
+        self._positions[tp] = offset  # OFFSET_BEGINNING is resolved when the position is asked for
         self._seeked.add(tp)
 
     def seek(self, partition: Any, offset: int) -> None:
@@ -408,6 +407,8 @@ class ConfluentConsumer:
         self._start()
         tp = self._tp(partition.topic, partition.partition)
         if tp in self._seeked:
+            if self._positions[tp] == OFFSET_BEGINNING:
+                self._positions[tp] = self._lows[tp] if tp in self._lows else self._watermarks(tp)[0]
             return self._positions[tp]
         got = int(_call(self._c.position, [_TopicPartition(tp.topic, tp.partition)])[0].offset)
         known = self._positions.get(tp)
@@ -424,6 +425,7 @@ class ConfluentConsumer:
     def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
         low, high = _call(self._c.get_watermark_offsets, _TopicPartition(tp.topic, tp.partition),
                           timeout=METADATA_TIMEOUT_S)
+        self._lows[tp] = int(low)  # a broker round trip each: the low one is kept for seek_to_beginning
         return int(low), int(high)
 
     def end_offsets(self, partitions: Iterable[Any]) -> dict[TopicPartition, int]:
