@@ -277,18 +277,14 @@ class ConfluentProducer:
 
 # -- consumer -----------------------------------------------------------------------------------------
 class Record:
-    """One consumed record, as kafka-python's ConsumerRecord offers it."""
+    """One consumed record, as kafka-python's ConsumerRecord offers it (the fields datamin reads)."""
 
-    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp")
+    __slots__ = ("offset", "key", "value")
 
-    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-                 timestamp: int) -> None:
-        self.topic = topic
-        self.partition = partition
+    def __init__(self, offset: int, key: bytes | None, value: bytes | None) -> None:
         self.offset = offset
         self.key = key
         self.value = value
-        self.timestamp = timestamp
 
 
 class ConfluentConsumer:
@@ -456,20 +452,20 @@ class ConfluentConsumer:
         batch: dict[TopicPartition, list[Record]] = {}
         if not messages:
             return batch
-        last: tuple[str, int] | None = None
+        # messages come in runs of one partition: look the partition up only where a run starts
+        last_topic, last_partition = None, -1
         records: list[Record] = []
         for m in messages:
-            err = m.error()
-            if err is not None:
+            if m.error() is not None:
+                err = m.error()
                 if err.code() == _KafkaError._PARTITION_EOF:
                     continue
                 raise error_of(err)
-            where = (m.topic(), m.partition())
-            if where != last:
-                tp = self._tp(*where)
-                records = batch.setdefault(tp, [])
-                last = where
-            records.append(Record(where[0], where[1], m.offset(), m.key(), m.value(), m.timestamp()[1]))
+            partition = m.partition()
+            if partition != last_partition or m.topic() != last_topic:
+                last_topic, last_partition = m.topic(), partition
+                records = batch.setdefault(self._tp(last_topic, partition), [])
+            records.append(Record(m.offset(), m.key(), m.value()))
         for tp, records in batch.items():
             self._positions[tp] = records[-1].offset + 1
             self._seeked.discard(tp)
