@@ -42,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from datamin.config import Config
+from datamin.event_time import check_event_time
 from datamin.exceptions import BrokerError, DecodeError, EventError
+from datamin.identity import is_hashed, subject_of_raw
 from datamin.kafka import (
     AuthorizationError,
     ConsumerRebalanceListener,
@@ -63,6 +65,7 @@ from datamin.kafka.partitioner import KeyHashPartitioner
 from datamin.signals import stop_on_signals
 from datamin.topics import Topics
 from processors.erased import ErasedSubjects
+from processors.hashed_requests import HashedRequests
 from processors.ledger import ConsentLedger
 from processors.metrics import Metrics, serve_metrics
 from processors.minimise import Minimiser
@@ -115,10 +118,12 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.log_interval = log_interval
         self.topics = Topics(config)
         self.registry = default_registry()
-        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation,
-                             clock or (lambda: datetime.now(UTC)))
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation, self.clock)
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
+        self.requests = HashedRequests(config)
+        """requests on the privacy-requests topic, keyed by the subject's hash: read whole, applied per event"""
         """erasures from the compacted erased-subjects topic: a replay never brings a person back"""
         self.metrics = Metrics(self.minimiser.counters)
         self.ledgers: dict[int, ConsentLedger] = {}
@@ -153,6 +158,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 max_poll_records=MAX_POLL_RECORDS)
             self._consumer.subscribe(self.topics.inputs(), listener=self)
             self.erased.start()
+            self.requests.start()
         log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
                  self.config.processor.group_id)
         last_log, last = time.monotonic(), (0, 0, 0)
@@ -172,6 +178,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _close(self) -> None:
         self.erased.stop()
+        self.requests.stop()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -239,16 +246,20 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if value is None:
                 if tp.topic == self.topics.consent:  # a tombstone of the compacted consent topic
                     ledger = self.ledgers.get(tp.partition)
-                    if ledger is not None and record.key:
-                        ledger.forget_consents(record.key.decode("utf-8", "replace"))
+                    subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+                    if ledger is not None and subject:
+                        ledger.forget_consents(subject)
                     return True
                 raise DecodeError("empty message (no value)")
             schema, raw = decode(value, self.registry)
             if schema.kind != "raw":
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
+            check_event_time(self.config, schema.name, raw, self.clock())
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
-            self.erased.mark(ledger, subject_of(raw, key))
+            subject = subject_of(raw, key)
+            self.erased.mark(ledger, subject)
+            self.requests.mark(ledger, subject)
             result = process_event(self.minimiser, ledger, schema, raw, key)
             out = encode(result.schema, result.record)
         except EventError as exc:
@@ -358,19 +369,22 @@ def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: An
     """Applies one consent or privacy-request record while restoring; undecodable ones are skipped here
     (the main loop dead-letters them)."""
     if record.value is None:
-        if topic == topics.consent and record.key:
-            ledger.forget_consents(record.key.decode("utf-8", "replace"))
+        subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+        if topic == topics.consent and subject:
+            ledger.forget_consents(subject)
         return 0
     try:
         schema, raw = decode(record.value, default_registry())
     except DecodeError:
         return 0
     key = record.key.decode("utf-8", "replace") if record.key else None
-    subject = raw.get("subject_key") or key
+    subject = subject_of(raw, key)
     try:
         if schema.name == "consent_record":
             ledger.apply_consent(subject, raw)
         elif schema.name == "privacy_request":
+            if is_hashed(subject):
+                return 0  # applied per event by HashedRequests
             ledger.apply_request(subject, raw)
         else:
             return 0
