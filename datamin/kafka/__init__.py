@@ -4,6 +4,7 @@
                   new_admin make clients of the transport ``kafka.client`` names
     client        the kafka-python transport, and the value types and errors both transports use
     confluent     the confluent-kafka (librdkafka) transport: adapters offering the same operations
+                  (confluent_clients: producer and consumer; confluent_settings: settings and errors translated)
     errors        the transport's errors become BrokerError with the fix; fail fast when no broker answers
     send          send_and_wait: one record, acks=all, waited for
     dead_letter   the one format of a dead-letter note
