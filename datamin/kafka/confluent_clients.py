@@ -18,6 +18,9 @@ from datamin.kafka.client import KafkaError, KafkaTimeoutError, TopicPartition
 from datamin.kafka.confluent_settings import METADATA_TIMEOUT_S, OFFSET_BEGINNING, OFFSET_INVALID, error_of
 from datamin.kafka.confluent_settings import call as _call
 
+FLUSH_LIMIT_S = 600.0
+"""the longest ``flush()`` without a timeout waits: beyond librdkafka's delivery timeout (300 s by default)"""
+
 
 # -- producer -----------------------------------------------------------------------------------------
 class Delivery:
@@ -125,7 +128,8 @@ class ConfluentProducer:
             raise error_of(exc) from None
 
     def flush(self, timeout: float | None = None) -> None:
-        left = _call(self._p.flush, timeout if timeout is not None else -1)
+        """Waits for every record sent; ``None`` waits FLUSH_LIMIT_S at most (librdkafka's -1 could wait forever)."""
+        left = _call(self._p.flush, timeout if timeout is not None else FLUSH_LIMIT_S)
         if left:
             raise KafkaTimeoutError(f"{left} record(s) not delivered within {timeout}s")
 
