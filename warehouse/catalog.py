@@ -15,6 +15,8 @@ moment. Guarantees:
 - A Parquet file whose footer cannot be read (corrupt, truncated, not Parquet) or that lacks the
   table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view.
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
+- The file is written in DuckDB's storage format of ``STORAGE_VERSION``, which the stock DuckDB CLI
+  on PyPI (``duckdb-cli``, 1.4 and later) opens, whichever newer duckdb library wrote it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ from warehouse.layout import PARTITION_KEY, Layout
 from warehouse.restriction import restricted_filter_sql
 
 log = logging.getLogger(__name__)
+
+STORAGE_VERSION = "v1.4.0"
+"""DuckDB storage compatibility of the catalog file: the oldest release whose CLI must open it (1.4 is a
+long-term release; duckdb 2.0 writes a format the 1.x CLIs refuse by default)."""
 
 AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("at", "TIMESTAMPTZ"), ("job", "VARCHAR"), ("action", "VARCHAR"), ("table_name", "VARCHAR"),
@@ -195,7 +201,7 @@ class CatalogBuilder:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(tmp))
+            con = _connect_for_writing(tmp)
             try:
                 for sql in statements:
                     con.execute(sql)
@@ -213,6 +219,16 @@ class CatalogBuilder:
                     leftover.unlink(missing_ok=True)
                 except OSError:  # its folder is not writable or not a folder; reported above
                     pass
+
+
+def _connect_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
+    except duckdb.Error as exc:
+        # a duckdb older than STORAGE_VERSION neither knows the setting's value nor writes anything newer
+        if STORAGE_VERSION not in str(exc) and "storage_compatibility_version" not in str(exc):
+            raise
+        return duckdb.connect(str(path))
 
 
 def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.PathLike[str] | None = None,
