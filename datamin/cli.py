@@ -32,6 +32,7 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin process                   the minimisation processor: raw topics -> minimised topics
   datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
   datamin scheduler                 daily expiry and compaction
+  datamin collector                 the HTTP endpoint pages and apps post events and consent to
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
 KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
@@ -101,7 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     p = add("ship-logs", "follow nginx/Apache access logs and publish them as http_request events", _ship_logs)
     p.add_argument("paths", nargs="+", metavar="PATH", help="access log files (combined format or JSON lines)")
     p.add_argument("--once", action="store_true", help="read to the end and stop instead of following")
-    p.add_argument("--state-dir", default="data/shipper", help="where read positions are kept (default data/shipper)")
+    p.add_argument("--state-dir", help="where read positions are kept (default: shipper.state_dir, data/shipper)")
+    p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+
+    p = add("collector", "serve the collector: pages and apps post usage events and consent choices", _collector,
+            "Serves the collector with uvicorn: POST events to /collect (or /collect/; collector.prefix),\n"
+            "the page snippet at /collect/datamin.js. Per-client rate limits, deadlines for slow clients and\n"
+            "a daily bound of consent records per visitor come from [collector] in datamin.toml. It speaks\n"
+            "plain HTTP: put TLS in a reverse proxy and list that proxy in collector.trusted_proxies.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own producer (default 1)")
 
     p = add("rights", "carry out people's rights: access, erase, restrict, object, withdraw, lift, status", _rights,
             "The privacy officer's door. Each action is published as a privacy_request event (so every\n"
@@ -283,10 +294,20 @@ def _policy(args: argparse.Namespace, config: Config) -> int:
 def _ship_logs(args: argparse.Namespace, config: Config) -> int:
     from producers.shipper import ship_logs, stderr_progress
 
-    result = ship_logs(config, [Path(p) for p in args.paths], state_dir=Path(args.state_dir),
-                       follow=not args.once, stop=stop_on_signals(), progress=stderr_progress())
+    show = args.progress or sys.stderr.isatty()
+    state_dir = Path(args.state_dir or config.shipper.state_dir)
+    result = ship_logs(config, [Path(p) for p in args.paths], state_dir=state_dir,
+                       follow=not args.once, stop=stop_on_signals(), progress=stderr_progress() if show else None)
     print(f"\nshipped {result.events:,} events from {result.lines:,} lines; {result.bad_lines:,} unparsable "
           "lines went to the dead-letter topic (with their line numbers, not their text)", file=sys.stderr)
+    return 0
+
+
+def _collector(args: argparse.Namespace, config: Config) -> int:
+    from producers.collector_serve import serve
+
+    serve(args.config, host=args.host, port=args.port, workers=args.workers,
+          log_level="debug" if args.verbose else "info")
     return 0
 
 

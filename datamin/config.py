@@ -27,7 +27,7 @@ information for longer than one year.' Nothing datamin keeps may be configured b
 RAW_RETENTION_CAP_HOURS = 7 * 24
 """Raw topics hold full IP addresses and identifiers in clear: they are kept for hours, a week at most."""
 
-SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
+SECRET_KEYS = frozenset({"ssl_password", "sasl_password", "token_secret"})
 TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
 
 
@@ -154,6 +154,39 @@ class ProcessorConfig:
 
 
 @dataclass(frozen=True)
+class CollectorConfig:
+    prefix: str = "/collect"
+    """path the collector answers at (POST events there; the page snippet is <prefix>/datamin.js)"""
+    allowed_origins: tuple[str, ...] = ()
+    """origins (https://host[:port]) whose pages may post from a browser, the site's own included:
+    browsers send Origin on same-origin POSTs too"""
+    consent_cookie: str = "datamin_consent"
+    """cookie holding the consent-banner id, set by the web server"""
+    token_secret: str | None = None
+    """key of the signed user tokens (X-Datamin-Subject) the web server issues; unset: none accepted"""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of the reverse proxies in front of the collector, whose X-Forwarded-For is believed"""
+    rate_per_second: float = 5.0
+    """requests a second one client (IP address) may make after its burst"""
+    burst: int = 50
+    """requests one client may make at once"""
+    consent_records_per_day: int = 20
+    """consent choices one visitor may record a day; more are refused (a banner needs a few)"""
+    header_timeout_seconds: float = 10.0
+    """time a client has to send a request's headers before the connection is closed (slowloris)"""
+    body_timeout_seconds: float = 10.0
+    """time a client has to send a request's body once its headers came; then 408"""
+    max_body_bytes: int = 256 * 1024
+    """largest request body accepted (413 beyond)"""
+
+
+@dataclass(frozen=True)
+class ShipperConfig:
+    state_dir: str = "data/shipper"
+    """where `datamin ship-logs` keeps each log's read position (inode, offset, first-bytes fingerprint)"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -162,6 +195,8 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    shipper: ShipperConfig = field(default_factory=ShipperConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -342,6 +377,21 @@ def validate(config: Config) -> None:
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
+
+    c = config.collector
+    for origin in c.allowed_origins:
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError("collector.allowed_origins", f"{origin!r} is not an origin",
+                              'write origins as scheme://host[:port], e.g. "https://techpros.no", no path')
+    for key in ("rate_per_second", "header_timeout_seconds", "body_timeout_seconds"):
+        if not 0 < getattr(c, key) < float("inf"):
+            raise ConfigError(f"collector.{key}", "must be a finite number more than 0", "use e.g. 10.0")
+    _positive("collector.burst", c.burst)
+    _positive("collector.consent_records_per_day", c.consent_records_per_day)
+    _positive("collector.max_body_bytes", c.max_body_bytes)
+    if not c.prefix.startswith("/"):
+        raise ConfigError("collector.prefix", f"{c.prefix!r} is not a path", 'write it as e.g. "/collect"')
 
 
 def _positive(key: str, value: int) -> None:
