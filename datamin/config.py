@@ -158,9 +158,10 @@ class ProducerConfig:
     """bound of the spool; events beyond it are dropped, counted and logged"""
     queue_size: int = 10_000
     """events a request thread may queue for the background sender before spooling"""
-    linger_ms: int = 50
+    linger_ms: int = 200
     """how long the sender, woken by an event, waits for more before sending them together: one
-    wake-up per batch keeps the CPU a request costs small (0: send each event at once)"""
+    wake-up per batch keeps the CPU a request costs small (0: send each event at once); it is also
+    the most an event waits before it is sent"""
 
 
 @dataclass(frozen=True)
@@ -392,7 +393,7 @@ def validate(config: Config) -> None:
     _positive("producer.queue_size", p.queue_size)
     if not 0 <= p.linger_ms <= 1000:
         raise ConfigError("producer.linger_ms", f"{p.linger_ms} is outside 0..1000 milliseconds",
-                          "use 50 (the default); 0 sends each event at once")
+                          "use 200 (the default); 0 sends each event at once")
 
     c = config.collector
     for origin in c.allowed_origins:
