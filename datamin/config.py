@@ -36,7 +36,7 @@ IPV6_PREFIX_BITS = (16, 48)
 
 log = logging.getLogger(__name__)
 
-SECRET_KEYS = frozenset({"ssl_password", "sasl_password", "token_secret"})
+SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
 TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
 
 
@@ -180,9 +180,7 @@ class CollectorConfig:
     """origins (https://host[:port]) whose pages may post from a browser, the site's own included:
     browsers send Origin on same-origin POSTs too"""
     consent_cookie: str = "datamin_consent"
-    """cookie holding the consent-banner id, set by the web server"""
-    token_secret: str | None = None
-    """key of the signed user tokens (X-Datamin-Subject) the web server issues; unset: none accepted"""
+    """cookie holding the visitor id the web server issued (`Identity.issue_visitor`)"""
     trusted_proxies: tuple[str, ...] = ()
     """CIDRs of the reverse proxies in front of the collector, whose X-Forwarded-For is believed"""
     rate_per_second: float = 5.0
@@ -200,9 +198,14 @@ class CollectorConfig:
 
 
 @dataclass(frozen=True)
-class ShipperConfig:
-    state_dir: str = "data/shipper"
-    """where `datamin ship-logs` keeps each log's read position (inode, offset, first-bytes fingerprint)"""
+class IdentityConfig:
+    secret_file: str = "data/identity.secret"  # noqa: S105 - a path, not the secret
+    """32+ random bytes shared by the web server, its middleware and the collector: they sign visitor
+    ids and user tokens (`datamin.identity`); never created by datamin"""
+    max_token_seconds: int = 900
+    """longest lifetime a signed user token may have (15 minutes by default, a day at most)"""
+    max_token_uses: int = 50
+    """how often one user token may be presented to one collector (bounded replay)"""
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ class Config:
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
-    shipper: ShipperConfig = field(default_factory=ShipperConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -409,6 +412,12 @@ def validate(config: Config) -> None:
     _positive("collector.max_body_bytes", c.max_body_bytes)
     if not c.prefix.startswith("/"):
         raise ConfigError("collector.prefix", f"{c.prefix!r} is not a path", 'write it as e.g. "/collect"')
+
+    i = config.identity
+    if not 0 < i.max_token_seconds <= 86400:
+        raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",
+                          "keep user tokens short-lived: 900 (the default) or less")
+    _positive("identity.max_token_uses", i.max_token_uses)
 
 
 def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:

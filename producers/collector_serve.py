@@ -1,6 +1,7 @@
 """``datamin collector``: the collector served by uvicorn, configured from ``[collector]`` in datamin.toml.
 
-Each worker process builds its own EventProducer (``create_app`` runs in the worker, after any fork),
+It needs the identity secret (``[identity] secret_file``, shared with the web server) to verify visitor
+cookies and user tokens; without it, it does not start. Each worker process builds its own EventProducer (``create_app`` runs in the worker, after any fork),
 wraps it so each visitor may record at most ``consent_records_per_day`` consent choices, and closes it
 (flushing what is queued) on shutdown. Rate limits are per worker: with N workers a client may reach
 N times ``rate_per_second`` at worst (a load balancer with sticky clients keeps it at one).
@@ -23,6 +24,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from datamin.config import Config, load_config
+from datamin.identity import Identity, identity_from_config
 from producers.collector import Collector, CollectorSettings
 from producers.collector_asgi import CollectorServer
 from producers.collector_http import CollectorEndpoint
@@ -77,13 +79,14 @@ class DeadlineH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def build_app(config: Config, producer: Publisher, *, app: Any = None,
+def build_app(config: Config, producer: Publisher, *, identity: Identity | None = None, app: Any = None,
               on_shutdown: Any = None) -> CollectorServer:
-    """The collector ASGI app for ``config``, publishing through ``producer``."""
+    """The collector ASGI app for ``config``, publishing through ``producer``; ``identity`` verifies
+    visitor cookies and user tokens (without it no subject is proven: consent is refused)."""
     c = config.collector
-    settings = CollectorSettings(
-        allowed_origins=c.allowed_origins, consent_cookie=c.consent_cookie,
-        secret=c.token_secret.encode("utf-8") if c.token_secret else None, max_body_bytes=c.max_body_bytes)
+    settings = CollectorSettings.from_config(
+        config, allowed_origins=c.allowed_origins, consent_cookie=c.consent_cookie, identity=identity,
+        max_body_bytes=c.max_body_bytes)
     collector = Collector(ConsentBound(producer, c.consent_records_per_day), settings)
     endpoint = CollectorEndpoint(collector, prefix=c.prefix, limiter=TokenBuckets(c.rate_per_second, c.burst),
                                  trusted_proxies=MiddlewareSettings(trusted_proxies=c.trusted_proxies).networks)
@@ -95,9 +98,10 @@ def create_app() -> CollectorServer:
     from producers.producer import EventProducer
 
     config = load_config()
+    identity = identity_from_config(config.identity)
     DeadlineH11Protocol.header_timeout = config.collector.header_timeout_seconds
     producer = EventProducer(config)
-    return build_app(config, producer, on_shutdown=producer.close)
+    return build_app(config, producer, identity=identity, on_shutdown=producer.close)
 
 
 def serve(config_path: str | None, *, host: str, port: int, workers: int, log_level: str = "info") -> None:
@@ -106,7 +110,7 @@ def serve(config_path: str | None, *, host: str, port: int, workers: int, log_le
 
     if config_path:
         os.environ["DATAMIN_CONFIG"] = os.path.abspath(config_path)  # workers read it again
-    load_config()  # a bad config stops here, before any worker starts
+    identity_from_config(load_config().identity)  # a bad config or secret stops here, before any worker
     uvicorn.run("producers.collector_serve:create_app", factory=True, host=host, port=port, workers=workers,
                 http="producers.collector_serve:DeadlineH11Protocol", lifespan="on", proxy_headers=False,
                 server_header=False, timeout_graceful_shutdown=15, log_level=log_level)

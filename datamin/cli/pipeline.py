@@ -36,7 +36,7 @@ def register(add: Add) -> None:
     p = add("ship-logs", "follow nginx/Apache access logs and publish them as http_request events", _ship_logs)
     p.add_argument("paths", nargs="+", metavar="PATH", help="access log files (combined format or JSON lines)")
     p.add_argument("--once", action="store_true", help="read to the end and stop instead of following")
-    p.add_argument("--state-dir", help="where read positions are kept (default: shipper.state_dir, data/shipper)")
+    p.add_argument("--state-dir", help="where read positions are kept (default: producer.shipper_state_dir, data/shipper)")
     p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
 
     p = add("collector", "serve the collector: pages and apps post usage events and consent choices", _collector,
@@ -117,7 +117,7 @@ def _ship_logs(args: argparse.Namespace, config: Config) -> int:
     with stop_on_signals(doing="stopping the shipper") as stop:
         show = args.progress or sys.stderr.isatty()
         result = ship_logs(config, [Path(p) for p in args.paths], state_dir=Path(args.state_dir or
-                                                                                   config.shipper.state_dir),
+                                                                                   config.producer.shipper_state_dir),
                            follow=not args.once, stop=stop, progress=stderr_progress() if show else None)
     print(f"\nshipped {result.events:,} events from {result.lines:,} lines; {result.bad_lines:,} unparsable "
           "lines went to the dead-letter topic (with their line numbers, not their text)", file=sys.stderr)
