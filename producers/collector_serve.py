@@ -1,7 +1,9 @@
 """``datamin collector``: the collector served by uvicorn, configured from ``[collector]`` in datamin.toml.
 
 It needs the identity secret (``[identity] secret_file``, shared with the web server) to verify visitor
-cookies and user tokens; without it, it does not start. Each worker process builds its own EventProducer (``create_app`` runs in the worker, after any fork),
+cookies and user tokens; without it, it does not start.
+
+Each worker process builds its own EventProducer (``create_app`` runs in the worker, after any fork),
 wraps it so each visitor may record at most ``consent_records_per_day`` consent choices, and closes it
 (flushing what is queued) on shutdown. Rate limits are per worker: with N workers a client may reach
 N times ``rate_per_second`` at worst (a load balancer with sticky clients keeps it at one).

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,9 +20,23 @@ import httpx
 import pytest
 
 from datamin.config import Config
+from datamin.identity import Identity
 from datamin.topics import provision
 
 DATAMIN = str(Path(sys.executable).parent / "datamin")
+
+
+SECRET = b"a secret the web server and the collector share, 32+ bytes"
+
+
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "identity.secret"
+    path.write_bytes(SECRET)
+    path.chmod(0o600)
+    return path
+
+
+IDENTITY = Identity(SECRET)
 
 
 def free_port() -> int:
@@ -40,6 +55,7 @@ def running_collector(config: Config, tmp_path: Path, *, workers: int = 1,
         "KAFKA_BOOTSTRAP_SERVERS": config.kafka.bootstrap_servers,
         "DATAMIN__TOPICS__PREFIX": f'"{config.topics.prefix}"',
         "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "collector-spool"}"',
+        "DATAMIN__IDENTITY__SECRET_FILE": f'"{secret_file(tmp_path)}"',
     })
     env.update({f"DATAMIN__COLLECTOR__{k.upper()}": v for k, v in collector.items()})
     log = open(tmp_path / "collector.log", "w")  # noqa: SIM115 - closed below
@@ -93,9 +109,9 @@ def raw_events(config: Config, event: str, n: int, timeout_ms: int = 10_000) -> 
 
 
 SITE = "https://shop.example"
-USAGE = {"event": "usage_event", "time": "2026-11-25T10:00:00Z", "kind": "page_view", "page": "/a"}
-CONSENT = {"event": "consent_record", "time": "2026-11-25T10:00:00Z", "necessary": True, "statistics": True,
-           "source": "banner"}
+NOW = datetime.now(UTC).isoformat()
+USAGE = {"event": "usage_event", "time": NOW, "kind": "page_view", "page": "/a"}
+CONSENT = {"event": "consent_record", "time": NOW, "necessary": True, "statistics": True, "source": "banner"}
 
 
 def test_both_paths_answer_without_redirect_and_events_reach_kafka(kafka_config: Config, tmp_path: Path) -> None:
@@ -182,16 +198,17 @@ def test_slow_headers_and_slow_bodies_are_cut_off(kafka_config: Config, tmp_path
 
 def test_a_visitor_records_a_bounded_number_of_consent_choices(kafka_config: Config, tmp_path: Path) -> None:
     provision(kafka_config)
+    one, two = IDENTITY.issue_visitor(), IDENTITY.issue_visitor()
     with running_collector(kafka_config, tmp_path, consent_records_per_day="3") as (base, _):
         with httpx.Client(base_url=base, timeout=30) as client:
-            mine = [client.post("/collect", json=[CONSENT], headers={"Cookie": "datamin_consent=visitor-1"})
+            mine = [client.post("/collect", json=[CONSENT], headers={"Cookie": f"datamin_consent={one}"})
                     for _ in range(6)]
-            other = client.post("/collect", json=[CONSENT], headers={"Cookie": "datamin_consent=visitor-2"})
+            other = client.post("/collect", json=[CONSENT], headers={"Cookie": f"datamin_consent={two}"})
     assert [r.json()["accepted"] for r in mine] == [1, 1, 1, 0, 0, 0]
     assert {r.status_code for r in mine[3:]} == {503}
     assert other.json()["accepted"] == 1
     subjects = sorted(e["subject_key"] for e in raw_events(kafka_config, "consent_record", 4))
-    assert subjects == ["visitor-1"] * 3 + ["visitor-2"]
+    assert subjects == sorted([IDENTITY.visitor_of(one)] * 3 + [IDENTITY.visitor_of(two)])
 
 
 @pytest.mark.parametrize("workers", [2])
@@ -228,7 +245,7 @@ def _chromium() -> str:
 
 
 @contextmanager
-def _page_server(html: str, port: int) -> Iterator[str]:
+def _page_server(html: str, port: int, cookie: str) -> Iterator[str]:
     """The shop's own site on another port (another origin): it sets the consent cookie, as web servers do."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -238,7 +255,7 @@ def _page_server(html: str, port: int) -> Iterator[str]:
             body = html.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Set-Cookie", "datamin_consent=visitor-chromium; Path=/; SameSite=Lax")
+            self.send_header("Set-Cookie", f"datamin_consent={cookie}; Path=/; SameSite=Lax")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -261,8 +278,9 @@ def test_headless_chromium_posts_usage_and_consent_cross_origin(kafka_config: Co
     provision(kafka_config)
     page_port = free_port()
     site = f"http://127.0.0.1:{page_port}"
+    cookie = IDENTITY.issue_visitor()  # the shop's server issues the visitor id
     with running_collector(kafka_config, tmp_path, allowed_origins=f'["{site}"]') as (base, _):
-        with _page_server(PAGE.format(collector=base), page_port):
+        with _page_server(PAGE.format(collector=base), page_port, cookie):
             result = subprocess.run(
                 [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000", "--dump-dom",
@@ -271,6 +289,6 @@ def test_headless_chromium_posts_usage_and_consent_cross_origin(kafka_config: Co
     answer = result.stdout.split("RESULT ", 1)[1].split("<", 1)[0]
     assert answer.count('"accepted":1') == 2, answer
     [consent] = raw_events(kafka_config, "consent_record", 1)
-    assert consent["subject_key"] == "visitor-chromium" and consent["statistics"] is True
+    assert consent["subject_key"] == IDENTITY.visitor_of(cookie) and consent["statistics"] is True
     [search] = raw_events(kafka_config, "usage_event", 1)
     assert search["search_terms"] == "pricing" and search["page"].startswith(site)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
 
+from datamin.identity import Identity
 from producers.collector import Collector, CollectorSettings
 from producers.collector_http import CollectorEndpoint
 from producers.collector_wsgi import CollectorWSGI
 from producers.ratelimit import TokenBuckets
 
 SITE = "https://shop.example"
-USAGE = {"event": "usage_event", "time": "2026-11-25T10:00:00Z", "kind": "page_view", "page": "/a"}
+USAGE = {"event": "usage_event", "time": datetime.now(UTC).isoformat(), "kind": "page_view", "page": "/a"}
+IDENTITY = Identity(b"a secret the web server and the collector share, 32+ bytes")
 
 
 class Sink:
@@ -33,7 +36,8 @@ def make(burst: int = 100, max_body_bytes: int = 256 * 1024) -> tuple[Any, Sink]
         return "the shop"
 
     sink = Sink()
-    collector = Collector(sink, CollectorSettings(allowed_origins=(SITE,), max_body_bytes=max_body_bytes))
+    collector = Collector(sink, CollectorSettings(allowed_origins=(SITE,), max_body_bytes=max_body_bytes,
+                                                  identity=IDENTITY))
     endpoint = CollectorEndpoint(collector, limiter=TokenBuckets(rate=0.001, burst=burst))
     app.wsgi_app = CollectorWSGI(endpoint, app=app.wsgi_app)  # type: ignore[method-assign]
     return app.test_client(), sink
@@ -41,7 +45,8 @@ def make(burst: int = 100, max_body_bytes: int = 256 * 1024) -> tuple[Any, Sink]
 
 def test_flask_serves_the_collector_at_both_paths_and_its_own_pages() -> None:
     client, sink = make()
-    client.set_cookie("datamin_consent", "v-9")  # the web server set it; the browser sends it along
+    visitor = IDENTITY.issue_visitor()
+    client.set_cookie("datamin_consent", visitor)  # the web server set it; the browser sends it along
     for path in ("/collect", "/collect/"):
         response = client.post(path, json=[USAGE], headers={"Origin": SITE})
         assert response.status_code == 200 and response.json == {"accepted": 1, "rejected": []}
@@ -51,7 +56,7 @@ def test_flask_serves_the_collector_at_both_paths_and_its_own_pages() -> None:
     assert client.get("/").data == b"the shop"
     assert client.get("/collect/datamin.js").data.startswith(b"/* datamin.js")
     assert client.post("/collect", json=[USAGE], headers={"Origin": "https://evil.example"}).status_code == 403
-    assert [r["subject_key"] for _, r in sink.events] == ["v-9", "v-9"]
+    assert [r["subject_key"] for _, r in sink.events] == [IDENTITY.visitor_of(visitor)] * 2
 
 
 def test_size_and_rate_limits_hold_under_wsgi() -> None:

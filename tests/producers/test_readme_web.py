@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from datamin.config import load_config
+from datamin.identity import Identity
 from producers.collector import Collector, CollectorSettings
 from producers.logformat import parse_line
 
@@ -45,7 +46,10 @@ class Sink:
 def test_the_collector_payload_is_accepted_as_it_stands() -> None:
     [payload] = [b for b in blocks("json") if '"events"' in b]
     sink = Sink()
-    status, answer = Collector(sink, CollectorSettings()).handle(payload.encode(), {"cookie": "datamin_consent=v-1"})
+    identity = Identity(b"a secret the web server and the collector share, 32+ bytes")
+    settings = CollectorSettings(identity=identity, clock=lambda: 1_795_601_100.0)  # 2026-11-25T10:05Z
+    cookie = f"datamin_consent={identity.issue_visitor()}"
+    status, answer = Collector(sink, settings).handle(payload.encode(), {"cookie": cookie})
     assert status == 200 and answer == {"accepted": 2, "rejected": []}
     assert sink.events == ["usage_event", "consent_record"]
 
