@@ -266,7 +266,7 @@ def test_cli_keeps_state_where_the_config_says_and_shows_no_progress_off_a_termi
     env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka_config.kafka.bootstrap_servers,
                 "DATAMIN__TOPICS__PREFIX": f'"{kafka_config.topics.prefix}"',
                 "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "spool"}"',
-                "DATAMIN__SHIPPER__STATE_DIR": f'"{tmp_path / "shipper-state"}"'})
+                "DATAMIN__PRODUCER__SHIPPER_STATE_DIR": f'"{tmp_path / "shipper-state"}"'})
     datamin = str(Path(sys.executable).parent / "datamin")
     result = subprocess.run([datamin, "ship-logs", "--once", str(log)], env=env, cwd=tmp_path, capture_output=True,
                             text=True, timeout=180)
