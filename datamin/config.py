@@ -190,6 +190,10 @@ class ProducerConfig:
     """bound of the spool; events beyond it are dropped, counted and logged"""
     queue_size: int = 10_000
     """events a request thread may queue for the background sender before spooling"""
+    linger_ms: int = 200
+    """how long the sender, woken by an event, waits for more before sending them together: one
+    wake-up per batch keeps the CPU a request costs small (0: send each event at once); it is also
+    the most an event waits before it is sent"""
     spool_retention_days: int = 7
     """spool segments (raw events in clear) last written longer ago than this are deleted by the
     scheduler even if Kafka never came back; at most 7 days, like raw topics"""
@@ -203,6 +207,31 @@ class ProcessorConfig:
     """consumer group of the minimisation processors"""
     transactional_id: str = "datamin-processor"
     """prefix of the transactional ids (one per instance) that make output and offsets commit together"""
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    prefix: str = "/collect"
+    """path the collector answers at (POST events there; the page snippet is <prefix>/datamin.js)"""
+    allowed_origins: tuple[str, ...] = ()
+    """origins (https://host[:port]) whose pages may post from a browser, the site's own included:
+    browsers send Origin on same-origin POSTs too"""
+    consent_cookie: str = "datamin_consent"
+    """cookie holding the visitor id the web server issued (`Identity.issue_visitor`)"""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of the reverse proxies in front of the collector, whose X-Forwarded-For is believed"""
+    rate_per_second: float = 5.0
+    """requests a second one client (IP address) may make after its burst"""
+    burst: int = 50
+    """requests one client may make at once"""
+    consent_records_per_day: int = 20
+    """consent choices one visitor may record a day; more are refused (a banner needs a few)"""
+    header_timeout_seconds: float = 10.0
+    """time a client has to send a request's headers before the connection is closed (slowloris)"""
+    body_timeout_seconds: float = 10.0
+    """time a client has to send a request's body once its headers came; then 408"""
+    max_body_bytes: int = 256 * 1024
+    """largest request body accepted (413 beyond)"""
 
 
 @dataclass(frozen=True)
@@ -239,6 +268,7 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
 
@@ -434,6 +464,24 @@ def validate(config: Config) -> None:
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
+    if not 0 <= p.linger_ms <= 1000:
+        raise ConfigError("producer.linger_ms", f"{p.linger_ms} is outside 0..1000 milliseconds",
+                          "use 200 (the default); 0 sends each event at once")
+
+    c = config.collector
+    for origin in c.allowed_origins:
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError("collector.allowed_origins", f"{origin!r} is not an origin",
+                              'write origins as scheme://host[:port], e.g. "https://techpros.no", no path')
+    for key in ("rate_per_second", "header_timeout_seconds", "body_timeout_seconds"):
+        if not 0 < getattr(c, key) < float("inf"):
+            raise ConfigError(f"collector.{key}", "must be a finite number more than 0", "use e.g. 10.0")
+    _positive("collector.burst", c.burst)
+    _positive("collector.consent_records_per_day", c.consent_records_per_day)
+    _positive("collector.max_body_bytes", c.max_body_bytes)
+    if not c.prefix.startswith("/"):
+        raise ConfigError("collector.prefix", f"{c.prefix!r} is not a path", 'write it as e.g. "/collect"')
     _positive("producer.spool_retention_days", p.spool_retention_days)
     if p.spool_retention_days * 24 > RAW_RETENTION_CAP_HOURS:
         raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "

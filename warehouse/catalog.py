@@ -16,6 +16,8 @@ moment. Guarantees:
   table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view,
   and the move is recorded in the audit trail (``audit_log``; see warehouse.quarantine).
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
+- The file is written in DuckDB's storage format of ``STORAGE_VERSION``, which the stock DuckDB CLI
+  on PyPI (``duckdb-cli``, 1.4 and later) opens, whichever newer duckdb library wrote it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from warehouse.sql import quote_identifier, quote_literal
 from warehouse.suppression import VISITOR, suppressed_view_statements
 
 log = logging.getLogger(__name__)
+
+STORAGE_VERSION = "v1.4.0"
+"""DuckDB storage compatibility of the catalog file: the oldest release whose CLI must open it (1.4 is a
+long-term release; duckdb 2.0 writes a format the 1.x CLIs refuse by default)."""
 
 AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("at", "TIMESTAMPTZ"), ("job", "VARCHAR"), ("action", "VARCHAR"), ("table_name", "VARCHAR"),
@@ -186,8 +192,7 @@ class CatalogBuilder:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False,
-                                                    "autoload_known_extensions": False})
+            con = _connect_for_writing(tmp)
             try:
                 # the builder, too, reads only the folders its views read (warehouse.boundary)
                 lock_to(con, self._read_folders())
@@ -208,6 +213,18 @@ class CatalogBuilder:
                     leftover.unlink(missing_ok=True)
                 except OSError:  # its folder is not writable or not a folder; reported above
                     pass
+
+
+def _connect_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
+    no_extensions: dict[str, str | bool | int | float | list[str]] = {
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    try:
+        return duckdb.connect(str(path), config={**no_extensions, "storage_compatibility_version": STORAGE_VERSION})
+    except duckdb.Error as exc:
+        # a duckdb older than STORAGE_VERSION neither knows the setting's value nor writes anything newer
+        if STORAGE_VERSION not in str(exc) and "storage_compatibility_version" not in str(exc):
+            raise
+        return duckdb.connect(str(path), config=no_extensions)
 
 
 def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.PathLike[str] | None = None,

@@ -1,7 +1,7 @@
 """The `datamin` command: one entry point, a subcommand per job, a module per command group.
 
     demo       the whole pipeline on synthetic traffic
-    pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs
+    pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs, collector
     inspect    query, minimise, schemas, policy, audit (the leak scan), config
     rights     people's rights (warehouse.rights)
     retention  the retention inventory (warehouse.retention)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,7 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
   datamin scheduler                 daily expiry and compaction, hourly retention of every other store
   datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
+  datamin collector                 the HTTP endpoint pages and apps post events and consent to
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
 KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
@@ -67,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of our output went away (`datamin config | head`): stop quietly, as Unix tools do.
+    stdout is pointed at /dev/null so that the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
