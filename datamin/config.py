@@ -151,6 +151,9 @@ class ProcessorConfig:
     """consumer group of the minimisation processors"""
     transactional_id: str = "datamin-processor"
     """prefix of the transactional ids (one per instance) that make output and offsets commit together"""
+    ledger_memory_subjects: int = 200_000
+    """subjects whose consent state an instance keeps in memory per input partition (about 160 bytes
+    each); the least recently used beyond that spill to an SQLite temporary file (SQLITE_TMPDIR)"""
 
 
 @dataclass(frozen=True)
@@ -342,6 +345,7 @@ def validate(config: Config) -> None:
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
+    _positive("processor.ledger_memory_subjects", config.processor.ledger_memory_subjects)
 
 
 def _positive(key: str, value: int) -> None:
