@@ -9,8 +9,9 @@ go to the dead-letter topic as a small JSON note (topic, partition, offset, reas
 value) and are skipped.
 
 A buffer is flushed at ``warehouse.flush_rows`` rows or when its oldest message is
-``warehouse.flush_seconds`` old; the catalog is rebuilt at most every ``CATALOG_INTERVAL`` seconds
-after a flush, so new events become queryable within a few seconds. A write error (disk full)
+``warehouse.flush_seconds`` old; new files are queryable at once (the views read globs), and the
+catalog is refreshed at most every ``CATALOG_INTERVAL`` seconds after a flush: written again only
+when a view must change, at a cost that does not grow with the number of files. A write error (disk full)
 stops the sink with that error and nothing of the failed flush visible.
 
 Run it from a CLI, a thread (pass ``stop``) or ``python -m warehouse.sink`` (config from the
@@ -51,7 +52,7 @@ from warehouse.writer import Flush, PartitionWriter
 log = logging.getLogger(__name__)
 
 CATALOG_INTERVAL = 1.0
-"""seconds between catalog rebuilds while events stream in"""
+"""seconds between catalog refreshes while events stream in"""
 PROGRESS_INTERVAL = 10.0
 """seconds between progress lines in the log"""
 POLL_MS = 100
@@ -261,11 +262,12 @@ class _Sink:
         now = self.clock()
         if not (force or (self.catalog_dirty and now - self.last_catalog >= CATALOG_INTERVAL)):
             return
+        first = self.last_catalog == float("-inf")
         self.catalog_dirty = False
         self.last_catalog = now
         try:
-            report = self.catalog.build()
-            self.stats.catalog_builds += 1
+            report = self.catalog.build() if first else self.catalog.refresh()
+            self.stats.catalog_builds += report.rebuilt
             if report.quarantined:
                 log.warning("quarantined %d file(s) while building the catalog", len(report.quarantined))
         except CatalogError as exc:
