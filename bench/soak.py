@@ -52,6 +52,7 @@ from warehouse.open_day import compact_open_days
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+_TX = re.compile(r"([\d.]+) transactions/s of (\d+) records")
 _PROGRESS = re.compile(r"sink: \d+ rows/s; (\d+) rows in (\d+) files so far")
 
 
@@ -268,6 +269,9 @@ def _report(args: Any, minutes: float, sent: int, subjects: int, samples: list[t
     report = builder.refresh()
     print(f"catalog at the end: full build {full * 1000:.0f} ms, refresh {(time.perf_counter() - t) * 1000:.1f} ms "
           f"(rebuilt: {report.rebuilt})", file=err)
+    tx = [(float(a), int(b)) for a, b in _TX.findall((work / "processor.log").read_text(errors="replace"))]
+    if tx:
+        print("processor transactions (per log interval): " + ", ".join(f"{a:.1f}/s of {b}" for a, b in tx), file=err)
     print(f"max lag: processor group {lags['processor']:,}, sink group {lags['sink']:,}", file=err)
     print(f"sink CPU per row: first minute {first * 1e3:.3f} ms, last minute {last * 1e3:.3f} ms", file=err)
     ratio = last / first

@@ -22,7 +22,7 @@ from itertools import islice
 Entry = int | tuple[int | None, int | None, bool, int | None]
 """a subject's packed state: its choice alone (an int), or (choice, restriction, ever restricted, erasure)"""
 
-CACHE_KIB = 4096
+CACHE_KIB = 2048
 """SQLite's page cache per spilled store (KiB): what a spilled store costs in memory besides the dict"""
 _SCHEMA = ("CREATE TABLE subjects (key TEXT PRIMARY KEY, choice INTEGER, restriction INTEGER, "
            "ever INTEGER NOT NULL, erasure INTEGER) WITHOUT ROWID")

@@ -216,6 +216,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.restore = LedgerRestore(config, lambda: new_ledger(config), self.clock)
         self.group_lag = GroupLag(config, config.processor.group_id, self.topics.inputs(), self._publish_lag)
         self.assignments = 0
+        self.transactions = 0
+        """transactions committed"""
         """how many times partitions were assigned to this instance (1 unless the group rebalanced)"""
         self._control = {self.topics.consent, self.topics.privacy_requests}
         self._out_topics: dict[str, str] = {}
@@ -227,6 +229,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._tx_deadline = 0.0
         self._tx_bytes = 0
         self._tx_counts = [0, 0, 0]
+        self._logged_transactions = 0
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
 
@@ -338,6 +341,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             self._abort()
             return
         self.metrics.add(*self._tx_counts)
+        self.transactions += 1
         self._reset_transaction()
 
     def _reset_transaction(self) -> None:
@@ -475,8 +479,11 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             lag = sum(m.lag.values())
             dropped = sum(v for k, v in m.dropped.items() if k.startswith("dropped."))
         rates = [(a - b) / seconds for a, b in zip(now, last, strict=True)]
-        log.info("events in %.0f/s, out %.0f/s, dead-lettered %.1f/s; fields dropped %d in total; group lag %d",
-                 *rates, dropped, lag)
+        transactions = self.transactions - self._logged_transactions
+        self._logged_transactions = self.transactions
+        log.info("events in %.0f/s, out %.0f/s, dead-lettered %.1f/s; fields dropped %d in total; group lag %d; "
+                 "%.1f transactions/s of %.0f records", *rates, dropped, lag, transactions / seconds,
+                 (now[0] - last[0]) / max(1, transactions))
         return now
 
 
