@@ -4,8 +4,8 @@ growing, to show that cost and state do not grow with time or with the number of
 A producer sends raw http_request events at ``--rate`` per second (default 1,500) for ``--minutes``
 (default 10; ``--quick``: 2). Each event comes from a new subject with probability 0.55, else from
 one already seen; 45 % of new subjects first send a consent choice. The processor
-(``python -m processors.loop``, its ledger's memory bound lowered to ``--ledger-memory`` subjects per
-partition so the run crosses it) and the sink (``python -m warehouse.sink``) run as their own
+(``datamin process``, its ledger's memory bound lowered to ``--ledger-memory`` subjects per
+partition so the run crosses it) and the sink (``datamin sink``) run as their own
 processes; continuous compaction of the open day runs every ``--compact-every`` seconds here.
 
 Measured: the sink's CPU time per row loaded (from /proc, at each of its progress lines) in the first
@@ -41,7 +41,7 @@ import duckdb
 from _common import bench_env, config_from
 from kafka import KafkaProducer
 
-from datamin.partitioner import KeyHashPartitioner
+from datamin.kafka.partitioner import KeyHashPartitioner
 from datamin.topics import Topics, provision
 from processors.lag import GroupLag
 from schemas import default_registry, encode
@@ -50,6 +50,7 @@ from warehouse.layout import Layout
 from warehouse.open_day import compact_open_days
 
 ROOT = Path(__file__).resolve().parents[1]
+DATAMIN = [sys.executable, "-c", "import sys; from datamin.cli import main; sys.exit(main())"]
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _TX = re.compile(r"([\d.]+) transactions/s of (\d+) records")
@@ -82,9 +83,9 @@ def main() -> None:
         topics = Topics(config)
         layout = Layout(Path(config.warehouse.root))
         child_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "DATAMIN_INSTANCE": "soak"}
-        processor = subprocess.Popen([sys.executable, "-m", "processors.loop"], cwd=tmp, env=child_env,
+        processor = subprocess.Popen([*DATAMIN, "process"], cwd=tmp, env=child_env,
                                      stdout=subprocess.DEVNULL, stderr=(work / "processor.log").open("wb"))
-        sink = subprocess.Popen([sys.executable, "-m", "warehouse.sink"], cwd=tmp, env=child_env,
+        sink = subprocess.Popen([*DATAMIN, "sink"], cwd=tmp, env=child_env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         samples: list[tuple[float, int, float]] = []  # (monotonic, rows loaded, sink CPU seconds)
         reader = threading.Thread(target=_read_progress, args=(sink, samples, work / "sink.log"), daemon=True)

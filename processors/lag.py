@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from typing import Any
 
 from datamin.config import Config
+from datamin.kafka import KafkaError, TopicPartition, new_consumer
 
 log = logging.getLogger("datamin.processor")
 
@@ -37,7 +36,7 @@ class GroupLag:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._consumer: KafkaConsumer | None = None
+        self._consumer: Any = None
 
     def read(self) -> dict[tuple[str, int], int]:
         """One reading: (topic, partition) -> records the group has not committed yet."""
@@ -66,10 +65,10 @@ class GroupLag:
             self._consumer.close(autocommit=False)
             self._consumer = None
 
-    def _connect(self) -> KafkaConsumer:
+    def _connect(self) -> Any:
         # group_id names whose committed offsets to read; this consumer never subscribes, so never joins
-        self._consumer = KafkaConsumer(group_id=self.group_id, enable_auto_commit=False,
-                                       isolation_level="read_committed", **self.config.kafka.client_kwargs())
+        self._consumer = new_consumer(self.config, group_id=self.group_id, enable_auto_commit=False,
+                                      isolation_level="read_committed")
         return self._consumer
 
     def _follow(self) -> None:

@@ -24,11 +24,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError
-from datamin.kafka import translate_kafka_errors
+from datamin.kafka import TopicPartition, new_consumer, translate_kafka_errors
 from datamin.topics import Topics
 from processors.ledger import ConsentLedger
 from schemas import decode, default_registry
@@ -134,8 +132,8 @@ class LedgerRestore:
         started = time.monotonic()
         applied = 0
         with translate_kafka_errors("restoring the consent ledger", self.config):
-            reader = KafkaConsumer(group_id=None, isolation_level="read_committed", enable_auto_commit=False,
-                                   **self.config.kafka.client_kwargs())
+            reader = new_consumer(self.config, group_id=None, isolation_level="read_committed",
+                                  enable_auto_commit=False)
             try:
                 reader.assign(tps)
                 reader.seek_to_beginning(*tps)

@@ -27,8 +27,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from warehouse.audit import AuditLog
-from warehouse.clock import as_utc
+from datamin.clock import as_utc
+from warehouse.audit_trail import AuditLog
 from warehouse.compaction import COMPACTED_PREFIX, Compaction, data_files, merge_files, recover_compactions
 from warehouse.layout import Layout, parse_data_file_name
 
