@@ -256,6 +256,10 @@ def _report(args: Any, minutes: float, sent: int, subjects: int, samples: list[t
         slope = (past[-1][2] - past[0][2]) / (past[-1][0] - past[0][0]) * 100_000 / 2**20
         print(f"processor memory past the spill threshold ({args.ledger_memory:,} subjects per partition, "
               f"from {past[0][0]:,} subjects on): {slope:.1f} MiB per 100k subjects", file=err)
+        late = memory[len(memory) // 2:]  # bounded caches (SQLite pages, key hashes) are full by then
+        if late[0][0] >= past[0][0] and late[-1][0] > late[0][0]:
+            slope = (late[-1][2] - late[0][2]) / (late[-1][0] - late[0][0]) * 100_000 / 2**20
+            print(f"processor memory in the second half of the run: {slope:.1f} MiB per 100k subjects", file=err)
     else:
         print("the run did not get past the spill threshold: lower --ledger-memory or run longer", file=err)
     files = [len(list(folder.glob("*.parquet")))
