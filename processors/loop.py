@@ -138,9 +138,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.restore = LedgerRestore(config, lambda: new_ledger(config), self.clock)
         self.group_lag = GroupLag(config, config.processor.group_id, self.topics.inputs(), self._publish_lag)
         self.assignments = 0
+        """how many times partitions were assigned to this instance (1 unless the group rebalanced)"""
         self.transactions = 0
         """transactions committed"""
-        """how many times partitions were assigned to this instance (1 unless the group rebalanced)"""
         self._control = {self.topics.consent, self.topics.privacy_requests}
         self._out_topics: dict[str, str] = {}
         """minimised topic per event type (names built once)"""
