@@ -177,6 +177,17 @@ class ProcessorConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    secret_file: str = "data/identity.secret"  # noqa: S105 - a path, not the secret
+    """32+ random bytes shared by the web server, its middleware and the collector: they sign visitor
+    ids and user tokens (`datamin.identity`); never created by datamin"""
+    max_token_seconds: int = 900
+    """longest lifetime a signed user token may have (15 minutes by default, a day at most)"""
+    max_token_uses: int = 50
+    """how often one user token may be presented to one collector (bounded replay)"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -185,6 +196,7 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -365,6 +377,12 @@ def validate(config: Config) -> None:
     if not 0 < config.processor.transaction_seconds <= 60:  # also refuses nan
         raise ConfigError("processor.transaction_seconds", "must be more than 0 and at most 60",
                           "use e.g. 0.5: events reach the minimised topics at most this much later")
+
+    i = config.identity
+    if not 0 < i.max_token_seconds <= 86400:
+        raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",
+                          "keep user tokens short-lived: 900 (the default) or less")
+    _positive("identity.max_token_uses", i.max_token_uses)
 
 
 def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:

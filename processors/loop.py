@@ -50,6 +50,7 @@ from typing import Any
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError, EventError
+from datamin.identity import subject_of_raw
 from datamin.kafka import (
     AuthorizationError,
     ConsumerRebalanceListener,
@@ -69,6 +70,7 @@ from datamin.kafka.partitioner import KeyHashPartitioner
 from datamin.signals import stop_on_signals
 from datamin.topics import Topics
 from processors.erased import ErasedSubjects
+from processors.hashed_requests import HashedRequests
 from processors.lag import GroupLag
 from processors.ledger import ConsentLedger
 from processors.metrics import Metrics, serve_metrics
@@ -131,6 +133,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation, self.clock)
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
+        self.requests = HashedRequests(config)
+        """requests on the privacy-requests topic, keyed by the subject's hash: read whole, applied per event"""
         """erasures from the compacted erased-subjects topic: a replay never brings a person back"""
         self.metrics = Metrics(self.minimiser.counters)
         self.ledgers: dict[int, ConsentLedger] = {}
@@ -174,6 +178,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 **{"max_poll_records": MAX_POLL_RECORDS, **self.consumer_options})
             self._consumer.subscribe(self.topics.inputs(), listener=self)
             self.erased.start()
+            self.requests.start()
             self.group_lag.start()
         log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
                  self.config.processor.group_id)
@@ -205,6 +210,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _close(self) -> None:
         self.erased.stop()
+        self.requests.stop()
         self.restore.stop()
         self.group_lag.stop()
         for ledger in self.ledgers.values():
@@ -297,8 +303,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if value is None:
                 if tp.topic == self.topics.consent:  # a tombstone of the compacted consent topic
                     ledger = self.ledgers.get(tp.partition)
-                    if ledger is not None and record.key:
-                        ledger.forget_consents(record.key.decode("utf-8", "replace"))
+                    subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+                    if ledger is not None and subject:
+                        ledger.forget_consents(subject)
                     return True
                 raise DecodeError("empty message (no value)")
             schema, raw = decode(value, self.registry)
@@ -306,7 +313,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
-            self.erased.mark(ledger, subject_of(raw, key))
+            subject = subject_of(raw, key)
+            self.erased.mark(ledger, subject)
+            self.requests.mark(ledger, subject)
             result = process_event(self.minimiser, ledger, schema, raw, key)
             out = encode(result.schema, result.record)
         except EventError as exc:

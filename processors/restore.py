@@ -26,9 +26,11 @@ from typing import Any
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError
+from datamin.identity import is_hashed, subject_of_raw
 from datamin.kafka import TopicPartition, new_consumer, translate_kafka_errors
 from datamin.topics import Topics
 from processors.ledger import ConsentLedger
+from processors.pipeline import subject_of
 from schemas import decode, default_registry
 
 log = logging.getLogger("datamin.processor")
@@ -169,19 +171,22 @@ def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: An
     """Applies one consent or privacy-request record while restoring; undecodable ones are skipped here
     (the main loop dead-letters them)."""
     if record.value is None:
-        if topic == topics.consent and record.key:
-            ledger.forget_consents(record.key.decode("utf-8", "replace"))
+        subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+        if topic == topics.consent and subject:
+            ledger.forget_consents(subject)
         return 0
     try:
         schema, raw = decode(record.value, default_registry())
     except DecodeError:
         return 0
     key = record.key.decode("utf-8", "replace") if record.key else None
-    subject = raw.get("subject_key") or key
+    subject = subject_of(raw, key)
     try:
         if schema.name == "consent_record":
             ledger.apply_consent(subject, raw)
         elif schema.name == "privacy_request":
+            if is_hashed(subject):
+                return 0  # applied per event by HashedRequests
             ledger.apply_request(subject, raw)
         else:
             return 0
