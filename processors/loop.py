@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from datamin.config import Config
+from datamin.event_time import check_event_time
 from datamin.exceptions import BrokerError, DecodeError, EventError
 from datamin.identity import subject_of_raw
 from datamin.kafka import (
@@ -311,6 +312,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             schema, raw = decode(value, self.registry)
             if schema.kind != "raw":
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
+            check_event_time(self.config, schema.name, raw, self.clock())
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
             subject = subject_of(raw, key)

@@ -1,7 +1,8 @@
-"""The warehouse's scheduled maintenance: daily expiry, compaction and leak scan, in one process.
+"""The warehouse's scheduled maintenance: daily expiry, compaction and leak scan, hourly retention, in one
+process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
-starts an APScheduler ``BlockingScheduler`` that repeats them every day (03:15 and 03:45 UTC), and
+starts an APScheduler ``BlockingScheduler`` that repeats them every day (00:05 and 03:45 UTC), and
 every minute merges the small files of the open day (``warehouse.open_day``). The
 catch-up matters: jobs are registered afresh on every start (``replace_existing=True``, memory job
 store), which resets their next run time, so a run missed while the process was down would
@@ -16,6 +17,10 @@ and records the run in the audit trail (``warehouse.leak_scan``). It only reads 
 same lock (so it never meets a partition being expired or compacted) and has the same
 coalesce/max_instances/misfire settings; it is not part of the catch-up, since a missed audit loses
 nothing: the next one scans everything again.
+
+Every hour (minute 25) the retention job deletes what is past its cap in every other store of the
+retention inventory (quarantine, audit and rights trails, spool, shipper state, keys, log files: see
+`warehouse.retention`); it is part of the catch-up, under the same lock.
 
 ``expire_now`` and ``format_expiries`` are what ``datamin expire [--dry-run]`` calls.
 """
@@ -50,11 +55,16 @@ LEAK_AUDIT_JOB = "leak_audit"
 SWEEP_JOB = "erased_sweep"
 OPEN_DAY_JOB = "compaction_open"
 """every minute: today's small files merged into about one per hour (`warehouse.open_day`)"""
+RETENTION_JOB = "retention"
+RETENTION_AT_MINUTE = 25
+"""minute of every hour at which every other store of the retention inventory (trails, quarantine,
+spool, shipper state, keys, log files) loses what is past its cap (see `warehouse.retention`)"""
 SWEEP_AT_MINUTE = 5
 """minute of every hour at which rows of erased subjects that arrived late (from the minimised topics'
 window) are deleted"""
-EXPIRY_AT = (3, 15)
-"""(hour, minute) UTC of the daily expiry"""
+EXPIRY_AT = (0, 5)
+"""(hour, minute) UTC of the daily expiry: just after midnight, when a day partition passes its table's
+retention, so that no row outlives its cap by more than these minutes"""
 COMPACTION_AT = (3, 45)
 """(hour, minute) UTC of the daily compaction, after expiry so it never merges what is about to go"""
 LEAK_AUDIT_AT = (4, 15)
@@ -120,9 +130,20 @@ def leak_scan_now(config: Config, *, now: datetime) -> LeakReport:
         return run_leak_scan(config, now=now)
 
 
+def retention_now(config: Config, *, now: datetime) -> dict[str, int]:
+    """Deletes what is past its cap in every store of the inventory but the tables (see `expire_now`);
+    returns the items deleted per store."""
+    from warehouse.retention import run_retention
+
+    with maintenance_lock(_layout(config)):
+        return run_retention(config, now)
+
+
 def run_maintenance(config: Config, *, now: datetime) -> tuple[list[Expiry], list[Compaction]]:
-    """Expiry, then compaction, both at ``now``: the catch-up run at start-up."""
-    return expire_now(config, dry_run=False, now=now), compact_now(config, now=now)
+    """Expiry, the other stores' retention, then compaction, all at ``now``: the catch-up run at start-up."""
+    expired = expire_now(config, dry_run=False, now=now)
+    retention_now(config, now=now)
+    return expired, compact_now(config, now=now)
 
 
 def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingScheduler:
@@ -168,6 +189,15 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
                       misfire_grace_time=60, max_instances=1)
     scheduler.add_job(sweep_job, CronTrigger(minute=SWEEP_AT_MINUTE, timezone="UTC"), id=SWEEP_JOB,
                       name="hourly sweep of erased subjects' late rows", replace_existing=True, coalesce=True,
+                      misfire_grace_time=3600, max_instances=1)
+
+    def retention_job() -> None:
+        deleted = {store: n for store, n in retention_now(config, now=as_utc(clock())).items() if n}
+        if deleted:
+            log.info("retention: deleted past their cap: %s", ", ".join(f"{n} from {s}" for s, n in deleted.items()))
+
+    scheduler.add_job(retention_job, CronTrigger(minute=RETENTION_AT_MINUTE, timezone="UTC"), id=RETENTION_JOB,
+                      name="hourly retention of every other store", replace_existing=True, coalesce=True,
                       misfire_grace_time=3600, max_instances=1)
     return scheduler
 
