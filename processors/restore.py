@@ -133,6 +133,7 @@ class LedgerRestore:
         tps = [TopicPartition(topic, p) for topic in control for p in partitions]
         started = time.monotonic()
         applied = 0
+        next_expiry = EXPIRE_EVERY
         with translate_kafka_errors("restoring the consent ledger", self.config):
             reader = new_consumer(self.config, group_id=None, isolation_level="read_committed",
                                   enable_auto_commit=False)
@@ -152,8 +153,10 @@ class LedgerRestore:
                         for record in records:
                             if record.offset < end[tp]:
                                 applied += _apply_control(ledger, tp.topic, self.topics, record)
-                                if applied % EXPIRE_EVERY == 0:
-                                    ledger.expire(self.clock())
+                                if applied >= next_expiry:
+                                    next_expiry = applied + EXPIRE_EVERY
+                                    for each in ledgers.values():
+                                        each.expire(self.clock())
                     pending = {tp for tp in pending if tp.partition not in job.cancelled
                                and reader.position(tp) < end[tp]}
             finally:
