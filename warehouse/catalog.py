@@ -13,7 +13,8 @@ moment. Guarantees:
   crashed between a send and its acknowledgement sends the event again; analysts who need exact
   counts there use ``count(DISTINCT event_id)``).
 - A Parquet file whose footer cannot be read (corrupt, truncated, not Parquet) or that lacks the
-  table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view.
+  table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view,
+  and the move is recorded in the audit trail (``audit_log``; see warehouse.quarantine).
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
 - What a refresh costs does not grow with the number of files: views read globs, so the catalog is
   written again only when a view must change (a table's first or last file, a new schema), and only
@@ -27,6 +28,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -35,10 +37,12 @@ import pyarrow as pa
 from datamin.config import Config
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import arrow_schema, id_column
+from warehouse.boundary import lock_to, record_read_paths_sql
 from warehouse.catalog_scan import FolderIndex, ScanCost
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
-from warehouse.rights.restriction import restricted_filter_sql
+from warehouse.permissions import give_to_group, prepare_warehouse
+from warehouse.quarantine import quarantine
 from warehouse.sql import quote_identifier, quote_literal
 
 log = logging.getLogger(__name__)
@@ -125,10 +129,15 @@ class CatalogBuilder:
     schema not seen before (the view's columns are fixed when it is created). It finds that out by
     looking only at the folders that changed (`FolderIndex`), reading each new file's footer once."""
 
-    def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None) -> None:
+    def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None,
+                 *, analyst_group: str | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.layout = layout
         self.catalog_path = Path(catalog_path)
         self.registry = registry or default_registry()
+        self.analyst_group = analyst_group
+        self.clock = clock
+        """warehouse.analyst_group: who may read the tables and the catalog (warehouse.permissions)"""
         self._report: CatalogReport | None = None
         self._indexes = {event: self._index(self.layout.table_dir(event), lambda n: n.startswith(f"{PARTITION_KEY}="),
                                             id_column(event), event)
@@ -155,6 +164,11 @@ class CatalogBuilder:
         self._audit.look(report.cost, full=full)
         shape = (tuple((e, i.fingerprints()) for e, i in self._indexes.items()), bool(self._audit.files()))
         if full or shape != self._shape or not self.catalog_path.exists():
+            try:
+                self._gid = prepare_warehouse(self.layout.root, self.catalog_path, self.analyst_group)
+            except OSError as exc:
+                raise CatalogError(f"cannot prepare the warehouse {self.layout.root} for its readers "
+                                   f"({exc.strerror}): check that datamin's user owns it") from exc
             statements = self._statements()
             self._write(statements)
             self._shape = shape
@@ -164,43 +178,37 @@ class CatalogBuilder:
 
     def _statements(self) -> list[str]:
         statements: list[str] = []
-        # rows of restricted subjects stay on disk but out of every analyst view (policy: "limit the
-        # processing"); the list is read at query time, so restrict and lift act at once
-        visible = restricted_filter_sql(self.layout)
         for event, index in self._indexes.items():
             body = self._empty_table(event)
             if index.files():
                 # the typed empty row set first: every column of the schema is there, in its order and
                 # type, even when the files were written by an older version that lacked some
                 source = _read_parquet(self.layout.table_glob(event), hive=True)
-                body = f"SELECT * FROM ({body} UNION ALL BY NAME {source}) WHERE {visible}"  # noqa: S608
+                body = f"SELECT * FROM ({body} UNION ALL BY NAME {source})"  # noqa: S608
             statements.append(f"CREATE VIEW {quote_identifier(event)} AS {body}")
         audit_glob = str(self.layout.audit_dir.resolve() / "*" / "*.parquet")
         statements.append("CREATE VIEW audit_log AS " + (
             _read_parquet(audit_glob, hive=False) if self._audit.files() else _empty_select(AUDIT_COLUMNS)))
         statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
         statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
+        # what an analyst's connection may read (warehouse.boundary): these folders, no more
+        statements += record_read_paths_sql(self._read_folders(), [])
         return statements
 
     def _index(self, root: Path, accept: Callable[[str], bool], required: str | None, table: str) -> FolderIndex:
         def quarantine(path: Path, problem: str) -> None:
-            moved = self._quarantine(path, table)
-            if moved:
-                log.warning("moved %s to %s: %s", path, moved, problem)
-                if self._report is not None:
-                    self._report.quarantined.append(moved)
+            moved = self._quarantine(path, table, problem)  # and recorded in the audit trail
+            if moved and self._report is not None:
+                self._report.quarantined.append(moved)
 
         return FolderIndex(root, accept, required, quarantine)
 
-    def _quarantine(self, path: Path, table: str) -> Path | None:
-        target_dir = self.layout.quarantine_dir / table / path.parent.name
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{path.name}.{uuid.uuid4().hex[:8]}"
-        try:
-            os.replace(path, target)
-        except FileNotFoundError:
-            return None
-        return target
+    def _quarantine(self, path: Path, table: str, problem: str) -> Path | None:
+        return quarantine(self.layout, path, table, problem, now=self.clock())
+
+    def _read_folders(self) -> list[Path]:
+        """The folders the views read: each table's and the audit trail's."""
+        return [self.layout.table_dir(e) for e in self.registry.event_types("minimised")] + [self.layout.audit_dir]
 
     def _duplicates(self) -> str:
         """Per table and day, how many rows repeat an event id already there (a producer that crashed
@@ -221,12 +229,16 @@ class CatalogBuilder:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(tmp))
+            con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False,
+                                                    "autoload_known_extensions": False})
             try:
+                # the builder, too, reads only the folders its views read (warehouse.boundary)
+                lock_to(con, self._read_folders())
                 for sql in statements:
                     con.execute(sql)
             finally:
                 con.close()
+            give_to_group(tmp, self._gid)
             os.replace(tmp, target)
         except duckdb.Error as exc:
             raise CatalogError(f"could not build the catalog {target}: {exc}") from exc
@@ -244,14 +256,16 @@ class CatalogBuilder:
 def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.PathLike[str] | None = None,
                   registry: Registry | None = None) -> CatalogReport:
     """Builds the catalog once. ``catalog_path`` defaults to ``config.warehouse.catalog``."""
+    group = None
     if isinstance(config_or_layout, Config):
         layout = Layout(Path(config_or_layout.warehouse.root))
         catalog_path = catalog_path or config_or_layout.warehouse.catalog
+        group = config_or_layout.warehouse.analyst_group
     else:
         layout = config_or_layout
     if catalog_path is None:
         raise CatalogError("build_catalog needs a catalog path when given a Layout")
-    return CatalogBuilder(layout, catalog_path, registry).build()
+    return CatalogBuilder(layout, catalog_path, registry, analyst_group=group).build()
 
 
 def _read_parquet(glob: str, *, hive: bool) -> str:
