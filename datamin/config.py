@@ -207,6 +207,14 @@ class ProcessorConfig:
     """consumer group of the minimisation processors"""
     transactional_id: str = "datamin-processor"
     """prefix of the transactional ids (one per instance) that make output and offsets commit together"""
+    transaction_seconds: float = 0.5
+    """a transaction (minimised events and the input offsets they came from) commits when it is this
+    old, however few records it holds: a caught-up processor commits twice a second, not per poll…"""
+    transaction_bytes: int = 4 * 1024 * 1024
+    """…or when it has read this many bytes of input, whichever comes first"""
+    ledger_memory_subjects: int = 200_000
+    """subjects whose consent state an instance keeps in memory per input partition (about 160 bytes
+    each); the least recently used beyond that spill to an SQLite temporary file (SQLITE_TMPDIR)"""
 
 
 @dataclass(frozen=True)
@@ -487,6 +495,11 @@ def validate(config: Config) -> None:
         raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "
                           f"{RAW_RETENTION_CAP_HOURS // 24} days for raw events in clear",
                           f"set it to {RAW_RETENTION_CAP_HOURS // 24} or less")
+    _positive("processor.ledger_memory_subjects", config.processor.ledger_memory_subjects)
+    _positive("processor.transaction_bytes", config.processor.transaction_bytes)
+    if not 0 < config.processor.transaction_seconds <= 60:  # also refuses nan
+        raise ConfigError("processor.transaction_seconds", "must be more than 0 and at most 60",
+                          "use e.g. 0.5: events reach the minimised topics at most this much later")
 
     i = config.identity
     if not 0 < i.max_token_seconds <= 86400:

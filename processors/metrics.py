@@ -50,7 +50,8 @@ class Metrics:
             event, _, field = where.rpartition(".")
             lines.append(f'datamin_processor_fields_total{{outcome="{_label(outcome)}",event="{_label(event)}",'
                          f'field="{_label(field)}"}} {value}')
-        lines += ["# HELP datamin_processor_consumer_lag records behind the end of each input partition",
+        lines += ["# HELP datamin_processor_consumer_lag records of each input partition the group has not "
+                  "committed yet (end offset minus committed offset), whichever instance owns it",
                   "# TYPE datamin_processor_consumer_lag gauge"]
         for (topic, partition), value in sorted(lag.items()):
             lines.append(f'datamin_processor_consumer_lag{{topic="{_label(topic)}",partition="{partition}"}} {value}')
