@@ -31,6 +31,7 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin process                   the minimisation processor: raw topics -> minimised topics
   datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
   datamin scheduler                 daily expiry and compaction
+  datamin backup create DEST        a backup whose restore never brings an erased person back
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
 KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
@@ -128,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", action="store_true", help="also read the minimised Kafka topics")
 
     add("config", "print the configuration in force (secrets hidden)", _show_config)
+
+    from datamin.cli_backup import register as register_backup
+    register_backup(add)
     return parser
 
 

@@ -154,6 +154,18 @@ class ProcessorConfig:
 
 
 @dataclass(frozen=True)
+class BackupConfig:
+    retention_days: int = 30
+    """days a backup is kept before the scheduler deletes it; at most 365 (backups are within the cap)"""
+    dest: str | None = None
+    """where `datamin backup create` writes by default and the scheduler expires: a folder, or an
+    s3:// / gs:// URL (pyarrow's filesystems, credentials from the usual environment)"""
+    key_file: str | None = None
+    """file holding the 32-byte backup key (raw, hex or base64); when set, every backup file is
+    encrypted with AES-256-GCM. Keep it apart from the backups; it is never printed"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -162,6 +174,7 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -342,6 +355,11 @@ def validate(config: Config) -> None:
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
+
+    _retention("backup.retention_days", config.backup.retention_days)
+    if config.backup.key_file is not None and not Path(config.backup.key_file).is_file():
+        raise ConfigError("backup.key_file", f"file {config.backup.key_file!r} does not exist",
+                          "create one with `datamin backup keygen PATH`, or leave backup.key_file unset")
 
 
 def _positive(key: str, value: int) -> None:

@@ -34,6 +34,8 @@ CHANNELS: Final = ("officer", "self_service", "email")
 ACTIONS: Final = {"access": "access", "erase": "erasure", "restrict": "restriction", "object": "objection",
                   "withdraw": "withdrawal", "lift": "lift"}
 """command-line action -> request kind"""
+FORGET_KINDS: Final = ("erasure", "withdrawal", "restriction", "objection", "lift")
+"""kinds recorded in the forget ledger, which restores of backups re-apply (`warehouse.backup.ledger`)"""
 
 
 def submit_request(config: Config, kind: str, subject_key: str, *, channel: str = "officer", now: datetime,
@@ -90,6 +92,10 @@ def carry_out(config: Config, kind: str, subject_key: str, request_id: str, *, o
     from warehouse.restriction import lift, restrict
     from warehouse.subjects import layout_of
 
+    if kind in FORGET_KINDS:
+        # first, so that no backup restored later can bring back what this request removes or hides
+        from warehouse.backup.ledger import record_action
+        record_action(config, kind, request_id, subject_key, at=now)
     if kind == "access":
         path = export_subject(config, subject_key, out_dir, fmt=fmt, now=now)
         return f"access {request_id}: export written ({path.name})", {"export_file": path.name}
