@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,8 @@ class ForgetAction:
     at: datetime
     subject_hash: str
     pseudonym_hashes: frozenset[str]
+    recorded_ns: int = 0
+    """when it was written (wall clock, ns): orders actions of the same instant"""
 
 
 def ledger_dir(layout: Layout) -> Path:
@@ -67,7 +70,7 @@ def record_action(config: Config, action: str, request_id: str, subject_key: str
     secret = rights_secret(config)
     hashes = sorted({pseudonym_hash(secret, p) for p in subject_pseudonyms(key_store(config), subject_key).values()})
     when = as_utc(at)
-    doc = {"action": action, "request_id": request_id, "at": when.isoformat(),
+    doc = {"action": action, "request_id": request_id, "at": when.isoformat(), "recorded_ns": time.time_ns(),
            "subject_hash": subject_hash(config, subject_key), "pseudonym_hashes": hashes}
     folder = ledger_dir(layout_of(config))
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,8 +91,9 @@ def read_actions(layout: Layout) -> list[ForgetAction]:
         doc = json.loads(path.read_text(encoding="utf-8"))
         out.append(ForgetAction(action=doc["action"], request_id=doc["request_id"],
                                 at=datetime.fromisoformat(doc["at"]), subject_hash=doc["subject_hash"],
-                                pseudonym_hashes=frozenset(doc["pseudonym_hashes"])))
-    return sorted(out, key=lambda a: (a.at, a.request_id))
+                                pseudonym_hashes=frozenset(doc["pseudonym_hashes"]),
+                                recorded_ns=int(doc.get("recorded_ns", 0))))
+    return sorted(out, key=lambda a: (a.at, a.recorded_ns, a.request_id))
 
 
 def prune(layout: Layout, *, before: datetime) -> int:

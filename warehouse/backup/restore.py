@@ -122,8 +122,8 @@ def extract(store: Store, manifest: Manifest, key: BackupKey | None, into: Path,
             bad.append((rel, problem))
             continue
         target = into / rel
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        target.parent.mkdir(parents=True, exist_ok=True)  # inside a 0700 folder until it takes the target's place
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # as the sink writes: the umask rules
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     return bad
@@ -150,9 +150,8 @@ def merge_live_trails(live: Layout, into: Path) -> int:
                 continue
             target = into / rel
             if not target.exists():
-                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, target)
-                os.chmod(target, 0o600)
                 copied += 1
     return copied
 
@@ -176,6 +175,12 @@ def _rows(layout: Layout) -> dict[str, int]:
         if n:
             out[table] = n
     return out
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _erased_topic(config: Config, use_kafka: bool) -> dict[str, tuple[datetime, str]] | None:
@@ -241,10 +246,11 @@ def restore_backup(config: Config, src: str | os.PathLike[str], *, now: datetime
                                                          f"{len(report.actions)} action(s) re-applied")],
                                       kind=AUDIT_JOB)
             aside = target.with_name(f".{target.name}.replaced-{manifest.backup_id}")
+            mode = target.stat().st_mode & 0o7777 if target.exists() else 0o777 & ~_umask()
             if target.exists():
                 os.rename(target, aside)
+            os.chmod(staging, mode)  # the staging folder was private (0700); the warehouse's own mode now
             os.rename(staging, target)
-            os.chmod(target, 0o700)
             shutil.rmtree(aside, ignore_errors=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

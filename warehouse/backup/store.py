@@ -19,6 +19,17 @@ import pyarrow.fs as pafs
 from datamin.exceptions import BackupError
 
 
+def private_dirs(path: Path) -> None:
+    """Creates ``path`` and any missing parents, each new one 0700 (whatever the umask)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+
+
 @dataclass(frozen=True)
 class Store:
     """A folder of backups on some filesystem. Paths inside are '/'-separated, relative to ``base``."""
@@ -51,16 +62,17 @@ class Store:
 
     def makedirs(self, rel: str = "") -> None:
         target = self.path(rel)
-        self.fs.create_dir(target, recursive=True)
         if self.local:
-            os.chmod(target, 0o700)
+            private_dirs(Path(target))
+        else:
+            self.fs.create_dir(target, recursive=True)
 
     def write(self, rel: str, data: bytes) -> None:
         """Writes a whole file (folders made as needed), 0600 on a local disk, fsynced there."""
         target = self.path(rel)
         parent = target.rsplit("/", 1)[0]
         if self.local:
-            Path(parent).mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dirs(Path(parent))
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
