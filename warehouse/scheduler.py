@@ -10,6 +10,9 @@ it is back. Both jobs are idempotent and crash-safe (see ``warehouse.expiry`` an
 (``max_instances=1``; missed runs coalesce into one). SIGTERM or SIGINT stops the scheduler after
 the running job, if any, has finished.
 
+Backups in ``backup.dest`` older than ``backup.retention_days`` are deleted daily at 03:30 UTC
+(``warehouse.backup.retention``; the forget ledger is pruned to the one-year cap at the same time).
+
 The daily leak audit (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
 and records the run in the audit trail (``warehouse.leak_audit``). It only reads the data, holds the
 same lock (so it never meets a partition being expired or compacted) and has the same
@@ -56,6 +59,9 @@ EXPIRY_AT = (3, 15)
 """(hour, minute) UTC of the daily expiry"""
 COMPACTION_AT = (3, 45)
 """(hour, minute) UTC of the daily compaction, after expiry so it never merges what is about to go"""
+BACKUP_EXPIRY_JOB = "backup_expiry"
+BACKUP_EXPIRY_AT = (3, 30)
+"""(hour, minute) UTC of the daily expiry of backups in backup.dest (`warehouse.backup.retention`)"""
 LEAK_AUDIT_AT = (4, 15)
 """(hour, minute) UTC of the daily leak audit, after compaction"""
 MISFIRE_GRACE_SECONDS = 23 * 3600
@@ -135,7 +141,14 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
             log.error("leak audit: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
                       len(report.findings), len(report.unreadable))
 
+    def backup_expiry_job() -> None:
+        from warehouse.backup.retention import expire_now as expire_backups_now
+
+        gone = expire_backups_now(config, now=as_utc(clock()))
+        log.info("backup expiry: %d backup(s) past backup.retention_days deleted", len(gone))
+
     for job_id, func, (hour, minute) in ((EXPIRY_JOB, expiry_job, EXPIRY_AT),
+                                         (BACKUP_EXPIRY_JOB, backup_expiry_job, BACKUP_EXPIRY_AT),
                                          (COMPACTION_JOB, compaction_job, COMPACTION_AT),
                                          (LEAK_AUDIT_JOB, leak_audit_job, LEAK_AUDIT_AT)):
         scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,

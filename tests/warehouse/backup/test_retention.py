@@ -75,3 +75,20 @@ def test_the_forget_ledger_keeps_keyed_hashes_only_and_is_pruned(
     assert prune(world.layout, before=kit.LATER - timedelta(days=1)) == 0
     assert prune(world.layout, before=kit.LATER + timedelta(days=1)) == 1
     assert read_actions(world.layout) == []
+
+
+def test_the_scheduler_expires_backups_daily(
+        make_config: Callable[..., Config], world_factory: Callable[[Config], Any], tmp_path: Path, kit: Any) -> None:
+    from warehouse.scheduler import build_scheduler
+
+    dest = tmp_path / "backups"
+    config = make_config(**{"BACKUP__RETENTION_DAYS": "7", "BACKUP__DEST": f'"{dest}"'})
+    world_factory(config)
+    made = create_backup(config, dest, now=kit.TAKEN)
+    now = [kit.TAKEN + timedelta(days=6)]
+    job = {j.id: j for j in build_scheduler(config, clock=lambda: now[0]).get_jobs()}["backup_expiry"]
+    job.func()
+    assert (dest / made.backup_id).is_dir()
+    now[0] = kit.TAKEN + timedelta(days=7, minutes=1)
+    job.func()
+    assert not (dest / made.backup_id).exists()
