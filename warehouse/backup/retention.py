@@ -109,10 +109,18 @@ def expire_now(config: Config, *, now: datetime) -> list[BackupEntry]:
     """The scheduler's daily job: expires ``backup.dest`` and prunes the forget ledger to the cap."""
     from pathlib import Path
 
+    from warehouse.audit import AuditEntry, AuditLog
     from warehouse.backup.ledger import prune
     from warehouse.layout import Layout
 
-    prune(Layout(Path(config.warehouse.root)), before=as_utc(now) - timedelta(days=RETENTION_CAP_DAYS))
+    layout = Layout(Path(config.warehouse.root))
+    prune(layout, before=as_utc(now) - timedelta(days=RETENTION_CAP_DAYS))
     if not config.backup.dest:
         return []
-    return expire_backups(config.backup.dest, now=now, retention_days=config.backup.retention_days)
+    gone = expire_backups(config.backup.dest, now=now, retention_days=config.backup.retention_days)
+    if gone and layout.root.is_dir():
+        AuditLog(layout).append([AuditEntry(at=as_utc(now), job="backup", action="expire_backup", table_name="*",
+                                            partition=None, rows=0, bytes=e.bytes,
+                                            detail=f"backup {e.backup_id} of {e.created_at.isoformat()}")
+                                 for e in gone], kind="backup")
+    return gone

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from datamin.config import Config
 from datamin.exceptions import BackupError
+from warehouse.audit import AuditEntry, AuditLog
 from warehouse.backup.crypto import ALGORITHM, BackupKey, load_key
 from warehouse.backup.manifest import CATALOG_PATH, FILES_DIR, ID_PREFIX, MANIFEST_NAME, FileEntry, Manifest
 from warehouse.backup.store import Store
@@ -45,6 +46,7 @@ from warehouse.locking import maintenance_lock
 
 log = logging.getLogger(__name__)
 
+AUDIT_JOB = "backup"
 TRAILS = ("_rights", "_audit")
 """folders of the warehouse root copied whole (besides the tables and the checkpoints)"""
 EXCLUDED = ("pseudonymisation keys and the rights secret (pseudonymise.key_dir)",
@@ -117,6 +119,11 @@ def select_files(layout: Layout, checkpoints: dict[str, dict[int, int]],
                 yield f, "rights" if trail == "_rights" else "audit", None
 
 
+def _inside(path: Path, root: Path) -> bool:
+    resolved, top = path.resolve(), root.resolve()
+    return resolved == top or top in resolved.parents
+
+
 def _partition_rows(data: bytes) -> int:
     return int(pq.read_metadata(pa.BufferReader(data)).num_rows)
 
@@ -132,7 +139,11 @@ def create_backup(config: Config, dest: str | os.PathLike[str], *, now: datetime
     key = backup_key(config)
     at = as_utc(now)
     backup_id = new_backup_id(at)
-    store = Store.open(dest).child(backup_id)
+    base = Store.open(dest)
+    if base.local and _inside(Path(base.base), layout.root):
+        raise BackupError(f"{dest} is inside the warehouse root {layout.root}: a backup must be isolated from the "
+                          "warehouse analysts and jobs read; choose a folder outside it")
+    store = base.child(backup_id)
     store.makedirs()
     secrets = _secret_dirs(config)
     entries: list[FileEntry] = []
@@ -167,6 +178,11 @@ def create_backup(config: Config, dest: str | os.PathLike[str], *, now: datetime
                         encryption={"algorithm": ALGORITHM, "key_fingerprint": key.fingerprint} if key else None,
                         source_root=str(layout.root.resolve()), excluded=EXCLUDED)
     store.write(MANIFEST_NAME, manifest.to_json())
+    AuditLog(layout).append([AuditEntry(at=at, job=AUDIT_JOB, action="create_backup", table_name="*", partition=None,
+                                        rows=sum(manifest.rows_by_table().values()), bytes=manifest.total_bytes,
+                                        detail=f"backup {backup_id}: {len(entries)} files, "
+                                               f"{'encrypted' if key else 'not encrypted'}, expires "
+                                               f"{manifest.expires_at.date().isoformat()}")], kind=AUDIT_JOB)
     log.info("backup %s: %d files, %d bytes, tables %s", backup_id, len(entries), manifest.total_bytes,
              manifest.rows_by_table())
     return manifest

@@ -160,3 +160,21 @@ def test_a_backup_holds_no_keys_or_secrets_and_is_private(
         assert mode == (0o700 if p.is_dir() else 0o600), f"{p} is {oct(mode)}"
     assert (src / MANIFEST_NAME).is_file()
     assert {e.kind for e in manifest.files} >= {"table", "checkpoint", "rights"}
+
+
+def test_a_backup_inside_the_warehouse_is_refused_and_every_backup_is_audited(
+        make_config: Callable[..., Config], world_factory: Callable[[Config], Any], tmp_path: Path) -> None:
+    from datamin.exceptions import BackupError
+    from warehouse.audit import AuditLog
+
+    config = make_config()
+    world = world_factory(config)
+    try:
+        create_backup(config, world.layout.root / "_backups", now=datetime.now(UTC))
+        raise AssertionError("a backup inside the warehouse root was accepted")
+    except BackupError as exc:
+        assert "inside the warehouse root" in str(exc)
+    assert not (world.layout.root / "_backups").exists()
+    made = create_backup(config, tmp_path / "backups", now=datetime.now(UTC))
+    [entry] = AuditLog(world.layout).read("backup")
+    assert entry.action == "create_backup" and made.backup_id in entry.detail and entry.rows == 22
