@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from warehouse.audit import AuditEntry, AuditLog
 from warehouse.backup.crypto import BackupKey
 from warehouse.backup.manifest import CATALOG_PATH, FILES_DIR, MANIFEST_NAME, Manifest
 from warehouse.backup.reapply import AUDIT_JOB, ReapplyReport, reapply
-from warehouse.backup.snapshot import backup_key
+from warehouse.backup.snapshot import WORKERS, backup_key
 from warehouse.backup.store import Store
 from warehouse.clock import as_utc
 from warehouse.layout import Layout
@@ -113,19 +114,30 @@ def read_files(store: Store, manifest: Manifest, key: BackupKey | None,
 
 
 def extract(store: Store, manifest: Manifest, key: BackupKey | None, into: Path,
-            progress: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
+            progress: Callable[[str], None] | None = None, *, durable: bool = True) -> list[tuple[str, str]]:
     """Writes every good file's plaintext under ``into`` (0700 folders, 0600 files); returns the
     (path, problem) of the bad ones (then ``into`` must not be used)."""
     bad = []
-    for rel, data, problem in read_files(store, manifest, key, progress):
-        if data is None:
-            bad.append((rel, problem))
-            continue
+
+    def write(rel: str, data: bytes) -> None:
         target = into / rel
         target.parent.mkdir(parents=True, exist_ok=True)  # inside a 0700 folder until it takes the target's place
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # as the sink writes: the umask rules
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:  # before the folder takes the target's place
+                f.flush()
+                os.fsync(f.fileno())
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        pending = []
+        for rel, data, problem in read_files(store, manifest, key, progress):
+            if data is None:
+                bad.append((rel, problem))
+            elif not bad:
+                pending.append(pool.submit(write, rel, data))
+        for future in pending:
+            future.result()
     return bad
 
 

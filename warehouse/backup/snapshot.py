@@ -28,6 +28,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +48,8 @@ from warehouse.locking import maintenance_lock
 log = logging.getLogger(__name__)
 
 AUDIT_JOB = "backup"
+WORKERS = 8
+"""files copied at once (their fsyncs overlap)"""
 TRAILS = ("_rights", "_audit")
 """folders of the warehouse root copied whole (besides the tables and the checkpoints)"""
 EXCLUDED = ("pseudonymisation keys and the rights secret (pseudonymise.key_dir)",
@@ -146,32 +149,37 @@ def create_backup(config: Config, dest: str | os.PathLike[str], *, now: datetime
     store = base.child(backup_id)
     store.makedirs()
     secrets = _secret_dirs(config)
-    entries: list[FileEntry] = []
+    done = [0]
 
-    def put(rel: str, data: bytes, kind: str, table: str | None = None) -> None:
+    def put(rel: str, source: Path | bytes, kind: str, table: str | None = None) -> FileEntry | None:
+        try:
+            data = source.read_bytes() if isinstance(source, Path) else source
+        except FileNotFoundError:
+            return None  # a rights trail file replaced meanwhile (the restriction list): its new name is listed
         rows = _partition_rows(data) if kind == "table" else None
         stored = key.encrypt(data, f"{backup_id}/{rel}") if key else data
         store.write(f"{FILES_DIR}/{rel}", stored)
-        entries.append(FileEntry(path=rel, kind=kind, bytes=len(stored), sha256=hashlib.sha256(stored).hexdigest(),
-                                 rows=rows, table=table))
-        if progress and len(entries) % 200 == 0:
-            progress(f"{len(entries)} files copied")
+        done[0] += 1
+        if progress and done[0] % 500 == 0:
+            progress(f"{done[0]} files copied")
+        return FileEntry(path=rel, kind=kind, bytes=len(stored), sha256=hashlib.sha256(stored).hexdigest(),
+                         rows=rows, table=table)
 
     with maintenance_lock(layout):
         checkpoints = read_checkpoints(layout)
+        work: list[tuple[str, Path | bytes, str, str | None]] = []
         for topic, parts in sorted(checkpoints.items()):
             for partition, last in sorted(parts.items()):
                 rel = layout.checkpoint_file(topic, partition).relative_to(layout.root).as_posix()
-                put(rel, json.dumps({"last": last}).encode(), "checkpoint")
+                work.append((rel, json.dumps({"last": last}).encode(), "checkpoint", None))
         for path, kind, table in select_files(layout, checkpoints, secrets):
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue  # a rights trail file replaced meanwhile (the restriction list): its new version follows
-            put(path.relative_to(layout.root).as_posix(), data, kind, table)
+            work.append((path.relative_to(layout.root).as_posix(), path, kind, table))
         catalog = Path(config.warehouse.catalog)
         if catalog.is_file():
-            put(CATALOG_PATH, catalog.read_bytes(), "catalog")
+            work.append((CATALOG_PATH, catalog, "catalog", None))
+        # files are independent: hashing, encryption and fsync overlap in threads (all release the GIL)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            entries = [e for e in pool.map(lambda w: put(*w), work) if e is not None]
     manifest = Manifest(backup_id=backup_id, created_at=at,
                         expires_at=at + timedelta(days=config.backup.retention_days), offsets=checkpoints,
                         files=tuple(entries),

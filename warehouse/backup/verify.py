@@ -67,7 +67,7 @@ def verify_backup(config: Config, src: str | os.PathLike[str], *, now: datetime,
     key = key_for(manifest, backup_key(config))
     scratch = Path(tempfile.mkdtemp(prefix="datamin-verify-"))
     try:
-        bad = extract(store, manifest, key, scratch, progress)
+        bad = extract(store, manifest, key, scratch, progress, durable=False)
         if bad:
             return VerifyReport(manifest, bad)
         live = Layout(Path(config.warehouse.root).resolve())

@@ -178,3 +178,20 @@ def test_a_backup_inside_the_warehouse_is_refused_and_every_backup_is_audited(
     made = create_backup(config, tmp_path / "backups", now=datetime.now(UTC))
     [entry] = AuditLog(world.layout).read("backup")
     assert entry.action == "create_backup" and made.backup_id in entry.detail and entry.rows == 22
+
+
+def test_a_file_url_goes_through_pyarrow_filesystems_and_round_trips(
+        make_config: Callable[..., Config], world_factory: Callable[[Config], Any], tmp_path: Path, kit: Any) -> None:
+    from warehouse.backup import list_backups, restore_backup
+    from warehouse.backup.store import Store
+
+    config = make_config()
+    world = world_factory(config)
+    url = f"file://{tmp_path / 'remote'}"
+    assert Store.open(url).url == url
+    made = create_backup(config, url, now=kit.TAKEN)
+    [entry] = list_backups(url, now=kit.RESTORED)
+    assert entry.backup_id == made.backup_id and entry.location == f"{url}/{made.backup_id}"
+    assert verify_backup(config, entry.location, now=kit.RESTORED, use_kafka=False).ok
+    report = restore_backup(config, entry.location, now=kit.RESTORED, to=tmp_path / "restored", use_kafka=False)
+    assert report.rows == {t: kit.rows_of(world.layout, t) for t in ("http_request", "usage_event", "consent_record")}
