@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Final
 
 from datamin.config import Config
-from datamin.files import replace_file
+from datamin.exceptions import BackupError
+from datamin.files import read_secret, replace_file
 from warehouse.clock import as_utc
 from warehouse.layout import Layout
 
 ACTIONS: Final = ("erasure", "withdrawal", "restriction", "objection", "lift")
 LEDGER_DIR: Final = "forget"
 PSEUDONYM_PREFIX: Final = "p1_"
+SECRET_BYTES: Final = 32
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,20 @@ def pseudonym_hash(secret: bytes, pseudonym: str) -> str:
     return PSEUDONYM_PREFIX + hmac.digest(secret, b"pseudonym:" + pseudonym.encode("utf-8"), "sha256").hex()
 
 
-def rights_secret(config: Config) -> bytes:
-    from warehouse.subjects import load_secret
+def rights_secret(config: Config, *, create: bool = True) -> bytes:
+    """The rights secret the hashes are keyed with. With ``create=False`` (restores) a missing one is a
+    BackupError: a new secret would match nobody, and every erased person would come back."""
+    from warehouse.subjects import SECRET_FILE, load_secret
 
-    return load_secret(Path(config.pseudonymise.key_dir))
+    if create:
+        return load_secret(Path(config.pseudonymise.key_dir))
+    path = Path(config.pseudonymise.key_dir) / SECRET_FILE
+    try:
+        return read_secret(path, SECRET_BYTES)
+    except OSError:
+        raise BackupError(f"the rights secret {path} is missing or damaged, so the people erased since the "
+                          "backup cannot be recognised in it: restore pseudonymise.key_dir (kept apart from "
+                          "backups) first; nothing was restored") from None
 
 
 def record_action(config: Config, action: str, request_id: str, subject_key: str, *, at: datetime) -> Path:

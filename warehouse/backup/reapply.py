@@ -144,8 +144,8 @@ def reapply(layout: Layout, config: Config, *, since: datetime, now: datetime,
     audit = AuditLog(layout)
     entries: list[AuditEntry] = []
     ledger = read_actions(layout)
-    secret = rights_secret(config)
-    by_hash = {pseudonym_hash(secret, s): s for s in distinct_subjects(layout)}
+    secret = rights_secret(config, create=False) if ledger else b""
+    by_hash = {pseudonym_hash(secret, s): s for s in distinct_subjects(layout)} if ledger else {}
 
     def present(action: ForgetAction) -> list[str]:
         return sorted(by_hash[h] for h in action.pseudonym_hashes if h in by_hash)

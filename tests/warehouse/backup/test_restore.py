@@ -216,3 +216,18 @@ def _held(lock: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def test_without_the_rights_secret_a_restore_refuses_rather_than_match_nobody(
+        make_config: Callable[..., Config], world_factory: Callable[[Config], Any], tmp_path: Path, kit: Any) -> None:
+    from warehouse.backup.ledger import record_action
+
+    config = make_config()
+    world = world_factory(config)
+    src = _backup(world, tmp_path / "backups", kit)
+    record_action(config, "erasure", "r-1", kit.ALICE, at=kit.LATER)
+    (Path(config.pseudonymise.key_dir) / "rights.secret").unlink()  # key_dir lost with the disk
+    with pytest.raises(BackupError, match="rights secret"):
+        restore_backup(config, src, now=kit.RESTORED, to=tmp_path / "restored", use_kafka=False)
+    assert not (tmp_path / "restored").exists()
+    assert not (Path(config.pseudonymise.key_dir) / "rights.secret").exists()  # no new secret made up
