@@ -31,13 +31,13 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datamin.config import Config, load_config  # noqa: E402
-from processors.transforms import KeyStore, pseudonymise  # noqa: E402
+from datamin.keys import KeyStore, pseudonymise  # noqa: E402
 from schemas import default_registry  # noqa: E402
 from warehouse.arrow import arrow_schema  # noqa: E402
 from warehouse.backup import create_backup, restore_backup, verify_backup  # noqa: E402
 from warehouse.backup.crypto import write_new_key  # noqa: E402
-from warehouse.backup.ledger import record_action  # noqa: E402
 from warehouse.layout import Layout  # noqa: E402
+from warehouse.rights.ledger import record_action  # noqa: E402
 from warehouse.writer import PartitionWriter  # noqa: E402
 
 TABLES = ("http_request", "usage_event")

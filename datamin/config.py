@@ -10,6 +10,7 @@ key, the problem and the fix. Secrets (passwords) are never printed: see `redact
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 import types
@@ -27,6 +28,14 @@ information for longer than one year.' Nothing datamin keeps may be configured b
 RAW_RETENTION_CAP_HOURS = 7 * 24
 """Raw topics hold full IP addresses and identifiers in clear: they are kept for hours, a week at most."""
 
+IPV4_PREFIX_BITS = (8, 24)
+"""the IPv4 prefixes datamin accepts, strongest to weakest: more than 24 bits (Google Analytics' /24)
+can identify a household"""
+IPV6_PREFIX_BITS = (16, 48)
+"""the IPv6 prefixes datamin accepts, strongest to weakest: a /48 is often one customer's site"""
+
+log = logging.getLogger(__name__)
+
 SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
 TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
 
@@ -43,14 +52,16 @@ class KafkaConfig:
     """client certificate (PEM) for mutual TLS"""
     ssl_keyfile: str | None = None
     """client private key (PEM) for mutual TLS"""
-    ssl_password: str | None = None
-    """password of the client private key"""
+    ssl_password: str | None = field(default=None, repr=False)
+    """password of the client private key (never printed: hidden from repr() and `datamin config`)"""
     ssl_check_hostname: bool = True
     """verify that a broker's certificate names the host connected to"""
     sasl_mechanism: str | None = None
     """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol)"""
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    """user name for SASL"""
+    sasl_password: str | None = field(default=None, repr=False)
+    """password for SASL (never printed: hidden from repr() and `datamin config`)"""
     client_id: str = "datamin"
     """client id the brokers see in their logs and quotas"""
 
@@ -133,6 +144,10 @@ class WarehouseConfig:
         "privacy_request": 365,
     })
     """days each table keeps a day partition before expiry deletes it; at most 365"""
+
+    def retention_for(self, table: str) -> int:
+        """Days ``table`` keeps a day partition (the cap for a table not listed); see `retention_for`."""
+        return retention_for(table, self.retention_days)
 
 
 @dataclass(frozen=True)
@@ -330,12 +345,7 @@ def validate(config: Config) -> None:
     _retention("topics.minimised_retention_days", t.minimised_retention_days)
 
     m = config.minimise
-    if not 8 <= m.ipv4_prefix <= 24:
-        raise ConfigError("minimise.ipv4_prefix", f"/{m.ipv4_prefix} is outside the accepted 8..24 bits "
-                          "(more than 24 bits can identify a household)", "use 16 (the default) or at most 24")
-    if not 16 <= m.ipv6_prefix <= 48:
-        raise ConfigError("minimise.ipv6_prefix", f"/{m.ipv6_prefix} is outside the accepted 16..48 bits "
-                          "(a /48 is often one customer's site)", "use 32 (the default) or at most 48")
+    check_ip_prefixes(m.ipv4_prefix, m.ipv6_prefix)
     _retention("minimise.consent_validity_days", m.consent_validity_days)
 
     if config.pseudonymise.rotation not in ("monthly", "weekly", "daily"):
@@ -360,6 +370,33 @@ def validate(config: Config) -> None:
     if config.backup.key_file is not None and not Path(config.backup.key_file).is_file():
         raise ConfigError("backup.key_file", f"file {config.backup.key_file!r} does not exist",
                           "create one with `datamin backup keygen PATH`, or leave backup.key_file unset")
+
+
+def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:
+    """Raises ConfigError (a ValueError too) unless both prefixes are whole numbers within
+    `IPV4_PREFIX_BITS` and `IPV6_PREFIX_BITS`; the one check of these bounds, for the config, the
+    IP transform and the leak scan alike."""
+    for key, value, (low, high), default, why in (
+            ("minimise.ipv4_prefix", ipv4_prefix, IPV4_PREFIX_BITS, 16, "more than 24 bits can identify a household"),
+            ("minimise.ipv6_prefix", ipv6_prefix, IPV6_PREFIX_BITS, 32, "a /48 is often one customer's site")):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(key, f"{value!r} is outside the accepted {low}..{high} bits ({why})",
+                              f"use a whole number from {low} to {high}: {default} (the default) or at most {high}")
+
+
+def retention_for(table: str, retention_days: Mapping[str, int]) -> int:
+    """Days ``table`` keeps a day partition under ``retention_days`` (``warehouse.retention_days``): its
+    value clamped to RETENTION_CAP_DAYS (logged), else the cap. Raises ConfigError for a value below 1
+    (that would delete today's data as it arrives)."""
+    days = retention_days.get(table, RETENTION_CAP_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigError(f"warehouse.retention_days.{table}", "must be a whole number of days, at least 1",
+                          f"set it between 1 and {RETENTION_CAP_DAYS}")
+    if days > RETENTION_CAP_DAYS:
+        log.warning("retention of %s (%d days) is beyond the policy's cap; using %d days",
+                    table, days, RETENTION_CAP_DAYS)
+        return RETENTION_CAP_DAYS
+    return days
 
 
 def _positive(key: str, value: int) -> None:

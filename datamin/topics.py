@@ -90,18 +90,20 @@ def provision(config: Config) -> list[str]:
     """Creates the topics that do not exist yet, with their retention; returns the names created.
 
     Existing topics get their retention settings re-applied, so a lowered retention takes effect."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
-
-    from datamin.kafka import translate_kafka_errors
+    from datamin.kafka import require_reachable, translate_kafka_errors
+    from datamin.kafka.client import (
+        ConfigResource,
+        ConfigResourceType,
+        KafkaError,
+        NewTopic,
+        TopicAlreadyExistsError,
+        new_admin,
+    )
 
     specs = Topics(config).all()
-    from datamin.kafka import require_reachable
-
     require_reachable("provisioning topics", config)
     with translate_kafka_errors("provisioning topics", config):
-        admin = KafkaAdminClient(**config.kafka.client_kwargs())
+        admin = new_admin(config)
         try:
             existing = set(admin.list_topics())
             created: list[str] = []

@@ -18,7 +18,8 @@ from typing import Any
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError
-from datamin.kafka import translate_kafka_errors
+from datamin.kafka import KafkaError, TopicPartition, new_consumer, translate_kafka_errors
+from datamin.keys import subject_hash
 from datamin.topics import Topics
 from processors.ledger import ConsentLedger
 
@@ -36,7 +37,6 @@ class ErasedSubjects:
     background reader adds records."""
 
     def __init__(self, config: Config) -> None:
-        from warehouse.subjects import subject_hash
 
         self._config = config
         self._erased: dict[str, tuple[datetime, str]] = {}
@@ -84,12 +84,10 @@ class ErasedSubjects:
     # -- reading the topic -------------------------------------------------------------------------
     def start(self) -> None:
         """Reads the topic to its end (blocking), then follows it in a daemon thread."""
-        from kafka import KafkaConsumer, TopicPartition
-
         topic = Topics(self._config).erased_subjects
         with translate_kafka_errors("reading the erased-subjects topic", self._config):
-            consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed",
-                                     **self._config.kafka.client_kwargs())
+            consumer = new_consumer(self._config, group_id=None, enable_auto_commit=False,
+                                    isolation_level="read_committed")
             partitions = consumer.partitions_for_topic(topic)
             if not partitions:
                 consumer.close()
@@ -120,7 +118,6 @@ class ErasedSubjects:
                 self.apply(record.key, record.value)
 
     def _follow(self, consumer: Any) -> None:
-        from kafka.errors import KafkaError
 
         try:
             while not self._stop.is_set():

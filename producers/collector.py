@@ -234,7 +234,7 @@ class Collector:
             return str(exc)
         try:
             return None if self.producer.publish(schema.name, record) else ""
-        except Exception:  # noqa: BLE001 - a failing producer is the server's problem, not the client's
+        except Exception:  # a failing producer is the server's problem, not the client's
             log.warning("datamin collector: publishing failed", exc_info=True)
             return ""
 

@@ -194,6 +194,6 @@ class RequestPublisher:
         try:
             if not self.producer.publish("http_request", record()):
                 self.publish_errors += 1
-        except Exception:  # noqa: BLE001 - the request must never fail because of datamin
+        except Exception:  # the request must never fail because of datamin
             self.publish_errors += 1
             log.warning("datamin %s middleware: could not publish an http_request event", self.server, exc_info=True)

@@ -35,6 +35,7 @@ from typing import IO, Any
 from datamin.config import Config
 from datamin.exceptions import DecodeError
 from datamin.files import replace_file
+from datamin.kafka import dead_letter_note
 from datamin.topics import Topics
 from producers.logformat import parse_line
 
@@ -63,20 +64,6 @@ class ShipResult:
     events: int
     bad_lines: int
     bytes_read: int
-
-
-class Sink:
-    """Where the shipper's output goes: an EventProducer in production."""
-
-    def publish(self, event_type: str, record: dict[str, Any], *, timeout: float = 0.0) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-    def publish_bytes(self, topic: str, value: bytes, key: bytes | None = None, *,
-                      timeout: float = 0.0) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-    def flush(self, timeout: float | None = None) -> bool:  # pragma: no cover
-        raise NotImplementedError
 
 
 def stderr_progress(interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
@@ -178,7 +165,7 @@ class _Tail:
         return None
 
     def _attach(self, path: Path, offset: int, line_number: int) -> None:
-        self.file = open(path, "rb")  # noqa: SIM115 - kept open while tailing
+        self.file = open(path, "rb")  # kept open while tailing
         st = os.fstat(self.file.fileno())
         self.dev, self.inode = st.st_dev, st.st_ino
         self.file.seek(offset)
@@ -305,8 +292,8 @@ class _Tail:
 
     def _bad_numbered(self, reason: str) -> None:
         self.stats.bad_lines += 1
-        message = {"source": self.path.name, "line_number": self.line_number, "reason": reason, "stage": "shipper"}
-        self.sink.publish_bytes(self.dead_letter, json.dumps(message).encode("utf-8"), timeout=self.flush_timeout)
+        note = dead_letter_note("shipper", self.path.name, reason, line_number=self.line_number)
+        self.sink.publish_bytes(self.dead_letter, note, timeout=self.flush_timeout)
 
     def _report(self) -> None:
         self.stats.offset = self.offset

@@ -32,11 +32,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from datamin.config import RETENTION_CAP_DAYS
-from datamin.exceptions import ConfigError
+from datamin.clock import as_utc
+from datamin.config import retention_for
 from datamin.files import sync_dir
-from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import PARTITION_KEY, Layout
 
 log = logging.getLogger(__name__)
@@ -69,24 +68,10 @@ class Expiry:
         return f"{PARTITION_KEY}={self.day.isoformat()}"
 
 
-def effective_retention(table: str, retention_days: Mapping[str, int]) -> int:
-    """Days ``table`` keeps a partition: its configured value clamped to RETENTION_CAP_DAYS, else the cap.
-
-    Raises ConfigError for a value below 1 (that would delete today's data as it arrives)."""
-    days = retention_days.get(table, RETENTION_CAP_DAYS)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ConfigError(f"warehouse.retention_days.{table}", "must be a whole number of days, at least 1",
-                          f"set it between 1 and {RETENTION_CAP_DAYS}")
-    if days > RETENTION_CAP_DAYS:
-        log.warning("retention of %s (%d days) is beyond the policy's cap; using %d days",
-                    table, days, RETENTION_CAP_DAYS)
-        return RETENTION_CAP_DAYS
-    return days
-
 
 def oldest_kept_day(table: str, retention_days: Mapping[str, int], today: date) -> date:
     """The oldest day partition of ``table`` that is still kept on ``today``. Pure."""
-    return today - timedelta(days=effective_retention(table, retention_days))
+    return today - timedelta(days=retention_for(table, retention_days))
 
 
 def plan_expiry(layout: Layout, retention_days: Mapping[str, int], today: date) -> list[Expiry]:
@@ -95,7 +80,7 @@ def plan_expiry(layout: Layout, retention_days: Mapping[str, int], today: date) 
     Deletes nothing. Lists folder names and reads only the footers of the partitions it returns."""
     plan: list[Expiry] = []
     for table in layout.tables():
-        days = effective_retention(table, retention_days)
+        days = retention_for(table, retention_days)
         keep_from = today - timedelta(days=days)
         for day, path in layout.partitions(table):
             if day >= keep_from:

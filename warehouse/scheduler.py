@@ -1,4 +1,4 @@
-"""The warehouse's scheduled maintenance: daily expiry, compaction and leak audit, in one process.
+"""The warehouse's scheduled maintenance: daily expiry, compaction and leak scan, in one process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
 starts an APScheduler ``BlockingScheduler`` that repeats them every day (03:15 and 03:45 UTC). The
@@ -13,8 +13,8 @@ the running job, if any, has finished.
 Backups in ``backup.dest`` older than ``backup.retention_days`` are deleted daily at 03:30 UTC
 (``warehouse.backup.retention``; the forget ledger is pruned to the one-year cap at the same time).
 
-The daily leak audit (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
-and records the run in the audit trail (``warehouse.leak_audit``). It only reads the data, holds the
+The daily leak scan (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
+and records the run in the audit trail (``warehouse.leak_scan``). It only reads the data, holds the
 same lock (so it never meets a partition being expired or compacted) and has the same
 coalesce/max_instances/misfire settings; it is not part of the catch-up, since a missed audit loses
 nothing: the next one scans everything again.
@@ -25,25 +25,23 @@ nothing: the next one scans everything again.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
-from types import FrameType
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from datamin.clock import Clock, as_utc, utc_now
 from datamin.config import Config
-from warehouse.audit import AuditLog
-from warehouse.clock import Clock, as_utc, utc_now
+from datamin.signals import stop_on_signals
+from warehouse.audit_trail import AuditLog
 from warehouse.compaction import Compaction, compact
 from warehouse.expiry import Expiry, expire
-from warehouse.layout import Layout
-from warehouse.leak_audit import LeakReport, run_leak_audit
+from warehouse.layout import Layout, layout_of
+from warehouse.leak_scan import LeakReport, run_leak_scan
 from warehouse.locking import maintenance_lock
 
 log = logging.getLogger(__name__)
@@ -63,12 +61,12 @@ BACKUP_EXPIRY_JOB = "backup_expiry"
 BACKUP_EXPIRY_AT = (3, 30)
 """(hour, minute) UTC of the daily expiry of backups in backup.dest (`warehouse.backup.retention`)"""
 LEAK_AUDIT_AT = (4, 15)
-"""(hour, minute) UTC of the daily leak audit, after compaction"""
+"""(hour, minute) UTC of the daily leak scan, after compaction"""
 MISFIRE_GRACE_SECONDS = 23 * 3600
 """a run delayed (busy machine, suspended process) by up to this long still happens"""
 
 def _layout(config: Config) -> Layout:
-    return Layout(Path(config.warehouse.root))
+    return layout_of(config)
 
 
 def _refresh_catalog(config: Config) -> None:
@@ -100,19 +98,19 @@ def compact_now(config: Config, *, now: datetime) -> list[Compaction]:
 
 
 def sweep_now(config: Config, *, now: datetime) -> int:
-    """Deletes late-arriving rows of erased subjects (see `warehouse.erasure.sweep_erased`); returns
+    """Deletes late-arriving rows of erased subjects (see `warehouse.rights.erasure.sweep_erased`); returns
     the number of files rewritten."""
-    from warehouse.erasure import sweep_erased
+    from warehouse.rights.erasure import sweep_erased
 
     layout = _layout(config)
     with maintenance_lock(layout):
         return len(sweep_erased(layout, now=now))
 
 
-def leak_audit_now(config: Config, *, now: datetime) -> LeakReport:
+def leak_scan_now(config: Config, *, now: datetime) -> LeakReport:
     """Scans the warehouse for leaks at ``now`` (prefixes from config.minimise); audited."""
     with maintenance_lock(_layout(config)):
-        return run_leak_audit(config, now=now)
+        return run_leak_scan(config, now=now)
 
 
 def run_maintenance(config: Config, *, now: datetime) -> tuple[list[Expiry], list[Compaction]]:
@@ -133,12 +131,12 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
         done = compact_now(config, now=as_utc(clock()))
         log.info("compaction: %d partitions merged", len(done))
 
-    def leak_audit_job() -> None:
-        report = leak_audit_now(config, now=as_utc(clock()))
+    def leak_scan_job() -> None:
+        report = leak_scan_now(config, now=as_utc(clock()))
         if report.clean:
-            log.info("leak audit: clean (%d files, %d rows)", report.files_scanned, report.rows_scanned)
+            log.info("leak scan: clean (%d files, %d rows)", report.files_scanned, report.rows_scanned)
         else:  # the findings name places and kinds only, never a value
-            log.error("leak audit: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
+            log.error("leak scan: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
                       len(report.findings), len(report.unreadable))
 
     def backup_expiry_job() -> None:
@@ -150,7 +148,7 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
     for job_id, func, (hour, minute) in ((EXPIRY_JOB, expiry_job, EXPIRY_AT),
                                          (BACKUP_EXPIRY_JOB, backup_expiry_job, BACKUP_EXPIRY_AT),
                                          (COMPACTION_JOB, compaction_job, COMPACTION_AT),
-                                         (LEAK_AUDIT_JOB, leak_audit_job, LEAK_AUDIT_AT)):
+                                         (LEAK_AUDIT_JOB, leak_scan_job, LEAK_AUDIT_AT)):
         scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,
                           name=f"daily warehouse {job_id}", replace_existing=True, coalesce=True,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS, max_instances=1)
@@ -185,9 +183,7 @@ def run_scheduler(config: Config, *, clock: Clock = utc_now, scheduler: Blocking
         # not in the signal handler itself: shutdown takes locks the interrupted main loop may hold
         threading.Thread(target=stop, name="scheduler-stop").start()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping after the running job", signal.Signals(signum).name)
-        stop_requested.set()
+    def on_signal() -> None:
         if scheduler.running:
             stop_soon()
 
@@ -196,16 +192,15 @@ def run_scheduler(config: Config, *, clock: Clock = utc_now, scheduler: Blocking
             stop_soon()
 
     scheduler.add_listener(on_started, EVENT_SCHEDULER_STARTED)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        now = as_utc(clock())
-        expired, compacted = run_maintenance(config, now=now)
-        log.info("catch-up at %s: %d partitions expired, %d compacted", now.isoformat(), len(expired), len(compacted))
-        if not stop_requested.is_set():
-            scheduler.start()
+        with stop_on_signals(stop_requested, doing="stopping after the running job", on_stop=on_signal):
+            now = as_utc(clock())
+            expired, compacted = run_maintenance(config, now=now)
+            log.info("catch-up at %s: %d partitions expired, %d compacted", now.isoformat(), len(expired),
+                     len(compacted))
+            if not stop_requested.is_set():
+                scheduler.start()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         scheduler.remove_listener(on_started)
 
 

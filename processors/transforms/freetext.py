@@ -15,6 +15,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Final
 
+from processors.transforms.patterns import EMAIL
+
 __all__ = ["scrub_text"]
 
 MAX_TEXT_LENGTH: Final = 64 * 1024
@@ -29,12 +31,7 @@ _INVISIBLE: Final = re.compile(
 
 # scheme://user[:password]@host -- before e-mails, or "password@host" would be taken for one.
 _URL_USERINFO: Final = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]{0,15}://)[^\s/?#@]{1,256}@")
-# Local part: RFC 5322 atext and dots, except / = ? ' (path, query and quoting characters).
-_LOCAL: Final = r"[\w.!#$%&*+^`{|}~\-]"
-_DOT: Final = r"(?:\.|%2e)"  # a percent-encoded dot counts
-_EMAIL: Final = re.compile(
-    rf"(?<!{_LOCAL}){_LOCAL}+(?:@|%40)[\w\-]+(?:{_DOT}[\w\-]+)*{_DOT}[^\W\d_][\w\-]*", re.IGNORECASE
-)
+_EMAIL: Final = EMAIL
 _HOME: Final = re.compile(
     r"(?=[\\/])((?:\\{1,2}|/)(?:home|users|documents and settings)(?:\\{1,2}|/))"
     r"(?!\[\w+\])"

@@ -10,6 +10,8 @@ from collections.abc import Collection
 from typing import Final
 from urllib.parse import SplitResult, unquote_plus, urlsplit
 
+from processors.transforms.patterns import EMAIL
+
 __all__ = ["referrer_origin", "strip_url"]
 
 MAX_URL_LENGTH: Final = 8192
@@ -21,12 +23,7 @@ _HOST: Final = re.compile(r"\[[0-9A-Fa-f:.]+\]|[\w\-.~!$&'()*+,;=%]+")
 
 # Applied to each path segment and each kept query value, in this order.
 # The look-behinds make every search start only at the beginning of a run: linear time.
-# Local part: RFC 5322 atext and dots, except / = ? ' (path, query and quoting characters).
-_LOCAL: Final = r"[\w.!#$%&*+^`{|}~\-]"
-_DOT: Final = r"(?:\.|%2e)"  # a percent-encoded dot counts
-_EMAIL: Final = re.compile(
-    rf"(?<!{_LOCAL}){_LOCAL}+(?:@|%40)[\w\-]+(?:{_DOT}[\w\-]+)*{_DOT}[^\W\d_][\w\-]*", re.IGNORECASE
-)
+_EMAIL: Final = EMAIL
 _UUID: Final = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
 _TOKEN_RUN: Final = re.compile(r"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{16,}(?![A-Za-z0-9_\-])")
 _DIGITS: Final = re.compile(r"\d{6,}")

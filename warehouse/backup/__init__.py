@@ -5,7 +5,7 @@ re-applies every erasure, restriction, withdrawal and expiry recorded since they
     manifest   what a backup holds: time, Kafka offsets, files and checksums
     crypto     AES-256-GCM at rest, the key from backup.key_file
     store      a local folder or an object store (pyarrow filesystems)
-    ledger     the forget ledger the rights actions write (keyed hashes of pseudonyms)
+    (the forget ledger the rights actions write lives in warehouse.rights.ledger)
     reapply    what a restore re-applies, and its dry run
     restore    restore_backup
     verify     verify_backup: checksums, and who would be removed on restore

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError
-from datamin.kafka import require_reachable, translate_kafka_errors
+from datamin.kafka import TopicPartition, new_consumer, require_reachable, translate_kafka_errors
 from datamin.topics import Topics
 
 READ_TIMEOUT_S = 120.0
@@ -17,15 +17,12 @@ READ_TIMEOUT_S = 120.0
 def read_erased_subjects(config: Config) -> dict[str, tuple[datetime, str]]:
     """``{subject hash: (erased_at, request id)}`` from the compacted erased-subjects topic (the last
     record per key; a tombstone removes it). Raises BrokerError when Kafka or the topic is missing."""
-    from kafka import KafkaConsumer, TopicPartition
-
     doing = "reading the erased-subjects topic"
     require_reachable(doing, config)
     topic = Topics(config).erased_subjects
     found: dict[str, tuple[datetime, str]] = {}
     with translate_kafka_errors(doing, config):
-        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed",
-                                 **config.kafka.client_kwargs())
+        consumer = new_consumer(config, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
         try:
             partitions = consumer.partitions_for_topic(topic)
             if not partitions:

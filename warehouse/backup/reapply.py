@@ -1,7 +1,7 @@
 """What a restore re-applies to a backup's files before anyone can query them, and the dry run of it
 that `datamin backup verify` shows.
 
-Sources: the forget ledger (`warehouse.backup.ledger`: erasures, withdrawals, restrictions,
+Sources: the forget ledger (`warehouse.rights.ledger`: erasures, withdrawals, restrictions,
 objections and lifts with the keyed hashes of the subject's pseudonyms), the erased-subjects topic
 (every erasure by the subject's keyed hash: an erasure it names that the ledger cannot match is
 reported, and a restore refuses it unless told otherwise) and the retention rules.
@@ -29,15 +29,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datamin.clock import as_utc
 from datamin.config import TABLES, Config
-from warehouse.audit import AuditEntry, AuditLog
-from warehouse.backup.ledger import ForgetAction, pseudonym_hash, read_actions, rights_secret
-from warehouse.clock import as_utc
-from warehouse.erasure import add_to_sweep, consent_only_columns, rewrite_file, sweep_erased
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.expiry import expire, plan_expiry
 from warehouse.layout import Layout
-from warehouse.restriction import add_restricted, read_restricted, remove_restricted
-from warehouse.subjects import SUBJECT_COLUMN, data_files, files_holding, row_matches
+from warehouse.rights.erasure import add_to_sweep, consent_only_columns, rewrite_file, sweep_erased
+from warehouse.rights.ledger import ForgetAction, pseudonym_hash, read_actions, rights_secret
+from warehouse.rights.restriction import add_restricted, read_restricted, remove_restricted
+from warehouse.rights.subjects import SUBJECT_COLUMN, files_holding, row_matches
 
 AUDIT_JOB = "restore"
 UNMATCHED_SLACK = timedelta(days=1)
@@ -79,7 +79,7 @@ def distinct_subjects(layout: Layout) -> set[str]:
     found: set[str] = set()
     with duckdb.connect() as con:
         for table in TABLES:
-            files = [str(f) for f in data_files(layout, table)]
+            files = [str(f) for f in layout.data_files(table)]
             if not files:
                 continue
             sql = (f"SELECT DISTINCT {SUBJECT_COLUMN} FROM read_parquet($files, union_by_name = true, "  # noqa: S608

@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from datamin.clock import as_utc
 from datamin.config import Config
 from datamin.exceptions import BackupError
-from warehouse.audit import AuditEntry, AuditLog
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.backup.crypto import BackupKey
 from warehouse.backup.manifest import CATALOG_PATH, FILES_DIR, MANIFEST_NAME, Manifest
 from warehouse.backup.reapply import AUDIT_JOB, ReapplyReport, reapply
 from warehouse.backup.snapshot import WORKERS, backup_key
 from warehouse.backup.store import Store
-from warehouse.clock import as_utc
 from warehouse.layout import Layout
 from warehouse.locking import exclusive_if_no_sink, maintenance_lock
 
@@ -169,7 +169,7 @@ def merge_live_trails(live: Layout, into: Path) -> int:
 
 
 def _union_live_restrictions(live: Layout, restored: Layout) -> None:
-    from warehouse.restriction import add_restricted, read_restricted
+    from warehouse.rights.restriction import add_restricted, read_restricted
 
     current = read_restricted(live)
     if current:
@@ -179,11 +179,9 @@ def _union_live_restrictions(live: Layout, restored: Layout) -> None:
 def _rows(layout: Layout) -> dict[str, int]:
     import pyarrow.parquet as pq
 
-    from warehouse.subjects import data_files
-
     out = {}
     for table in layout.tables():
-        n = sum(pq.read_metadata(f).num_rows for f in data_files(layout, table))
+        n = sum(pq.read_metadata(f).num_rows for f in layout.data_files(table))
         if n:
             out[table] = n
     return out

@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from datamin.clock import as_utc
 from datamin.config import RETENTION_CAP_DAYS, Config
 from datamin.exceptions import BackupError
 from warehouse.backup.manifest import ID_PREFIX, MANIFEST_NAME, Manifest
 from warehouse.backup.store import Store
-from warehouse.clock import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,9 @@ def expire_now(config: Config, *, now: datetime) -> list[BackupEntry]:
     """The scheduler's daily job: expires ``backup.dest`` and prunes the forget ledger to the cap."""
     from pathlib import Path
 
-    from warehouse.audit import AuditEntry, AuditLog
-    from warehouse.backup.ledger import prune
+    from warehouse.audit_trail import AuditEntry, AuditLog
     from warehouse.layout import Layout
+    from warehouse.rights.ledger import prune
 
     layout = Layout(Path(config.warehouse.root))
     prune(layout, before=as_utc(now) - timedelta(days=RETENTION_CAP_DAYS))

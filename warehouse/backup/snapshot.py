@@ -35,13 +35,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datamin.clock import as_utc
 from datamin.config import Config
 from datamin.exceptions import BackupError
-from warehouse.audit import AuditEntry, AuditLog
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.backup.crypto import ALGORITHM, BackupKey, load_key
 from warehouse.backup.manifest import CATALOG_PATH, FILES_DIR, ID_PREFIX, MANIFEST_NAME, FileEntry, Manifest
 from warehouse.backup.store import Store
-from warehouse.clock import as_utc
 from warehouse.layout import Layout, parse_data_file_name
 from warehouse.locking import maintenance_lock
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from datamin.clock import as_utc
 from datamin.config import Config
 from warehouse.backup.manifest import Manifest
 from warehouse.backup.reapply import ReapplyReport, reapply
 from warehouse.backup.restore import _erased_topic, extract, key_for, merge_live_trails, open_backup
 from warehouse.backup.snapshot import backup_key
-from warehouse.clock import as_utc
 from warehouse.layout import Layout
 
 

@@ -12,12 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from datamin.config import Config
-from processors.transforms import KeyStore, pseudonymise
+from datamin.keys import KeyStore, pseudonymise
 from schemas import default_registry
 from warehouse.arrow import records_to_table
 from warehouse.layout import Layout
 from warehouse.samples import sample_record
-from warehouse.subjects import data_files
 from warehouse.writer import PartitionWriter
 
 ALICE = "alice-user-81724"
@@ -65,7 +64,7 @@ class World:
 
 def rows_of(layout: Layout, table: str, pseudonym: str | None = None) -> int:
     total = 0
-    for f in data_files(layout, table):
+    for f in layout.data_files(table):
         subjects = pq.read_table(f, columns=["subject"]).column(0).to_pylist()
         total += len(subjects) if pseudonym is None else subjects.count(pseudonym)
     return total

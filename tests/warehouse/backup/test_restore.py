@@ -16,14 +16,14 @@ import pytest
 
 from datamin.config import Config
 from datamin.exceptions import BackupError
-from datamin.rights import rights_command
+from datamin.keys import subject_hash
 from datamin.topics import provision
 from warehouse.backup import create_backup, restore_backup, verify_backup
 from warehouse.backup.manifest import FILES_DIR
-from warehouse.erasure import publish_erased
 from warehouse.layout import Layout
+from warehouse.rights import rights_command
+from warehouse.rights.erasure import publish_erased
 from warehouse.sink import run_sink
-from warehouse.subjects import subject_hash
 
 
 def _backup(world: Any, dest: Path, k: Any) -> Path:
@@ -220,7 +220,7 @@ def _held(lock: Path) -> bool:
 
 def test_without_the_rights_secret_a_restore_refuses_rather_than_match_nobody(
         make_config: Callable[..., Config], world_factory: Callable[[Config], Any], tmp_path: Path, kit: Any) -> None:
-    from warehouse.backup.ledger import record_action
+    from warehouse.rights.ledger import record_action
 
     config = make_config()
     world = world_factory(config)

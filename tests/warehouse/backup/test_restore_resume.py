@@ -15,17 +15,16 @@ import pyarrow.parquet as pq
 from kafka import KafkaProducer
 
 from datamin.config import Config
-from datamin.rights import rights_command
+from datamin.keys import KeyStore, pseudonymise
 from datamin.topics import Topics, provision
-from processors.transforms import KeyStore, pseudonymise
 from schemas import default_registry, encode
 from warehouse.backup import create_backup, restore_backup
 from warehouse.backup.snapshot import read_checkpoints
 from warehouse.layout import Layout
+from warehouse.rights import rights_command
 from warehouse.samples import sample_record
 from warehouse.scheduler import sweep_now
 from warehouse.sink import run_sink
-from warehouse.subjects import data_files
 
 ALICE, BOB = "alice-user-81724", "bob-user-55190"
 
@@ -75,7 +74,7 @@ class _Sink:
 
 def _subjects(layout: Layout) -> list[str | None]:
     out: list[str | None] = []
-    for f in data_files(layout, "http_request"):
+    for f in layout.data_files("http_request"):
         out += pq.read_table(f, columns=["subject"]).column(0).to_pylist()
     return out
 

@@ -14,8 +14,8 @@ import pytest
 from datamin.config import Config
 from datamin.exceptions import ConfigError
 from warehouse.backup import backup_inventory, create_backup, expire_backups, list_backups
-from warehouse.backup.ledger import ledger_dir, prune, read_actions, record_action
 from warehouse.backup.retention import expire_now
+from warehouse.rights.ledger import ledger_dir, prune, read_actions, record_action
 
 
 def test_backup_retention_beyond_the_cap_stops_start_up(make_config: Callable[..., Config], tmp_path: Path) -> None:

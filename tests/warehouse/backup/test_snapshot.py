@@ -145,9 +145,9 @@ def test_a_backup_holds_no_keys_or_secrets_and_is_private(
     # keys placed inside the warehouse root on purpose: they must still stay out
     config = make_config(**{"PSEUDONYMISE__KEY_DIR": f'"{tmp_path / "warehouse" / "_keys"}"'})
     world = world_factory(config)
-    from warehouse.subjects import load_secret
+    from datamin.keys import load_secret
     load_secret(Path(config.pseudonymise.key_dir))
-    from warehouse.restriction import ensure_list
+    from warehouse.rights.restriction import ensure_list
     ensure_list(world.layout)  # the rights trail's restriction list
     assert any(Path(config.pseudonymise.key_dir).iterdir())
     manifest = create_backup(world.config, tmp_path / "backups", now=datetime.now(UTC))
@@ -165,7 +165,7 @@ def test_a_backup_holds_no_keys_or_secrets_and_is_private(
 def test_a_backup_inside_the_warehouse_is_refused_and_every_backup_is_audited(
         make_config: Callable[..., Config], world_factory: Callable[[Config], Any], tmp_path: Path) -> None:
     from datamin.exceptions import BackupError
-    from warehouse.audit import AuditLog
+    from warehouse.audit_trail import AuditLog
 
     config = make_config()
     world = world_factory(config)
