@@ -10,7 +10,8 @@ it; KAFKA_BOOTSTRAP_SERVERS is ignored for that reason (the shared broker is nev
 
 1. provisions topics (unique prefix) and starts `datamin process` (DATAMIN_INSTANCE fixed, so a
    restart takes over the same transactional id) and `datamin sink` as subprocesses;
-2. publishes erasure and withdrawal requests (privacy_request events, through the EventProducer) for
+2. publishes erasure and withdrawal requests (privacy_request events on the privacy-requests topic,
+   keyed and valued by the subject's keyed hash, as the officer's command writes them) for
    a few consenting visitors, and waits until the warehouse holds them, so that the processor's ledger
    knows them before any of their events: then none of an erased subject's events (before or after the
    request's time) and none of a withdrawn subject's events after it may carry an identifier;
@@ -488,7 +489,9 @@ def build_events(shape: Shape, seed: int, expected: Expectations) -> tuple[Event
 
 
 def run(args: argparse.Namespace) -> int:
+    from datamin.keys import subject_hash
     from producers.producer import EventProducer
+    from schemas import default_registry, encode
     from warehouse.layout import layout_of
     from warehouse.leak_scan import scan_topics, scan_warehouse
 
@@ -530,8 +533,10 @@ def run(args: argparse.Namespace) -> int:
         main = EventProducer(config)
         producers.append(main)
         published = 0
-        for kind, record in requests:
-            published += main.publish(kind, record, timeout=5.0)
+        for kind, record in requests:  # the officer's: on the privacy-requests topic by keyed hash, never the key
+            hashed = subject_hash(config, record["subject_key"])
+            value = encode(default_registry().latest(kind), {**record, "subject_key": hashed})
+            published += main.publish_bytes(Topics(config).privacy_requests, value, key=hashed.encode(), timeout=5.0)
         main.flush(30)
         ok = wait_until(lambda: expected.request_ids <= set(read_ids(Path(config.warehouse.root))["privacy_request"]),
                         60.0, tick=check_all)

@@ -181,6 +181,17 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    secret_file: str = "data/identity.secret"  # noqa: S105 - a path, not the secret
+    """32+ random bytes shared by the web server, its middleware and the collector: they sign visitor
+    ids and user tokens (`datamin.identity`); never created by datamin"""
+    max_token_seconds: int = 900
+    """longest lifetime a signed user token may have (15 minutes by default, a day at most)"""
+    max_token_uses: int = 50
+    """how often one user token may be presented to one collector (bounded replay)"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -190,6 +201,7 @@ class Config:
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -370,6 +382,11 @@ def validate(config: Config) -> None:
     if config.backup.key_file is not None and not Path(config.backup.key_file).is_file():
         raise ConfigError("backup.key_file", f"file {config.backup.key_file!r} does not exist",
                           "create one with `datamin backup keygen PATH`, or leave backup.key_file unset")
+    i = config.identity
+    if not 0 < i.max_token_seconds <= 86400:
+        raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",
+                          "keep user tokens short-lived: 900 (the default) or less")
+    _positive("identity.max_token_uses", i.max_token_uses)
 
 
 def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:

@@ -4,7 +4,8 @@
 - `subject_hash`: the keyed hash of a subject key (HMAC-SHA-256 with ``<key_dir>/rights.secret``) that the
   rights trail and the erased-subjects topic are keyed by, and that the processor recomputes to
   recognise an erased subject;
-- `require_subject_key`: the one check that a subject key is not empty.
+- `require_subject_key`: the one check that a subject key is usable, giving its canonical form
+  (`datamin.identity`), so that a hash or pseudonym is always of the canonical subject.
 
 A pseudonym is stable within a period and unlinkable across periods and across namespaces.
 No mapping from pseudonym back to the identifier is stored anywhere; deleting a period's key
@@ -26,8 +27,9 @@ from typing import Final
 from datamin.clock import utc_now
 from datamin.config import Config
 from datamin.files import create_secret, read_secret, sync_dir
+from datamin.identity import IdentityError, canonical
 
-__all__ = ["KeyStore", "key_store", "pseudonymise", "require_subject_key", "subject_hash"]
+__all__ = ["KeyStore", "key_store", "known_subject_hash", "pseudonymise", "require_subject_key", "subject_hash"]
 
 KEY_BYTES: Final = 32
 PSEUDONYM_PREFIX: Final = "p1_"
@@ -243,16 +245,28 @@ def key_store(config: Config) -> KeyStore:
 
 
 def require_subject_key(subject_key: object) -> str:
-    """``subject_key`` if it is a non-empty string; raises ValueError with the fix otherwise."""
-    if not isinstance(subject_key, str) or not subject_key:
-        raise ValueError("the subject key is empty: give the logged-in user id or consent-cookie id")
-    return subject_key
+    """The canonical form of ``subject_key`` (`datamin.identity.canonical`: ``user:<id>`` or
+    ``visitor:<id>``, one normalisation rule); raises ValueError (IdentityError) with the fix when it
+    is empty or unusable."""
+    if not isinstance(subject_key, str) or not subject_key.strip():
+        raise IdentityError("the subject key is empty: give user:<user id> or visitor:<visitor id>")
+    return canonical(subject_key)
 
 
 def load_secret(key_dir: Path) -> bytes:
     """The secret of `subject_hash`, ``<key_dir>/rights.secret``; created (32 random bytes, 0600) if
     missing, atomically and safely between processes (as the KeyStore creates its keys)."""
     return create_secret(Path(key_dir) / SECRET_FILE, _SECRET_BYTES)
+
+
+def known_subject_hash(key_dir: Path, subject_key: str) -> str | None:
+    """`subject_hash` with the secret in ``key_dir`` if it exists; None when it does not (never creates it)."""
+    try:
+        secret = read_secret(Path(key_dir) / SECRET_FILE, _SECRET_BYTES)
+    except FileNotFoundError:
+        return None
+    key = require_subject_key(subject_key)
+    return HASH_PREFIX + hmac.digest(secret, key.encode("utf-8", "surrogatepass"), "sha256").hex()
 
 
 def subject_hash(config: Config, subject_key: str) -> str:

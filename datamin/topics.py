@@ -2,7 +2,10 @@
 
     <prefix>.raw.<event>            raw events as web servers sent them; kept hours (topics.raw_retention_hours)
     <prefix>.consent                consent_record events keyed by subject key; compacted, one year at most
-    <prefix>.privacy-requests       privacy_request events: the record of requests; one year at most
+    <prefix>.raw.privacy_request    self-service requests as the collector took them (clear subject); kept
+                                    hours, read by the rights worker only
+    <prefix>.privacy-requests       privacy_request events: the record of requests, keyed and valued by the
+                                    subject's keyed hash (never the key); one year at most
     <prefix>.minimised.<event>      what may be kept; kept days (topics.minimised_retention_days)
     <prefix>.dead-letter            what could not be read, with the reason; kept hours
     <prefix>.erased-subjects        keyed hashes of erased subjects; compacted, one year at most
@@ -43,7 +46,7 @@ class Topics:
         if event == "consent_record":
             return self.consent
         if event == "privacy_request":
-            return self.privacy_requests
+            return self.requests_in
         return f"{self.prefix}.raw.{event}"
 
     def minimised(self, event: str) -> str:
@@ -52,6 +55,11 @@ class Topics:
     @property
     def consent(self) -> str:
         return f"{self.prefix}.consent"
+
+    @property
+    def requests_in(self) -> str:
+        """self-service privacy requests as the collector took them, for the rights worker"""
+        return f"{self.prefix}.raw.privacy_request"
 
     @property
     def privacy_requests(self) -> str:
@@ -73,6 +81,7 @@ class Topics:
         t = self._config.topics
         cap = RETENTION_CAP_DAYS * _DAY_MS
         specs = [TopicSpec(self.raw(e), "raw", t.raw_retention_hours * _HOUR_MS) for e in RAW_EVENTS]
+        specs.append(TopicSpec(self.requests_in, "raw", t.raw_retention_hours * _HOUR_MS))
         specs += [
             TopicSpec(self.consent, "consent", cap, compacted=True),
             TopicSpec(self.privacy_requests, "privacy-requests", cap),

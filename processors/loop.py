@@ -43,6 +43,7 @@ from typing import Any
 
 from datamin.config import Config
 from datamin.exceptions import BrokerError, DecodeError, EventError
+from datamin.identity import is_hashed, subject_of_raw
 from datamin.kafka import (
     AuthorizationError,
     ConsumerRebalanceListener,
@@ -62,6 +63,7 @@ from datamin.kafka.partitioner import KeyHashPartitioner
 from datamin.signals import stop_on_signals
 from datamin.topics import Topics
 from processors.erased import ErasedSubjects
+from processors.hashed_requests import HashedRequests
 from processors.ledger import ConsentLedger
 from processors.metrics import Metrics, serve_metrics
 from processors.minimise import Minimiser
@@ -118,6 +120,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                              clock or (lambda: datetime.now(UTC)))
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
+        self.requests = HashedRequests(config)
+        """requests on the privacy-requests topic, keyed by the subject's hash: read whole, applied per event"""
         """erasures from the compacted erased-subjects topic: a replay never brings a person back"""
         self.metrics = Metrics(self.minimiser.counters)
         self.ledgers: dict[int, ConsentLedger] = {}
@@ -150,6 +154,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 max_poll_records=MAX_POLL_RECORDS)
             self._consumer.subscribe(self.topics.inputs(), listener=self)
             self.erased.start()
+            self.requests.start()
         log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
                  self.config.processor.group_id)
         last_log, last = time.monotonic(), (0, 0, 0)
@@ -169,6 +174,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _close(self) -> None:
         self.erased.stop()
+        self.requests.stop()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -236,8 +242,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if value is None:
                 if tp.topic == self.topics.consent:  # a tombstone of the compacted consent topic
                     ledger = self.ledgers.get(tp.partition)
-                    if ledger is not None and record.key:
-                        ledger.forget_consents(record.key.decode("utf-8", "replace"))
+                    subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+                    if ledger is not None and subject:
+                        ledger.forget_consents(subject)
                     return True
                 raise DecodeError("empty message (no value)")
             schema, raw = decode(value, self.registry)
@@ -245,7 +252,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
-            self.erased.mark(ledger, subject_of(raw, key))
+            subject = subject_of(raw, key)
+            self.erased.mark(ledger, subject)
+            self.requests.mark(ledger, subject)
             result = process_event(self.minimiser, ledger, schema, raw, key)
             out = encode(result.schema, result.record)
         except EventError as exc:
@@ -356,19 +365,22 @@ def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: An
     """Applies one consent or privacy-request record while restoring; undecodable ones are skipped here
     (the main loop dead-letters them)."""
     if record.value is None:
-        if topic == topics.consent and record.key:
-            ledger.forget_consents(record.key.decode("utf-8", "replace"))
+        subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+        if topic == topics.consent and subject:
+            ledger.forget_consents(subject)
         return 0
     try:
         schema, raw = decode(record.value, default_registry())
     except DecodeError:
         return 0
     key = record.key.decode("utf-8", "replace") if record.key else None
-    subject = raw.get("subject_key") or key
+    subject = subject_of(raw, key)
     try:
         if schema.name == "consent_record":
             ledger.apply_consent(subject, raw)
         elif schema.name == "privacy_request":
+            if is_hashed(subject):
+                return 0  # applied per event by HashedRequests
             ledger.apply_request(subject, raw)
         else:
             return 0

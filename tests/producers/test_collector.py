@@ -9,10 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from producers.collector import Collector, CollectorSettings, sign_subject, verify_subject
+from datamin.identity import Identity
+from producers.collector import Collector, CollectorSettings
 
-SECRET = b"s3cret-shared-with-the-web-server"
+SECRET = b"s3cret-shared-with-the-web-server-0123456789"
 NOW = 1_800_000_000.0
+IDENTITY = Identity(SECRET, clock=lambda: NOW)
+VISITOR = IDENTITY.issue_visitor()
 USAGE = {"event": "usage_event", "time": "2026-11-25T10:00:00Z", "kind": "page_view", "page": "/a"}
 CONSENT = {"event": "consent_record", "time": "2026-11-25T10:00:00Z", "statistics": True, "source": "banner"}
 
@@ -42,7 +45,8 @@ def post(collector: Collector, body: bytes | Any, headers: dict[str, str] | None
 
 def make(accept: bool = True, **kw: Any) -> tuple[Collector, FakePublisher]:
     publisher = FakePublisher(accept)
-    settings = CollectorSettings(allowed_origins=("https://shop.example",), secret=SECRET, clock=lambda: NOW, **kw)
+    kw.setdefault("identity", Identity(SECRET, clock=lambda: NOW))
+    settings = CollectorSettings(allowed_origins=("https://shop.example",), **kw)
     return Collector(publisher, settings), publisher
 
 
@@ -118,12 +122,24 @@ def test_cors_only_for_configured_origins() -> None:
 
 def test_forged_subject_key_is_overwritten_by_the_cookie() -> None:
     collector, publisher = make()
-    post(collector, [{**USAGE, "subject_key": "victim"}, {**CONSENT, "subject_key": "victim"}],
-         {"cookie": "datamin_consent=cookie-1"})
-    assert [r["subject_key"] for _, r in publisher.events] == ["cookie-1", "cookie-1"]
+    post(collector, [{**USAGE, "subject_key": "user:victim"}, {**CONSENT, "subject_key": "user:victim"}],
+         {"cookie": f"datamin_consent={VISITOR}"})
+    visitor = "visitor:" + VISITOR.split(".")[0]
+    assert [r["subject_key"] for _, r in publisher.events] == [visitor, visitor]
     publisher.events.clear()
     post(collector, [{**USAGE, "subject_key": "victim"}])
     assert publisher.events[0][1]["subject_key"] is None
+
+
+def test_a_cookie_the_server_did_not_issue_proves_nothing() -> None:
+    collector, publisher = make()
+    forged = [f"datamin_consent={v}" for v in ("user-42", "user:user-42", VISITOR[:-1] + "0",
+                                                 Identity(b"another-secret-of-32-bytes-or-more!!").issue_visitor())]
+    for cookie in forged:
+        response = post(collector, [USAGE, CONSENT], {"cookie": cookie})
+        assert response.status_code == 400
+        assert "not issued by this server" in response.json()["rejected"][0]["error"]
+    assert [r["subject_key"] for _, r in publisher.events] == [None] * len(forged)  # usage taken, anonymous
 
 
 def test_consent_and_privacy_requests_need_a_proven_subject() -> None:
@@ -132,22 +148,41 @@ def test_consent_and_privacy_requests_need_a_proven_subject() -> None:
     response = post(collector, [{**CONSENT, "subject_key": "victim"}, request])
     assert response.status_code == 400 and [r["index"] for r in response.json()["rejected"]] == [0, 1]
     assert publisher.events == []
+    no_identity, publisher = make(identity=None)
+    response = post(no_identity, [CONSENT], {"cookie": f"datamin_consent={VISITOR}"})
+    assert response.status_code == 400 and publisher.events == []
 
 
-def test_signed_token_accepted_expired_and_forged() -> None:
-    collector, publisher = make()
-    good = sign_subject("user-42", SECRET, NOW + 60)
-    post(collector, [CONSENT], {"x-datamin-subject": good, "cookie": "datamin_consent=cookie-1"})
-    assert publisher.events[-1][1]["subject_key"] == "user-42"  # the token wins over the cookie
-    expired = sign_subject("user-42", SECRET, NOW - 1)
-    forged = sign_subject("user-42", b"wrong secret", NOW + 60)
-    other_uid = sign_subject("user-43", SECRET, NOW + 60).split(".")[0]
-    tampered = ".".join([other_uid, *good.split(".")[1:]])  # another user's id under a valid signature
-    for token in (expired, forged, tampered, "garbage", "a.b.c"):
-        response = post(collector, [CONSENT], {"x-datamin-subject": token})
-        assert response.status_code == 400, token
+def test_signed_token_accepted_and_never_falls_back_to_the_cookie() -> None:
+    clock = [NOW]
+    identity = Identity(SECRET, clock=lambda: clock[0], max_token_seconds=600, max_token_uses=3)
+    collector, publisher = make(identity=identity)
+    good = identity.sign_user("User-42 ")
+    post(collector, [CONSENT], {"x-datamin-subject": good, "cookie": f"datamin_consent={VISITOR}"})
+    assert publisher.events[-1][1]["subject_key"] == "user:user-42"  # the token wins over the cookie
+    forged = Identity(b"wrong-secret-but-long-enough-for-it-32b").sign_user("user-42")
+    parts = good.split(".")
+    other_uid = identity.sign_user("user-43").split(".")[1]
+    tampered = ".".join([parts[0], other_uid, *parts[2:]])  # another user's id under a valid signature
+    long_lived = ".".join([*parts[:3], str(int(parts[3]) + 10**9), *parts[4:]])  # not re-signed: forged
+    for token in (forged, tampered, long_lived, "garbage", "a.b.c", ""):
+        response = post(collector, [CONSENT], {"x-datamin-subject": token, "cookie": f"datamin_consent={VISITOR}"})
+        assert response.status_code == 401, token  # an error, not the cookie's subject
     assert len(publisher.events) == 1
-    assert verify_subject(good, SECRET, NOW) == "user-42" and verify_subject(good, SECRET, NOW + 61) is None
+    clock[0] += 601
+    assert post(collector, [CONSENT], {"x-datamin-subject": good}).status_code == 401  # expired
+
+
+def test_token_lifetime_and_replay_are_bounded() -> None:
+    signer = Identity(SECRET, clock=lambda: NOW, max_token_seconds=86400)
+    century = signer.sign_user("user-42", lifetime=86400)
+    strict = Identity(SECRET, clock=lambda: NOW, max_token_seconds=900, max_token_uses=2)
+    assert strict.user_of(century) is None  # a lifetime above the maximum is refused even if signed
+    token = strict.sign_user("user-42", lifetime=10**9)  # asking for more gets the maximum
+    assert int(token.split(".")[3]) - int(token.split(".")[2]) == 900
+    collector, publisher = make(identity=strict)
+    statuses = [post(collector, [CONSENT], {"x-datamin-subject": token}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 401] and len(publisher.events) == 2
 
 
 def test_producer_refusing_everything_is_503() -> None:

@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from datamin.config import Config
+from datamin.identity import Identity
 from datamin.topics import Topics, provision
 from producers.asgi import DataminASGIMiddleware
 from producers.producer import EventProducer
@@ -25,12 +26,15 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaConsumer
 
+IDENTITY = Identity(b"middleware-test-secret-of-32-bytes+")
+VISITOR_COOKIE = IDENTITY.issue_visitor()
+VISITOR = "visitor:" + VISITOR_COOKIE.split(".")[0]
 SETTINGS = MiddlewareSettings(trusted_proxies=("127.0.0.1/32",), session_cookie="session",
-                              cdn_country_header="CF-IPCountry",
+                              cdn_country_header="CF-IPCountry", identity=IDENTITY,
                               user_id=lambda env: env.get("datamin.user") if isinstance(env, dict) else None)
 HEADERS = {"User-Agent": "TestAgent/1.0", "Referer": "https://ref.example/x?y=1", "Accept-Language": "nb-NO,nb",
            "DNT": "1", "Sec-GPC": "1", "CF-IPCountry": "NO", "Sec-CH-UA-Platform": '"Linux"',
-           "Cookie": "session=s-1; datamin_consent=consent-7"}
+           "Cookie": f"session=s-1; datamin_consent={VISITOR_COOKIE}"}
 
 
 class FakePublisher:
@@ -49,7 +53,7 @@ def flask_client(publisher: Any) -> Any:
     """A Flask test client carrying the cookies of HEADERS (its cookie jar replaces a Cookie header)."""
     client = flask_app(publisher).test_client()
     client.set_cookie("session", "s-1")
-    client.set_cookie("datamin_consent", "consent-7")
+    client.set_cookie("datamin_consent", VISITOR_COOKIE)
     return client
 
 
@@ -93,7 +97,7 @@ def test_flask_request_becomes_one_event() -> None:
     assert record["user_agent"] == "TestAgent/1.0" and record["accept_language"] == "nb-NO,nb"
     assert record["do_not_track"] and record["global_privacy_control"] and record["cdn_country"] == "NO"
     assert record["client_hints"] == {"sec-ch-ua-platform": '"Linux"'}
-    assert record["session_id"] == "s-1" and record["subject_key"] == "consent-7"
+    assert record["session_id"] == "s-1" and record["subject_key"] == VISITOR
 
 
 def test_flask_forged_forwarded_for_ignored_and_user_is_subject() -> None:
@@ -103,7 +107,7 @@ def test_flask_forged_forwarded_for_ignored_and_user_is_subject() -> None:
                environ_base={"REMOTE_ADDR": "203.0.113.9"}, buffered=True)
     record = publisher.events[0][1]
     assert record["client_ip"] == "203.0.113.9"
-    assert record["user_id"] == "user-42" and record["subject_key"] == "user-42"
+    assert record["user_id"] == "user-42" and record["subject_key"] == "user:user-42"
 
 
 def test_flask_app_error_is_recorded_and_passes_through() -> None:
@@ -141,7 +145,7 @@ def test_starlette_request_becomes_one_event() -> None:
     [(event_type, record)] = publisher.events
     assert event_type == "http_request" and record["host"] == "shop.example"
     assert record["url"] == "/hello?q=%C3%A6" and record["status"] == 201 and record["bytes_sent"] == 11
-    assert record["client_ip"] == "2001:db8::7" and record["subject_key"] == "consent-7"
+    assert record["client_ip"] == "2001:db8::7" and record["subject_key"] == VISITOR
     assert record["cdn_country"] == "NO" and record["global_privacy_control"] is True
 
 
@@ -175,7 +179,7 @@ def test_flask_to_real_broker(kafka_config: Config) -> None:
     assert client.get("/hello?x=1", headers=HEADERS, buffered=True).status_code == 201
     assert producer.close(30)
     [record] = _consume(kafka_config, 1)
-    assert record["url"] == "/hello?x=1" and record["status"] == 201 and record["subject_key"] == "consent-7"
+    assert record["url"] == "/hello?x=1" and record["status"] == 201 and record["subject_key"] == VISITOR
 
 
 def test_starlette_to_real_broker(kafka_config: Config) -> None:
@@ -186,3 +190,13 @@ def test_starlette_to_real_broker(kafka_config: Config) -> None:
     [record] = _consume(kafka_config, 1)
     assert record["url"] == "/hello?y=2" and record["client_ip"] == "198.51.100.4"
     assert record["accept_language"] == "nb-NO,nb"
+
+
+def test_a_cookie_the_server_did_not_issue_is_ignored() -> None:
+    publisher = FakePublisher()
+    forged = {**HEADERS, "Cookie": "session=s-1; datamin_consent=user-42"}
+    _asgi_get(starlette_app(publisher), "/hello", forged, ("198.51.100.4", 1))
+    client = flask_app(publisher).test_client()
+    client.set_cookie("datamin_consent", "user:user-42")
+    client.get("/hello", buffered=True)
+    assert [r["subject_key"] for _, r in publisher.events] == [None, None]

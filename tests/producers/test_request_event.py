@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from datamin.exceptions import ConfigError
+from datamin.identity import Identity
 from producers.request_event import MiddlewareSettings, build_record, client_address, cookies, parse_ip
 
 TRUSTED = MiddlewareSettings(trusted_proxies=("10.0.0.0/8", "2001:db8:ffff::/48", "127.0.0.1")).networks
@@ -61,22 +62,25 @@ def test_cookies() -> None:
 
 
 def test_build_record_fields() -> None:
-    settings = MiddlewareSettings(session_cookie="session", client_id_cookie="cid", cdn_country_header="CF-IPCountry")
-    headers = {"cookie": "session=s1; cid=c1; datamin_consent=consent-9", "referer": "https://x.example/?q=1",
+    identity = Identity(b"request-event-test-secret-32-bytes+")
+    visitor = identity.issue_visitor()
+    settings = MiddlewareSettings(session_cookie="session", client_id_cookie="cid", cdn_country_header="CF-IPCountry",
+                                  identity=identity)
+    headers = {"cookie": f"session=s1; cid=c1; datamin_consent={visitor}", "referer": "https://x.example/?q=1",
                "user-agent": "UA/1", "accept-language": "nb-NO", "dnt": "1", "sec-gpc": "1",
                "cf-ipcountry": "NO", "sec-ch-ua": '"Chromium";v="130"', "sec-ch-ua-platform": '"Linux"'}
     record = build_record(settings, started=1_767_225_600.5, method="GET", host="example.com", url="/a?b=c",
                           status=200, bytes_sent=12, duration_ms=1.5, headers=headers, peer="203.0.113.7",
                           user_id=None)
     assert record["time"] == datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)
-    assert record["subject_key"] == "consent-9"  # not logged in: the consent cookie
+    assert record["subject_key"] == "visitor:" + visitor.split(".")[0]  # not logged in: the issued visitor id
     assert (record["session_id"], record["client_id"], record["user_id"]) == ("s1", "c1", None)
     assert record["do_not_track"] is True and record["global_privacy_control"] is True
     assert record["cdn_country"] == "NO" and record["client_ip"] == "203.0.113.7"
     assert record["client_hints"] == {"sec-ch-ua": '"Chromium";v="130"', "sec-ch-ua-platform": '"Linux"'}
     logged_in = build_record(settings, started=0, method="GET", host=None, url="/", status=200, bytes_sent=0,
                              duration_ms=0, headers=headers, peer=None, user_id="u-1")
-    assert logged_in["subject_key"] == "u-1" and logged_in["user_id"] == "u-1"
+    assert logged_in["subject_key"] == "user:u-1" and logged_in["user_id"] == "u-1"
     bare = build_record(MiddlewareSettings(), started=0, method="GET", host=None, url="/", status=200,
                         bytes_sent=0, duration_ms=0, headers={}, peer=None, user_id=None)
     assert bare["subject_key"] is None and bare["do_not_track"] is False and bare["client_hints"] is None

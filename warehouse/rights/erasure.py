@@ -254,8 +254,13 @@ def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, 
     notes = ("Pseudonymisation keys are per period and shared by all subjects, so no key was deleted for "
              "this person (no crypto-shredding per person); keys expire with their period's data.",)
     return Receipt(request_id=request_id, action="erasure", at=at, subject_known=bool(changes), tables=tables,
-                   files=tuple(changes), periods=len(pseudonyms), kafka_window=kafka_window(config, at),
+                   files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at),
                    notes=notes)
+
+
+def _periods(pseudonyms: Mapping[str, str]) -> int:
+    """Key periods looked at (a period's pseudonym of the subject's hash is not another period)."""
+    return len({period.split("/")[0] for period in pseudonyms})
 
 
 def _audit(layout: Layout, changes: Sequence[FileChange], *, at: datetime, action: str, request_id: str) -> None:
@@ -385,4 +390,5 @@ def withdraw_subject(config: Config, subject_key: str | Subject, *, now: datetim
     notes = ("Rows kept, identifiers set to null: the rest of each row rests on legitimate interest. "
              "consent_record and privacy_request rows are kept (legal obligation).",)
     return Receipt(request_id=request_id, action="withdrawal", at=at, subject_known=bool(changes), tables=tables,
-                   files=tuple(changes), periods=len(pseudonyms), kafka_window=kafka_window(config, at), notes=notes)
+                   files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at),
+                   notes=notes)

@@ -69,9 +69,9 @@ def rights_secret(config: Config, *, create: bool = True) -> bytes:
     try:
         return read_secret(path, SECRET_BYTES)
     except OSError:
-        raise BackupError(f"the rights secret {path} is missing or damaged, so the people erased since the "
-                          "backup cannot be recognised in it: restore pseudonymise.key_dir (kept apart from "
-                          "backups) first; nothing was restored") from None
+        raise BackupError(f"the rights secret {path} is missing or damaged, so subjects cannot be recognised by "
+                          "their keyed hashes (a restore would not find the people erased since its backup): "
+                          "restore pseudonymise.key_dir (kept apart from backups) first; nothing was changed") from None
 
 
 def record_action(config: Config, action: str, request_id: str, subject: str | Subject, *, at: datetime) -> Path:
@@ -79,7 +79,7 @@ def record_action(config: Config, action: str, request_id: str, subject: str | S
     if action not in ACTIONS:
         raise ValueError(f"forget ledger action {action!r} is unknown: use one of {', '.join(ACTIONS)}")
     resolved = resolve_subject(config, subject)
-    secret = rights_secret(config)
+    secret = rights_secret(config, create=False)  # rights commands never create the secret
     hashes = sorted({pseudonym_hash(secret, p) for p in resolved.pseudonyms.values()})
     when = as_utc(at)
     doc = {"action": action, "request_id": request_id, "at": when.isoformat(), "recorded_ns": time.time_ns(),

@@ -5,8 +5,9 @@ and recorded in the rights trail (``<root>/_rights/requests/``, see `warehouse.r
 runs; `status_report` is ``datamin rights status``. Each action:
 
 1. records the request as received (keyed subject hash, kind, channel, time; deadline received + 30 days);
-2. publishes a privacy_request event (raw schema) keyed by the subject key to the privacy-requests
-   topic, acks=all, so the processor stops keeping identifiers for future events where it must;
+2. publishes a privacy_request event (raw schema) to the privacy-requests topic, keyed and valued by
+   the subject's keyed hash (never the key; `publish_request`), acks=all, so every processor, which
+   reads the whole topic and recognises the hash, stops keeping identifiers where it must;
 3. carries it out in the warehouse: access writes an export; erase deletes the rows and publishes the
    keyed hash to the erased-subjects topic; restrict/object hide the rows from analysts; lift shows
    them again; withdraw strips the consent-only identifiers;
@@ -28,15 +29,17 @@ from typing import Any, Final, TextIO
 
 from datamin.clock import as_utc
 from datamin.config import Config
-from datamin.exceptions import DataminError
+from datamin.exceptions import BrokerError, ConfigError, DataminError
 from datamin.kafka import send_and_wait
 from datamin.topics import Topics
 from schemas import default_registry, encode
 from warehouse.layout import layout_of
 from warehouse.locking import maintenance_lock
-from warehouse.rights.erasure import erase_subject, withdraw_subject
+from warehouse.rights.erasure import withdraw_subject
+from warehouse.rights.everywhere import SpoolEraser, erase_everywhere
 from warehouse.rights.export import export_subject
 from warehouse.rights.ledger import record_action
+from warehouse.rights.preflight import check_stores, check_topics
 from warehouse.rights.restriction import lift, restrict
 from warehouse.rights.subjects import Subject, resolve_subject
 from warehouse.rights.trail import read_requests, record_done, record_received
@@ -53,7 +56,8 @@ FORGET_KINDS: Final = ("erasure", "withdrawal", "restriction", "objection", "lif
 def submit_request(config: Config, kind: str, subject_key: str | Subject, *, channel: str = "officer", now: datetime,
                    timeout: float = 15.0) -> str:
     """Publishes a privacy_request event (raw schema v1) for ``subject_key`` to the privacy-requests
-    topic, keyed by the subject key, and waits for acks=all; returns the new request id (a UUID).
+    topic, keyed and valued by the subject's keyed hash, and waits for acks=all; returns the new
+    request id (a UUID).
     Also records the request as received in the rights trail (before publishing, so a request that
     Kafka did not take is still on record, open). Raises ValueError for an unknown kind or channel or
     an empty key, BrokerError when Kafka does not take the event."""
@@ -67,13 +71,21 @@ def submit_request(config: Config, kind: str, subject_key: str | Subject, *, cha
     request_id = str(uuid.uuid4())
     record_received(layout_of(config), request_id=request_id, subject_hash=subject.hash,
                     kind=kind, channel=channel, received=received)
-    schema = default_registry().latest("privacy_request", "raw")
-    value = encode(schema, {"request_id": request_id, "subject_key": subject.key, "kind": kind,
-                            "received": received, "channel": channel})
-    send_and_wait(config, Topics(config).privacy_requests, key=subject.key.encode("utf-8"), value=value,
-                  doing="publishing a privacy request", timeout=timeout)
+    publish_request(config, request_id=request_id, hashed=subject.hash, kind=kind, received=received,
+                    channel=channel, timeout=timeout)
     return request_id
 
+
+def publish_request(config: Config, *, request_id: str, hashed: str, kind: str, received: datetime, channel: str,
+                    timeout: float = 15.0) -> None:
+    """Publishes the record of a request to the privacy-requests topic: a privacy_request whose
+    ``subject_key`` and Kafka key are the subject's keyed hash (``h1_…``), never the key. Idempotent
+    for the processors (a request id applied twice changes nothing)."""
+    schema = default_registry().latest("privacy_request", "raw")
+    value = encode(schema, {"request_id": request_id, "subject_key": hashed, "kind": kind,
+                            "received": as_utc(received), "channel": channel})
+    send_and_wait(config, Topics(config).privacy_requests, key=hashed.encode("ascii"), value=value,
+                  doing="publishing a privacy request", timeout=timeout)
 
 
 def access(config: Config, subject: Subject, request_id: str, *, out_dir: Path, now: datetime,
@@ -83,12 +95,12 @@ def access(config: Config, subject: Subject, request_id: str, *, out_dir: Path, 
     return f"access {request_id}: export written ({path.name})", {"export_file": path.name}
 
 
-def erase(config: Config, subject: Subject, request_id: str, *, now: datetime, **_: Any) -> tuple[str, dict[str, Any]]:
-    """The right to erasure: ``subject``'s rows deleted, the erased-subjects topic told."""
+def erase(config: Config, subject: Subject, request_id: str, *, now: datetime, spool_eraser: SpoolEraser | None = None,
+          **_: Any) -> tuple[str, dict[str, Any]]:
+    """The right to erasure: ``subject`` erased from every store (`warehouse.rights.everywhere`)."""
     # never beside a compaction that could merge a file being rewritten and bring rows back
     with maintenance_lock(layout_of(config)):
-        receipt = erase_subject(config, subject, now=now, request_id=request_id)
-    return receipt.summary(), receipt.to_dict()
+        return erase_everywhere(config, subject, now=now, request_id=request_id, spool_eraser=spool_eraser)
 
 
 def withdraw(config: Config, subject: Subject, request_id: str, *, now: datetime,
@@ -121,7 +133,7 @@ RIGHTS: Final[dict[str, Callable[..., tuple[str, dict[str, Any]]]]] = {
 
 
 def carry_out(config: Config, kind: str, subject: str | Subject, request_id: str, *, out_dir: Path,
-              now: datetime, fmt: str = "json") -> tuple[str, dict[str, Any]]:
+              now: datetime, fmt: str = "json", spool_eraser: SpoolEraser | None = None) -> tuple[str, dict[str, Any]]:
     """Does what ``kind`` asks in the warehouse through its entry in `RIGHTS`; returns (one line for the
     trail, receipt). No Kafka except erasure's erased-subjects record."""
     entry = RIGHTS.get(kind)
@@ -130,11 +142,13 @@ def carry_out(config: Config, kind: str, subject: str | Subject, request_id: str
     resolved = resolve_subject(config, subject)
     if kind in FORGET_KINDS:  # first, so that no backup restored later brings back what this removes or hides
         record_action(config, kind, request_id, resolved, at=now)
-    return entry(config, resolved, request_id, out_dir=out_dir, now=now, fmt=fmt, kind=kind)
+    return entry(config, resolved, request_id, out_dir=out_dir, now=now, fmt=fmt, kind=kind,
+                 spool_eraser=spool_eraser)
 
 
 def rights_command(config: Config, action: str, subject: str, *, out_dir: str | Path = ".", now: datetime,
-                   fmt: str = "json", stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+                   fmt: str = "json", stdout: TextIO | None = None, stderr: TextIO | None = None,
+                   spool_eraser: SpoolEraser | None = None) -> int:
     """``datamin rights <action> --subject KEY``: submit, carry out, record; prints one line without
     personal data (the export's path for access). Returns 0, or 1 with the problem and fix on stderr,
     2 for an unknown action."""
@@ -145,9 +159,22 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
         print(f"error: unknown rights action {action!r}; use one of {', '.join(ACTIONS)}", file=err)
         return 2
     try:
+        check_stores(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    topics = Topics(config)
+    try:
+        check_topics(config, [topics.privacy_requests, topics.erased_subjects, topics.consent],
+                     doing=f"datamin rights {action}")
+    except BrokerError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    try:
         resolved = Subject(config, subject)  # once per command: the key checked, its pseudonyms and hash
         request_id = submit_request(config, kind, resolved, now=now)
-        line, receipt = carry_out(config, kind, resolved, request_id, out_dir=Path(out_dir), now=now, fmt=fmt)
+        line, receipt = carry_out(config, kind, resolved, request_id, out_dir=Path(out_dir), now=now, fmt=fmt,
+                                  spool_eraser=spool_eraser)
         record_done(layout_of(config), request_id=request_id, at=now, outcome=line, receipt=receipt)
     except (DataminError, ValueError, OSError) as exc:
         print(f"error: {kind} request failed: {exc}. It is recorded as open in the rights trail; "
@@ -157,22 +184,25 @@ def rights_command(config: Config, action: str, subject: str, *, out_dir: str | 
     if kind == "access":
         print(str(Path(out_dir) / receipt["export_file"]), file=out)
     elif kind == "erasure":
-        print(receipt["kafka_window"], file=out)
+        for store, what in receipt.get("stores", {}).items():  # the receipt: one line per store
+            print(f"  {store}: {what}", file=out)
     return 0
 
 
 def status_report(config: Config, now: datetime) -> str:
-    """``datamin rights status``: every request with its received time, deadline, state and outcome,
-    overdue first then open then done, and a count per state. No subject key or hash is shown."""
-
+    """``datamin rights status``: every request with its received time, deadline, state, channel and
+    outcome, overdue first then open then done, and a count per state. No subject key or hash is shown.
+    Raises ConfigError when the warehouse or key folder is missing (see `preflight.check_stores`)."""
+    check_stores(config)
     requests = read_requests(layout_of(config), now=now)
     if not requests:
         return "no privacy requests on record"
     order = {"overdue": 0, "open": 1, "done": 2}
     counts = {s: sum(r.state == s for r in requests) for s in order}
     lines = [f"privacy requests: {counts['overdue']} overdue, {counts['open']} open, {counts['done']} done",
-             f"{'state':8} {'kind':12} {'received (UTC)':20} {'deadline (UTC)':20} request / outcome"]
+             f"{'state':8} {'kind':12} {'channel':12} {'received (UTC)':20} {'deadline (UTC)':20} request / outcome"]
     for r in sorted(requests, key=lambda r: (order[r.state], r.deadline)):
-        lines.append(f"{r.state:8} {r.kind:12} {r.received:%Y-%m-%d %H:%M}     {r.deadline:%Y-%m-%d %H:%M}     "
-                     f"{r.outcome or r.request_id}")
+        waiting = "" if r.outcome or r.channel != "self_service" else " (queued for the officer)"
+        lines.append(f"{r.state:8} {r.kind:12} {r.channel:12} {r.received:%Y-%m-%d %H:%M}     "
+                     f"{r.deadline:%Y-%m-%d %H:%M}     {r.outcome or r.request_id}{waiting}")
     return "\n".join(lines)

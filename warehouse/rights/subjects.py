@@ -1,7 +1,8 @@
 """Who a subject is in the warehouse: their pseudonyms in every key period, a keyed hash to find their
 requests again, and the data files that hold their rows. File I/O and DuckDB only; no Kafka.
 
-A subject key (logged-in user id or consent-cookie id) becomes the ``subject`` column as
+A subject key, made canonical by `datamin.identity` (``user:<id>`` or ``visitor:<id>``, one
+normalisation rule; a bare key is a user id), becomes the ``subject`` column as
 ``pseudonymise(subject_key, key_of_period(event_time), "subject")``. Keys are per period and shared
 by all subjects, so the warehouse holds one pseudonym per (subject, period): `subject_pseudonyms`
 recomputes all of them from the key files present. A period whose key was deleted (crypto-shredded)
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 
 from datamin.clock import as_utc
 from datamin.config import Config
-from datamin.keys import KeyStore, key_store, pseudonymise, require_subject_key, subject_hash
+from datamin.keys import KeyStore, key_store, known_subject_hash, pseudonymise, require_subject_key, subject_hash
 from warehouse.arrow import time_column
 from warehouse.layout import Layout
 
@@ -66,9 +67,12 @@ def resolve_subject(config: Config, subject: str | Subject) -> Subject:
 def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
     """``{period: pseudonym}`` of ``subject_key`` for every period that has a key file, oldest first.
 
-    Periods of another rotation than ``keys``' own (the rotation was changed) are included too.
+    Periods of another rotation than ``keys``' own (the rotation was changed) are included too. The
+    privacy_request rows of requests recorded on the privacy-requests topic name the subject by its
+    keyed hash, so the pseudonyms of that hash are included as well, as ``{period}/request``.
     Never creates a key. Raises ValueError for an empty subject key."""
-    require_subject_key(subject_key)
+    subject_key = require_subject_key(subject_key)  # canonical: user:<id> / visitor:<id>
+    hashed = known_subject_hash(keys.directory, subject_key)
     stores: dict[str, KeyStore] = {keys.rotation: keys}
     found: dict[str, str] = {}
     for period in keys.periods():
@@ -83,6 +87,9 @@ def subject_pseudonyms(keys: KeyStore, subject_key: str) -> dict[str, str]:
         pseudonym = pseudonymise(subject_key, key, SUBJECT_COLUMN)
         if pseudonym is not None:
             found[period] = pseudonym
+        of_hash = pseudonymise(hashed, key, SUBJECT_COLUMN) if hashed else None
+        if of_hash is not None:
+            found[f"{period}/request"] = of_hash
     return found
 
 

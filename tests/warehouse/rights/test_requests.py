@@ -12,6 +12,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from datamin.config import Config
+from datamin.identity import canonical
 from datamin.keys import subject_hash
 from datamin.topics import Topics, provision
 from processors.transforms import KeyStore, pseudonymise
@@ -19,9 +20,11 @@ from schemas import decode, default_registry
 from warehouse.arrow import records_to_table
 from warehouse.layout import Layout
 from warehouse.rights import subjects
+from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.rights.requests import rights_command, status_report, submit_request
 
 KEY = "carol-user-30391"
+CANONICAL = "user:carol-user-30391"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
@@ -44,9 +47,10 @@ def test_submit_request_publishes_a_decodable_privacy_request(kafka_config: Conf
     request_id = submit_request(kafka_config, "restriction", KEY, channel="email", now=NOW)
     [(key, value)] = _read_all(kafka_config, Topics(kafka_config).privacy_requests, 1)
     schema, record = decode(value, default_registry())
-    assert key == KEY.encode()
+    hashed = subject_hash(kafka_config, KEY)
+    assert key == hashed.encode() and hashed.startswith("h1_")  # never the clear key
     assert schema.name == "privacy_request" and schema.kind == "raw"
-    assert record["request_id"] == request_id and record["subject_key"] == KEY
+    assert record["request_id"] == request_id and record["subject_key"] == hashed
     assert record["kind"] == "restriction" and record["channel"] == "email" and record["received"] == NOW
 
 
@@ -54,10 +58,11 @@ def test_erase_command_publishes_the_keyed_hash_and_records_the_request(kafka_co
                                                                         tmp_path: Path) -> None:
     provision(kafka_config)
     keys = KeyStore(Path(kafka_config.pseudonymise.key_dir), "monthly", clock=lambda: NOW)
+    ensure_rights_secret(kafka_config)  # as the processor does when it starts
     layout = Layout(Path(kafka_config.warehouse.root))
     folder = layout.partition_dir("usage_event", NOW.date())
     folder.mkdir(parents=True)
-    subject = pseudonymise(KEY, keys.key_for(keys.period_for(NOW)), "subject")
+    subject = pseudonymise(canonical(KEY), keys.key_for(keys.period_for(NOW)), "subject")
     rows = [{"event_id": "e1", "time": NOW, "subject": subject, "kind": "search"},
             {"event_id": "e2", "time": NOW, "subject": None, "kind": "search"}]
     path = folder / layout.data_file_name("x", 0, 0, 1)
@@ -71,7 +76,8 @@ def test_erase_command_publishes_the_keyed_hash_and_records_the_request(kafka_co
     body = json.loads(value)
     assert body["erased_at"] == NOW.isoformat() and body["request_id"]
     [(rkey, rvalue)] = _read_all(kafka_config, Topics(kafka_config).privacy_requests, 1)
-    assert rkey == KEY.encode() and decode(rvalue, default_registry())[1]["request_id"] == body["request_id"]
+    assert rkey == subject_hash(kafka_config, KEY).encode()
+    assert decode(rvalue, default_registry())[1]["request_id"] == body["request_id"]
     report = status_report(kafka_config, NOW)
     assert "0 overdue, 0 open, 1 done" in report and "1 row(s) deleted" in report and KEY not in report
 
@@ -82,6 +88,8 @@ def test_a_command_resolves_its_subject_once(kafka_config: Config, tmp_path: Pat
     step (request, export, trail); the keyed hash likewise."""
     provision(kafka_config)
     KeyStore(Path(kafka_config.pseudonymise.key_dir), "monthly", clock=lambda: NOW).key_for("2026-03")
+    ensure_rights_secret(kafka_config)  # as the processor does when it starts
+    Layout(Path(kafka_config.warehouse.root)).table_dir("usage_event").mkdir(parents=True)  # a warehouse
     calls = {"pseudonyms": 0, "hash": 0}
     real_pseudonyms, real_hash = subjects.subject_pseudonyms, subjects.subject_hash
 
