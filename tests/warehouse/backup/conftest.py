@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from datamin.config import Config
-from datamin.keys import KeyStore, pseudonymise
+from datamin.keys import KeyStore, pseudonymise, require_subject_key
 from schemas import default_registry
 from warehouse.arrow import records_to_table
 from warehouse.layout import Layout
+from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.samples import sample_record
 from warehouse.writer import PartitionWriter
 
@@ -40,7 +41,7 @@ class World:
     keys: KeyStore
 
     def pseudonym(self, person: str, when: datetime = DAY) -> str:
-        value = pseudonymise(person, self.keys.key_for(self.keys.period_for(when)), "subject")
+        value = pseudonymise(require_subject_key(person), self.keys.key_for(self.keys.period_for(when)), "subject")
         assert value is not None
         return value
 
@@ -55,7 +56,8 @@ class World:
             record = sample_record(table, first + n, when + timedelta(minutes=n))
             record["subject"] = self.pseudonym(person, when) if person else None
             if table == "http_request":
-                record["user_id"] = pseudonymise(person, self.keys.key_for(self.keys.period_for(when)),
+                record["user_id"] = pseudonymise(require_subject_key(person),
+                                                 self.keys.key_for(self.keys.period_for(when)),
                                                  "user_id") if person else None
             records.append(record)
         PartitionWriter(self.layout).write(table, self.topic(table), partition, first, first + len(people) - 1,
@@ -74,6 +76,7 @@ def rows_of(layout: Layout, table: str, pseudonym: str | None = None) -> int:
 def world_factory() -> Callable[[Config], World]:
     def make(config: Config) -> World:
         keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation, clock=lambda: DAY)
+        ensure_rights_secret(config)  # as the processor does when it starts
         w = World(config, Layout(Path(config.warehouse.root)), keys)
         people: list[str | None] = [ALICE, BOB, CAROL, None] * 3
         w.write("http_request", 0, 0, people)

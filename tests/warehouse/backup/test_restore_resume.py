@@ -15,12 +15,13 @@ import pyarrow.parquet as pq
 from kafka import KafkaProducer
 
 from datamin.config import Config
-from datamin.keys import KeyStore, pseudonymise
+from datamin.keys import KeyStore, pseudonymise, require_subject_key
 from datamin.topics import Topics, provision
 from schemas import default_registry, encode
 from warehouse.backup import create_backup, restore_backup
 from warehouse.backup.snapshot import read_checkpoints
 from warehouse.layout import Layout
+from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.rights import rights_command
 from warehouse.samples import sample_record
 from warehouse.scheduler import sweep_now
@@ -87,8 +88,9 @@ def test_the_restored_sink_reloads_exactly_what_followed_and_the_sweep_removes_t
     provision(config)
     now = datetime.now(UTC)
     keys = KeyStore(Path(config.pseudonymise.key_dir), "monthly", clock=lambda: now)
+    ensure_rights_secret(config)  # as the processor does when it starts
     key = keys.key_for(keys.period_for(now))
-    subjects = {p: pseudonymise(p, key, "subject") or "" for p in (ALICE, BOB)}
+    subjects = {p: pseudonymise(require_subject_key(p), key, "subject") or "" for p in (ALICE, BOB)}
     layout = Layout(Path(config.warehouse.root))
     earlier = now - timedelta(hours=2)
 
