@@ -31,13 +31,14 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datamin.config import Config, load_config  # noqa: E402
-from datamin.keys import KeyStore, pseudonymise  # noqa: E402
+from datamin.keys import KeyStore, pseudonymise, require_subject_key  # noqa: E402
 from schemas import default_registry  # noqa: E402
 from warehouse.arrow import arrow_schema  # noqa: E402
 from warehouse.backup import create_backup, restore_backup, verify_backup  # noqa: E402
 from warehouse.backup.crypto import write_new_key  # noqa: E402
 from warehouse.layout import Layout  # noqa: E402
 from warehouse.rights.ledger import record_action  # noqa: E402
+from warehouse.rights.preflight import ensure_rights_secret  # noqa: E402
 from warehouse.writer import PartitionWriter  # noqa: E402
 
 TABLES = ("http_request", "usage_event")
@@ -52,7 +53,7 @@ def build(root: Path, keys: KeyStore, rows: int, rng: random.Random) -> None:
     registry = default_registry()
     period = keys.period_for(NOW)
     pool = [pseudonymise(f"user-{i}", keys.key_for(period), "subject") for i in range(5_000)]
-    pool.append(pseudonymise(SUBJECT, keys.key_for(period), "subject"))
+    pool.append(pseudonymise(require_subject_key(SUBJECT), keys.key_for(period), "subject"))
     per_file = max(1, rows // (len(TABLES) * DAYS * FILES_PER_DAY))
     for table in TABLES:
         schema = arrow_schema(registry.latest(table, "minimised"))
@@ -109,6 +110,7 @@ def main() -> None:
         root = Path(config.warehouse.root)
         if not args.root:
             keys = KeyStore(base / "keys", "monthly", clock=lambda: NOW)
+            ensure_rights_secret(config)  # as the processor does when it starts
             build(root, keys, rows, random.Random(7))
         files = sum(1 for _ in root.rglob("*.parquet"))
         size = size_of(root)

@@ -21,8 +21,8 @@ from schemas import default_registry, encode
 from warehouse.backup import create_backup, restore_backup
 from warehouse.backup.snapshot import read_checkpoints
 from warehouse.layout import Layout
-from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.rights import rights_command
+from warehouse.rights.preflight import ensure_rights_secret
 from warehouse.samples import sample_record
 from warehouse.scheduler import sweep_now
 from warehouse.sink import run_sink
