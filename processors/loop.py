@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from datamin.config import Config
+from datamin.event_time import check_event_time
 from datamin.exceptions import BrokerError, DecodeError, EventError
 from datamin.identity import is_hashed, subject_of_raw
 from datamin.kafka import (
@@ -116,8 +117,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.log_interval = log_interval
         self.topics = Topics(config)
         self.registry = default_registry()
-        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation,
-                             clock or (lambda: datetime.now(UTC)))
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation, self.clock)
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
         self.requests = HashedRequests(config)
@@ -250,6 +251,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             schema, raw = decode(value, self.registry)
             if schema.kind != "raw":
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
+            check_event_time(self.config, schema.name, raw, self.clock())
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
             subject = subject_of(raw, key)

@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from datamin.config import TABLE_RETENTION_MAX_DAYS, Config
+from datamin.event_time import event_time_problem, time_field
 from datamin.exceptions import ValidationError
 from datamin.identity import Identity
 from producers.request_event import Publisher, cookies
@@ -73,6 +76,19 @@ class CollectorSettings:
     """longest string in any event, in characters"""
     max_depth: int = 6
     """deepest nesting of arrays/objects in the body (the body's own array counts as 1)"""
+    clock: Callable[[], float] = time.time
+    """the time events are judged against (epoch seconds)"""
+    clock_skew_seconds: int = 300
+    """an event dated more than this far in the future is rejected (config minimise.clock_skew_seconds)"""
+    max_age_days: Mapping[str, int] | None = None
+    """per event type, days an event may be old (its table's retention); None: the one-year cap"""
+
+    @classmethod
+    def from_config(cls, config: Config, **settings: Any) -> CollectorSettings:
+        """Settings whose event-time window is the configuration's (clock skew, tables' retention)."""
+        return cls(clock_skew_seconds=config.minimise.clock_skew_seconds,
+                   max_age_days=config.warehouse.retention_days, **settings)
+
 
 
 class _TooLarge(Exception):
@@ -231,11 +247,26 @@ class Collector:
             schema, record = from_json(event, self.registry)
         except ValidationError as exc:
             return str(exc)
+        late = self._time_problem(schema.name, record)
+        if late is not None:
+            return late
         try:
             return None if self.producer.publish(schema.name, record) else ""
         except Exception:  # a failing producer is the server's problem, not the client's
             log.warning("datamin collector: publishing failed", exc_info=True)
             return ""
+
+
+    def _time_problem(self, event: str, record: Mapping[str, Any]) -> str | None:
+        """Why the event's time is refused (future beyond the skew, or past its retention), else None."""
+        s = self.settings
+        when = record.get(time_field(event))
+        if not isinstance(when, datetime):
+            return None
+        days = (s.max_age_days or {}).get(event, TABLE_RETENTION_MAX_DAYS)
+        problem = event_time_problem(when, datetime.fromtimestamp(s.clock(), UTC),
+                                     skew=timedelta(seconds=s.clock_skew_seconds), max_age_days=days)
+        return None if problem is None else f"{time_field(event)}: {problem}"
 
 
 async def _respond(send: Send, status: int, payload: dict[str, Any] | None,

@@ -1,7 +1,8 @@
-"""The warehouse's scheduled maintenance: daily expiry, compaction and leak scan, in one process.
+"""The warehouse's scheduled maintenance: daily expiry, compaction and leak scan, hourly retention, in one
+process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
-starts an APScheduler ``BlockingScheduler`` that repeats them every day (03:15 and 03:45 UTC). The
+starts an APScheduler ``BlockingScheduler`` that repeats them every day (00:05 and 03:45 UTC). The
 catch-up matters: jobs are registered afresh on every start (``replace_existing=True``, memory job
 store), which resets their next run time, so a run missed while the process was down would
 otherwise be lost silently; with it, a scheduler down for a week expires everything due as soon as
@@ -10,14 +11,15 @@ it is back. Both jobs are idempotent and crash-safe (see ``warehouse.expiry`` an
 (``max_instances=1``; missed runs coalesce into one). SIGTERM or SIGINT stops the scheduler after
 the running job, if any, has finished.
 
-Backups in ``backup.dest`` older than ``backup.retention_days`` are deleted daily at 03:30 UTC
-(``warehouse.backup.retention``; the forget ledger is pruned to the one-year cap at the same time).
-
 The daily leak scan (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
 and records the run in the audit trail (``warehouse.leak_scan``). It only reads the data, holds the
 same lock (so it never meets a partition being expired or compacted) and has the same
 coalesce/max_instances/misfire settings; it is not part of the catch-up, since a missed audit loses
 nothing: the next one scans everything again.
+
+Every hour (minute 25) the retention job deletes what is past its cap in every other store of the
+retention inventory (quarantine, audit and rights trails, spool, shipper state, keys, log files: see
+`warehouse.retention`); it is part of the catch-up, under the same lock.
 
 ``expire_now`` and ``format_expiries`` are what ``datamin expire [--dry-run]`` calls.
 """
@@ -50,16 +52,18 @@ EXPIRY_JOB = "expiry"
 COMPACTION_JOB = "compaction"
 LEAK_AUDIT_JOB = "leak_audit"
 SWEEP_JOB = "erased_sweep"
+RETENTION_JOB = "retention"
+RETENTION_AT_MINUTE = 25
+"""minute of every hour at which every other store of the retention inventory (trails, quarantine,
+spool, shipper state, keys, log files) loses what is past its cap (see `warehouse.retention`)"""
 SWEEP_AT_MINUTE = 5
 """minute of every hour at which rows of erased subjects that arrived late (from the minimised topics'
 window) are deleted"""
-EXPIRY_AT = (3, 15)
-"""(hour, minute) UTC of the daily expiry"""
+EXPIRY_AT = (0, 5)
+"""(hour, minute) UTC of the daily expiry: just after midnight, when a day partition passes its table's
+retention, so that no row outlives its cap by more than these minutes"""
 COMPACTION_AT = (3, 45)
 """(hour, minute) UTC of the daily compaction, after expiry so it never merges what is about to go"""
-BACKUP_EXPIRY_JOB = "backup_expiry"
-BACKUP_EXPIRY_AT = (3, 30)
-"""(hour, minute) UTC of the daily expiry of backups in backup.dest (`warehouse.backup.retention`)"""
 LEAK_AUDIT_AT = (4, 15)
 """(hour, minute) UTC of the daily leak scan, after compaction"""
 MISFIRE_GRACE_SECONDS = 23 * 3600
@@ -113,9 +117,20 @@ def leak_scan_now(config: Config, *, now: datetime) -> LeakReport:
         return run_leak_scan(config, now=now)
 
 
+def retention_now(config: Config, *, now: datetime) -> dict[str, int]:
+    """Deletes what is past its cap in every store of the inventory but the tables (see `expire_now`);
+    returns the items deleted per store."""
+    from warehouse.retention import run_retention
+
+    with maintenance_lock(_layout(config)):
+        return run_retention(config, now)
+
+
 def run_maintenance(config: Config, *, now: datetime) -> tuple[list[Expiry], list[Compaction]]:
-    """Expiry, then compaction, both at ``now``: the catch-up run at start-up."""
-    return expire_now(config, dry_run=False, now=now), compact_now(config, now=now)
+    """Expiry, the other stores' retention, then compaction, all at ``now``: the catch-up run at start-up."""
+    expired = expire_now(config, dry_run=False, now=now)
+    retention_now(config, now=now)
+    return expired, compact_now(config, now=now)
 
 
 def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingScheduler:
@@ -139,14 +154,7 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
             log.error("leak scan: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
                       len(report.findings), len(report.unreadable))
 
-    def backup_expiry_job() -> None:
-        from warehouse.backup.retention import expire_now as expire_backups_now
-
-        gone = expire_backups_now(config, now=as_utc(clock()))
-        log.info("backup expiry: %d backup(s) past backup.retention_days deleted", len(gone))
-
     for job_id, func, (hour, minute) in ((EXPIRY_JOB, expiry_job, EXPIRY_AT),
-                                         (BACKUP_EXPIRY_JOB, backup_expiry_job, BACKUP_EXPIRY_AT),
                                          (COMPACTION_JOB, compaction_job, COMPACTION_AT),
                                          (LEAK_AUDIT_JOB, leak_scan_job, LEAK_AUDIT_AT)):
         scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,
@@ -160,6 +168,15 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
 
     scheduler.add_job(sweep_job, CronTrigger(minute=SWEEP_AT_MINUTE, timezone="UTC"), id=SWEEP_JOB,
                       name="hourly sweep of erased subjects' late rows", replace_existing=True, coalesce=True,
+                      misfire_grace_time=3600, max_instances=1)
+
+    def retention_job() -> None:
+        deleted = {store: n for store, n in retention_now(config, now=as_utc(clock())).items() if n}
+        if deleted:
+            log.info("retention: deleted past their cap: %s", ", ".join(f"{n} from {s}" for s, n in deleted.items()))
+
+    scheduler.add_job(retention_job, CronTrigger(minute=RETENTION_AT_MINUTE, timezone="UTC"), id=RETENTION_JOB,
+                      name="hourly retention of every other store", replace_existing=True, coalesce=True,
                       misfire_grace_time=3600, max_instances=1)
     return scheduler
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,8 @@ class _Sink:
         self.listener_error: BaseException | None = None
         self.today: Callable[[], date] = lambda: datetime.now(UTC).date()
         """the calendar day retention is judged on (a clock, so tests can move it)"""
+        self.wall: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """the time future-dated rows are judged against (the processor refuses them already)"""
 
     # -- rebalance listener (kafka-python's IO thread) ---------------------------------------------
 
@@ -227,13 +229,15 @@ class _Sink:
         sink never writes what expiry would have to delete; they are counted and the offsets still move."""
         oldest = oldest_kept_day(event, self.config.warehouse.retention_days, self.today())
         cutoff = pa.scalar(datetime.combine(oldest, datetime.min.time(), UTC), pa.timestamp("ms", tz="UTC"))
+        future = pa.scalar(self.wall() + timedelta(seconds=self.config.minimise.clock_skew_seconds),
+                           pa.timestamp("ms", tz="UTC"))
         column = table.column(time_column(event))
-        keep = pc.fill_null(pc.greater_equal(column, cutoff), True)
+        keep = pc.fill_null(pc.and_(pc.greater_equal(column, cutoff), pc.less_equal(column, future)), True)
         kept = table.filter(keep)
         if kept.num_rows != table.num_rows:
             self.stats.expired_on_arrival += table.num_rows - kept.num_rows
-            log.warning("%s: %d row(s) older than the table's retention arrived late and were not written",
-                        event, table.num_rows - kept.num_rows)
+            log.warning("%s: %d row(s) older than the table's retention or dated in the future arrived and were "
+                        "not written", event, table.num_rows - kept.num_rows)
         return kept
 
     def _dead_letter(self, topic: str, partition: int, offset: int, exc: EventError) -> None:

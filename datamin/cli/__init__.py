@@ -4,6 +4,7 @@
     pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs
     inspect    query, minimise, schemas, policy, audit (the leak scan), config
     rights     people's rights (warehouse.rights)
+    retention  the retention inventory (warehouse.retention)
     backup     backups that forget (warehouse.backup)
 
 The one room allowed to import every stage.
@@ -16,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from datamin.cli import backup, demo, inspect, pipeline, rights
+from datamin.cli import backup, demo, inspect, pipeline, retention, rights
 from datamin.cli.command import Handler
 from datamin.config import load_config
 from datamin.exceptions import DataminError
@@ -37,7 +38,8 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin topics                    create datamin's topics with their retention
   datamin process                   the minimisation processor: raw topics -> minimised topics
   datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
-  datamin scheduler                 daily expiry and compaction
+  datamin scheduler                 daily expiry and compaction, hourly retention of every other store
+  datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
   datamin backup create DEST        a backup whose restore never brings an erased person back
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    for group in (demo, pipeline, inspect, rights, backup):
+    for group in (demo, pipeline, inspect, rights, retention, backup):
         group.register(add)
     return parser
 

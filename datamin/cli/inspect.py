@@ -79,8 +79,9 @@ def _schemas(args: argparse.Namespace, config: Config) -> int:
 def _policy(args: argparse.Namespace, config: Config) -> int:
     from schemas import default_registry
     from schemas.policy import policy_report
+    from warehouse.retention import full_inventory
 
-    print(policy_report(default_registry(), config, fmt=args.format))
+    print(policy_report(default_registry(), config, fmt=args.format, stores=full_inventory(config)))
     return 0
 
 

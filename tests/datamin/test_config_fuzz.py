@@ -92,7 +92,8 @@ def assert_within_policy(config: Config) -> None:
     assert 0 < config.topics.minimised_retention_days <= RETENTION_CAP_DAYS
     assert 0 < config.topics.raw_retention_hours <= RAW_RETENTION_CAP_HOURS
     assert 0 < config.topics.dead_letter_retention_hours <= RAW_RETENTION_CAP_HOURS
-    assert all(0 < days <= RETENTION_CAP_DAYS for days in config.warehouse.retention_days.values())
+    assert all(0 < days < RETENTION_CAP_DAYS for days in config.warehouse.retention_days.values())
+    assert 0 < config.producer.spool_retention_days * 24 <= RAW_RETENTION_CAP_HOURS
     assert math.isfinite(config.warehouse.flush_seconds) and config.warehouse.flush_seconds > 0
 
 
@@ -142,10 +143,13 @@ def test_arbitrary_environment_variable(name: str, value: str, tmp_path_factory:
 LIMITS = {  # key: accepted range, inclusive
     "MINIMISE__IPV4_PREFIX": (8, 24), "MINIMISE__IPV6_PREFIX": (16, 48),
     "MINIMISE__CONSENT_VALIDITY_DAYS": (1, RETENTION_CAP_DAYS),
-    "TOPICS__MINIMISED_RETENTION_DAYS": (1, RETENTION_CAP_DAYS),
-    "TOPICS__RAW_RETENTION_HOURS": (1, RAW_RETENTION_CAP_HOURS),
-    "WAREHOUSE__RETENTION_DAYS__HTTP_REQUEST": (1, RETENTION_CAP_DAYS),
-    "WAREHOUSE__RETENTION_DAYS__CONSENT_RECORD": (1, RETENTION_CAP_DAYS),
+    # retention plus one segment roll / one day partition stays within the caps
+    "TOPICS__MINIMISED_RETENTION_DAYS": (1, RETENTION_CAP_DAYS - 1),
+    "TOPICS__RAW_RETENTION_HOURS": (1, RAW_RETENTION_CAP_HOURS - 1),
+    "WAREHOUSE__RETENTION_DAYS__HTTP_REQUEST": (1, RETENTION_CAP_DAYS - 1),
+    "WAREHOUSE__RETENTION_DAYS__CONSENT_RECORD": (1, RETENTION_CAP_DAYS - 1),
+    "PRODUCER__SPOOL_RETENTION_DAYS": (1, 7),
+    "MINIMISE__CLOCK_SKEW_SECONDS": (0, 86400),
 }
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,9 @@ def test_bad_lines_are_dead_lettered_without_their_content(make_config: Callable
     config, log, sink = make_config(), tmp_path / "access.log", FakeSink()
     log.write_bytes(line(0).encode() + b"\x00\x01\xff\xfe secretpayload\n" + b"x" * 200_000 + b"\n"
                     + b"not a log line 10.1.2.3\n" + line(1).encode()
-                    + b'{"time": "2026-01-01T00:00:00Z", "remote_addr": "198.51.100.2"}\n')
-    result = ship_logs(config, [log], state_dir=tmp_path / "s", producer=sink, max_line=1024)
+                    + b'{"time": "2026-10-10T00:00:00Z", "remote_addr": "198.51.100.2"}\n')
+    result = ship_logs(config, [log], state_dir=tmp_path / "s", producer=sink, max_line=1024,
+                       clock=lambda: datetime(2026, 10, 15, tzinfo=UTC))
     assert sink.urls() == ["/p/0", "/p/1", None]
     assert result.lines == 6 and result.bad_lines == 3 and result.events == 3
     topics = {t for t, _ in sink.dead}

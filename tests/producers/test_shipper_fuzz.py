@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datamin.config import Config
-from datamin.exceptions import DecodeError
+from datamin.config import Config, load_config
+from datamin.event_time import check_event_time
+from datamin.exceptions import DecodeError, EventTimeError
 from datamin.topics import Topics
 from producers.logformat import parse_line
 from producers.shipper import _Tail, ship_logs
@@ -132,16 +134,24 @@ def log_files(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
     return lines, b"\n".join(lines) + (trailing if lines else b"")
 
 
+CLOCK = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
+"""the shipper's clock in these tests: lines of 10 Oct 2026 are within the window, years 1 and 9999 not"""
+
+
 def expected(lines: list[bytes]) -> tuple[list[dict[str, Any]], list[int]]:
-    """The records of the good lines and the 1-based numbers of the bad ones, by parse_line."""
+    """The records of the good lines and the 1-based numbers of the bad ones, by parse_line and the
+    event-time window (at CLOCK)."""
+    config = load_config(path=None, environ={})
     good: list[dict[str, Any]] = []
     bad: list[int] = []
     for number, raw in enumerate(lines, 1):
         try:
             if len(raw) > MAX_LINE:
                 raise DecodeError("too long")
-            good.append(parse_line(raw.removesuffix(b"\r").decode("utf-8")))
-        except (DecodeError, UnicodeDecodeError):
+            record = parse_line(raw.removesuffix(b"\r").decode("utf-8"))
+            check_event_time(config, "http_request", record, CLOCK)
+            good.append(record)
+        except (DecodeError, UnicodeDecodeError, EventTimeError):
             bad.append(number)
     return good, bad
 
@@ -187,9 +197,11 @@ def test_ship_logs_publishes_good_lines_once_and_dead_letters_bad_ones(
         log = Path(tmp) / "access.log"
         log.write_bytes(content)
         producer = FakeProducer()
-        result = ship_logs(make_config(), [log], state_dir=Path(tmp) / "state", producer=producer, max_line=MAX_LINE)
+        result = ship_logs(make_config(), [log], state_dir=Path(tmp) / "state", producer=producer, max_line=MAX_LINE,
+                           clock=lambda: CLOCK)
         again = FakeProducer()
-        ship_logs(make_config(), [log], state_dir=Path(tmp) / "state", producer=again, max_line=MAX_LINE)
+        ship_logs(make_config(), [log], state_dir=Path(tmp) / "state", producer=again, max_line=MAX_LINE,
+                  clock=lambda: CLOCK)
     assert [without_id(r) for r in producer.events] == good
     assert len({r["event_id"] for r in producer.events}) == len(good)
     for record in producer.events:
@@ -214,7 +226,8 @@ def test_crash_and_restart_neither_skips_nor_changes_events(
         log.write_bytes(content)
         state.mkdir()
         first = FakeProducer(crash_after)
-        tail = _Tail(log, state, first, Topics(config), max_line=MAX_LINE, flush_timeout=1, progress=None)
+        tail = _Tail(log, state, first, Topics(config), max_line=MAX_LINE, flush_timeout=1, progress=None,
+                     check_time=lambda r: check_event_time(config, "http_request", r, CLOCK))
         try:
             tail.open()
             tail.read_available(final=True, chunk=chunk, checkpoint_lines=checkpoint_lines)
@@ -224,7 +237,7 @@ def test_crash_and_restart_neither_skips_nor_changes_events(
         finally:
             tail.close()
         second = FakeProducer()
-        ship_logs(config, [log], state_dir=state, producer=second, max_line=MAX_LINE)
+        ship_logs(config, [log], state_dir=state, producer=second, max_line=MAX_LINE, clock=lambda: CLOCK)
     # the restart re-reads a suffix (from the last checkpoint), never less than what the crash lost
     resumed = [without_id(r) for r in second.events]
     assert resumed == good[len(good) - len(resumed):]
@@ -262,7 +275,7 @@ def test_regression_ship_logs_survives_out_of_range_lines(make_config: Callable[
     good = '198.51.100.1 - - [10/Oct/2026:13:55:36 +0200] "GET /ok HTTP/1.1" 200 1 "-" "UA"'
     log.write_text("\n".join([good, '{"time": 1e400}', '{"time": "2026-01-01T00:00:00Z", "host": "\\ud800"}',
                               good.replace("/ok", "/ok2")]) + "\n")
-    result = ship_logs(make_config(), [log], state_dir=tmp_path / "s", producer=producer)
+    result = ship_logs(make_config(), [log], state_dir=tmp_path / "s", producer=producer, clock=lambda: CLOCK)
     assert [r["url"] for r in producer.events] == ["/ok", "/ok2"]
     assert [json.loads(d)["line_number"] for d in producer.dead] == [2, 3] and result.bad_lines == 2
 
@@ -282,7 +295,7 @@ def test_regression_checkpoint_inside_an_overlong_line_does_not_lose_it(make_con
     with log.open("ab") as f:  # the rest of the long line looks like a log line of its own
         f.write(b" " + good.replace("/ok", "/forged").encode() + b"\n" + good.encode() + b"\n")
     second = FakeProducer()
-    ship_logs(config, [log], state_dir=state, producer=second, max_line=100)
+    ship_logs(config, [log], state_dir=state, producer=second, max_line=100, clock=lambda: CLOCK)
     assert [r["url"] for r in first.events + second.events] == ["/ok"]
     reports = [json.loads(d) for d in first.dead + second.dead]
     assert [(r["line_number"], "longer" in r["reason"]) for r in reports] == [(1, True)]

@@ -93,7 +93,7 @@ def test_query_allow_list_and_consent_topic(make_config: Callable[..., Config]) 
     doc = json.loads(policy_report(REGISTRY, config, fmt="json"))
     assert field(doc, "http_request", "url")["minimisation"].endswith("query parameters kept: utm_*, lang")
     consent = next(e for e in doc["events"] if e["event"] == "consent_record")
-    assert consent["stores"][0]["retention"] == 365
+    assert consent["stores"][0]["retention"] == 364 and consent["stores"][0]["max_age"] == 365
     assert consent["stores"][0]["compacted"] is True
 
 

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from datamin.config import RETENTION_CAP_DAYS, retention_for
+from datamin.config import TABLE_RETENTION_MAX_DAYS as RETENTION_CAP_DAYS  # 364: + the partition day = the year
+from datamin.config import retention_for
 from datamin.exceptions import ConfigError
 from warehouse.audit_trail import AuditLog
 from warehouse.expiry import expire, oldest_kept_day, plan_expiry

@@ -52,11 +52,11 @@ class FakeClock:
 def test_jobs_and_triggers(config):
     scheduler = build_scheduler(config, clock=FakeClock(NOW))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"expiry", "compaction", "leak_audit", "erased_sweep", "backup_expiry"}
+    assert set(jobs) == {"expiry", "compaction", "leak_audit", "erased_sweep", "retention"}
     assert str(jobs["erased_sweep"].trigger.fields[6]) == "5"  # minute 5 of every hour
+    assert str(jobs["retention"].trigger.fields[6]) == "25"  # minute 25 of every hour
     midnight = datetime(2025, 4, 1, tzinfo=UTC)
-    for job_id, (hour, minute) in (("expiry", (3, 15)), ("compaction", (3, 45)), ("leak_audit", (4, 15)),
-                                   ("backup_expiry", (3, 30))):
+    for job_id, (hour, minute) in (("expiry", (0, 5)), ("compaction", (3, 45)), ("leak_audit", (4, 15))):
         job = jobs[job_id]
         assert isinstance(job.trigger, CronTrigger)
         assert job.trigger.get_next_fire_time(None, midnight) == midnight.replace(hour=hour, minute=minute)
@@ -84,6 +84,20 @@ def test_jobs_take_time_from_the_clock(config, layout):
     assert len(list(folder.iterdir())) == 1  # closed on the clock's new day, so compacted
     entries = AuditLog(layout).read()
     assert sorted((e.at, e.job) for e in entries) == [(NOW, "expiry"), (clock.now, "compaction"), (clock.now, "expiry")]
+
+
+def test_the_retention_job_takes_time_from_the_clock(config, layout):
+    from warehouse.rights.trail import record_received, requests_dir
+
+    record_received(layout, request_id="r1", subject_hash="h1_a", kind="access", channel="officer",
+                    received=NOW - timedelta(days=300))
+    clock = FakeClock(NOW)
+    jobs = {job.id: job for job in build_scheduler(config, clock=clock).get_jobs()}
+    jobs["retention"].func()
+    assert len(list(requests_dir(layout).glob("*.json"))) == 1  # 300 days: kept
+    clock.now = NOW + timedelta(days=65)
+    jobs["retention"].func()
+    assert list(requests_dir(layout).glob("*.json")) == []  # 365 days: gone
 
 
 def test_catch_up_runs_expiry_then_compaction_once_before_starting(config, layout, monkeypatch):

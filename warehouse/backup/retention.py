@@ -2,9 +2,8 @@
 
 A backup is deleted once it is ``backup.retention_days`` old (at most 365, enforced in the config)
 counted from the time in its manifest, or — for a folder left without a manifest by an interrupted
-``backup create`` — from the time in its name, after a day. The scheduler runs `expire_backups`
-daily on ``backup.dest``, and prunes forget-ledger entries older than the cap (no backup that old
-can exist there).
+``backup create`` — from the time in its name, after a day. The scheduler's hourly retention job runs
+`expire_backups` on ``backup.dest`` through the retention inventory (`warehouse.backup.inventory`).
 """
 
 from __future__ import annotations
@@ -102,25 +101,4 @@ def expire_backups(where: str | os.PathLike[str], *, now: datetime, retention_da
             store.delete_dir(entry.backup_id)
             log.info("backup %s expired (taken %s) and deleted", entry.backup_id, entry.created_at.isoformat())
             gone.append(entry)
-    return gone
-
-
-def expire_now(config: Config, *, now: datetime) -> list[BackupEntry]:
-    """The scheduler's daily job: expires ``backup.dest`` and prunes the forget ledger to the cap."""
-    from pathlib import Path
-
-    from warehouse.audit_trail import AuditEntry, AuditLog
-    from warehouse.layout import Layout
-    from warehouse.rights.ledger import prune
-
-    layout = Layout(Path(config.warehouse.root))
-    prune(layout, before=as_utc(now) - timedelta(days=RETENTION_CAP_DAYS))
-    if not config.backup.dest:
-        return []
-    gone = expire_backups(config.backup.dest, now=now, retention_days=config.backup.retention_days)
-    if gone and layout.root.is_dir():
-        AuditLog(layout).append([AuditEntry(at=as_utc(now), job="backup", action="expire_backup", table_name="*",
-                                            partition=None, rows=0, bytes=e.bytes,
-                                            detail=f"backup {e.backup_id} of {e.created_at.isoformat()}")
-                                 for e in gone], kind="backup")
     return gone

@@ -223,6 +223,17 @@ def erase_rows(layout: Layout, pseudonyms: Iterable[str], *, tables: Sequence[st
     return _apply(layout, tables, wanted, lambda table: _without(table, wanted), fsync=fsync)
 
 
+def key_note(config: Config) -> str:
+    """What the receipt says about pseudonymisation keys: what the scheduler really does with them."""
+    from warehouse.retention import key_retention
+
+    days = key_retention(config).days
+    return ("Pseudonymisation keys are per period and shared by all subjects, so no key was deleted for this "
+            f"person (no crypto-shredding per person). The scheduler deletes each period's key {days} days after "
+            "the period ends, when no store can still hold data of that period; from then on no one can link "
+            "that period's pseudonyms to anyone.")
+
+
 def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, request_id: str | None = None,
                   publish: bool = True, fsync: bool = True) -> Receipt:
     """Erases everything the warehouse holds linked to ``subject_key``; see the module docstring.
@@ -251,8 +262,7 @@ def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, 
     tables: dict[str, int] = {}
     for c in changes:
         tables[c.table] = tables.get(c.table, 0) + c.rows
-    notes = ("Pseudonymisation keys are per period and shared by all subjects, so no key was deleted for "
-             "this person (no crypto-shredding per person); keys expire with their period's data.",)
+    notes = (key_note(config),)
     return Receipt(request_id=request_id, action="erasure", at=at, subject_known=bool(changes), tables=tables,
                    files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at),
                    notes=notes)

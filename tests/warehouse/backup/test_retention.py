@@ -14,7 +14,6 @@ import pytest
 from datamin.config import Config
 from datamin.exceptions import ConfigError
 from warehouse.backup import backup_inventory, create_backup, expire_backups, list_backups
-from warehouse.backup.retention import expire_now
 from warehouse.rights.ledger import ledger_dir, prune, read_actions, record_action
 
 
@@ -46,8 +45,10 @@ def test_backups_expire_on_time_and_unfinished_ones_after_a_day(
     gone = expire_backups(dest, now=at, retention_days=config.backup.retention_days)
     assert {e.backup_id for e in gone} == {old.backup_id, unfinished.name}
     assert sorted(p.name for p in dest.iterdir()) == sorted([new.backup_id, "not-a-backup"])
-    # the scheduler's job: backup.dest expired at the configured age
-    assert [e.backup_id for e in expire_now(config, now=kit.TAKEN + timedelta(days=51))] == [new.backup_id]
+    # the scheduler's hourly retention job, through the inventory: backup.dest expired at the configured age
+    from warehouse.retention import run_retention
+    assert run_retention(config, kit.TAKEN + timedelta(days=51))["backups"] == 1
+    assert not (dest / new.backup_id).exists()
 
 
 def test_a_shorter_retention_later_expires_older_backups_sooner(
@@ -79,18 +80,25 @@ def test_the_forget_ledger_keeps_keyed_hashes_only_and_is_pruned(
     assert read_actions(world.layout) == []
 
 
-def test_the_scheduler_expires_backups_daily(
+def test_backups_are_in_the_retention_inventory_with_their_age_and_expired_by_the_scheduler(
         make_config: Callable[..., Config], world_factory: Callable[[Config], Any], tmp_path: Path, kit: Any) -> None:
+    from warehouse.audit_trail import AuditLog
+    from warehouse.retention import full_inventory, inventory_rows
     from warehouse.scheduler import build_scheduler
 
     dest = tmp_path / "backups"
     config = make_config(**{"BACKUP__RETENTION_DAYS": "7", "BACKUP__DEST": f'"{dest}"'})
-    world_factory(config)
+    world = world_factory(config)
     made = create_backup(config, dest, now=kit.TAKEN)
+    stores = {s.name: s for s in full_inventory(config)}
+    assert {"backups", "forget ledger"} <= set(stores)
+    [row] = [r for r in inventory_rows([stores["backups"]], kit.TAKEN + timedelta(days=2))]
+    assert row["oldest"].startswith("2026-02-01") and row["next_deletion"].startswith("2026-02-08")
     now = [kit.TAKEN + timedelta(days=6)]
-    job = {j.id: j for j in build_scheduler(config, clock=lambda: now[0]).get_jobs()}["backup_expiry"]
+    job = {j.id: j for j in build_scheduler(config, clock=lambda: now[0]).get_jobs()}["retention"]
     job.func()
     assert (dest / made.backup_id).is_dir()
     now[0] = kit.TAKEN + timedelta(days=7, minutes=1)
     job.func()
     assert not (dest / made.backup_id).exists()
+    assert [e.action for e in AuditLog(world.layout).read("backup")] == ["create_backup", "expire_backup"]
