@@ -36,6 +36,7 @@ from warehouse.expiry import expire, plan_expiry
 from warehouse.layout import Layout
 from warehouse.rights.erasure import add_to_sweep, consent_only_columns, rewrite_file, sweep_erased
 from warehouse.rights.ledger import ForgetAction, pseudonym_hash, read_actions, rights_secret
+from warehouse.rights.restricted_area import area_layout, expire_restricted, release, sequester
 from warehouse.rights.restriction import add_restricted, read_restricted, remove_restricted
 from warehouse.rights.subjects import SUBJECT_COLUMN, files_holding, row_matches
 
@@ -160,13 +161,17 @@ def reapply(layout: Layout, config: Config, *, since: datetime, now: datetime,
             cutoffs: dict[str, datetime | None] = dict.fromkeys(pseudonyms, action.at)
             erase = action.action == "erasure"
             tables = TABLES if erase else tuple(consent_columns)
-            if not cutoffs:
-                counts: dict[str, int] = {}
-            elif dry_run:
-                counts = _rows_by_table(layout, cutoffs, tables)
-            else:
-                change = _delete(cutoffs) if erase else _blank(cutoffs, consent_columns)
-                counts = _rewrite(layout, cutoffs, tables, change)
+            counts: dict[str, int] = {}
+            for where in (layout, area_layout(layout)):  # the tables and the restricted area
+                if not cutoffs:
+                    break
+                if dry_run:
+                    found = _rows_by_table(where, cutoffs, tables)
+                else:
+                    change = _delete(cutoffs) if erase else _blank(cutoffs, consent_columns)
+                    found = _rewrite(where, cutoffs, tables, change)
+                for t, n in found.items():
+                    counts[t] = counts.get(t, 0) + n
             rows = sum(counts.values())
             if erase and pseudonyms and not dry_run:
                 until = action.at + timedelta(days=config.topics.minimised_retention_days)
@@ -186,6 +191,7 @@ def reapply(layout: Layout, config: Config, *, since: datetime, now: datetime,
                 gone = {p for p in current if pseudonym_hash(secret, p) in action.pseudonym_hashes}
                 if not dry_run and gone:
                     remove_restricted(layout, gone)
+                    release(layout, gone)  # the rows back from the restricted area
                 if not (recent or gone):
                     continue
                 line = f"lift: {who}: {len(gone)} pseudonym(s) {verb} taken off the restriction list"
@@ -193,6 +199,8 @@ def reapply(layout: Layout, config: Config, *, since: datetime, now: datetime,
                 new = set(pseudonyms) - current
                 if not dry_run and new:
                     add_restricted(layout, new)
+                if not dry_run and pseudonyms:
+                    sequester(layout, pseudonyms)  # out of the analyst-readable files
                 if not (recent or new):
                     continue
                 rows = sum(_rows_by_table(layout, dict.fromkeys(pseudonyms)).values()) if pseudonyms else 0
@@ -209,6 +217,8 @@ def reapply(layout: Layout, config: Config, *, since: datetime, now: datetime,
     retention = config.warehouse.retention_days
     expired = plan_expiry(layout, retention, now.date()) if dry_run else \
         expire(layout, retention, now=now, audit=audit, job=AUDIT_JOB)
+    if not dry_run:
+        expire_restricted(layout, retention, now=now, audit=audit, job=AUDIT_JOB)
     for e in expired:
         report.actions.append(Reapplied("expiry", f"expiry: {e.table}/{e.partition}: {e.rows} row(s) {verb} deleted "
                                         f"(past {e.retention_days} days' retention)", e.rows))

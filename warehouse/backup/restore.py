@@ -169,11 +169,13 @@ def merge_live_trails(live: Layout, into: Path) -> int:
 
 
 def _union_live_restrictions(live: Layout, restored: Layout) -> None:
+    from warehouse.rights.restricted_area import sequester
     from warehouse.rights.restriction import add_restricted, read_restricted
 
     current = read_restricted(live)
     if current:
         add_restricted(restored, current)
+        sequester(restored, current)
 
 
 def _rows(layout: Layout) -> dict[str, int]:

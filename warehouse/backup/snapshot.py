@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 AUDIT_JOB = "backup"
 WORKERS = 8
 """files copied at once (their fsyncs overlap)"""
-TRAILS = ("_rights", "_audit")
+TRAILS = ("_rights", "_audit", "_restricted")
 """folders of the warehouse root copied whole (besides the tables and the checkpoints)"""
 EXCLUDED = ("pseudonymisation keys and the rights secret (pseudonymise.key_dir)",
             "backup keys", "_staging, _compaction and _trash (unfinished work)",
@@ -119,7 +119,7 @@ def select_files(layout: Layout, checkpoints: dict[str, dict[int, int]],
         for f in sorted(base.rglob("*")):
             rel_parts = f.relative_to(root).parts
             if f.is_file() and not any(p.startswith(".") for p in rel_parts) and not _is_secret(f, secrets):
-                yield f, "rights" if trail == "_rights" else "audit", None
+                yield f, {"_rights": "rights", "_audit": "audit"}.get(trail, "restricted"), None
 
 
 def _inside(path: Path, root: Path) -> bool:

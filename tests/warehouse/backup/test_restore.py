@@ -89,7 +89,9 @@ def test_restrict_then_restore_the_rows_stay_hidden(
 
     report = restore_backup(kafka_config, src, now=k.RESTORED, to=tmp_path / "restored")
     restored = Layout(tmp_path / "restored")
-    assert k.rows_of(restored, "http_request", bob) > 0  # kept in the files (restriction is not erasure)...
+    from warehouse.rights.restricted_area import area_layout
+    assert k.rows_of(area_layout(restored), "http_request", bob) > 0  # kept apart (restriction is not erasure)...
+    assert k.rows_of(restored, "http_request", bob) == 0
     assert _visible(report.catalog, "http_request", bob) == 0  # ...but hidden from every analyst view
     assert _visible(report.catalog, "usage_event", bob) == 0
     assert _visible(report.catalog, "http_request", world.pseudonym(k.CAROL)) > 0
@@ -231,3 +233,22 @@ def test_without_the_rights_secret_a_restore_refuses_rather_than_match_nobody(
         restore_backup(config, src, now=kit.RESTORED, to=tmp_path / "restored", use_kafka=False)
     assert not (tmp_path / "restored").exists()
     assert not (Path(config.pseudonymise.key_dir) / "rights.secret").exists()  # no new secret made up
+
+
+def test_rows_restricted_before_the_backup_are_backed_up_apart_and_restored_apart(
+        kafka_config: Config, world_factory: Callable[[Config], Any], tmp_path: Path, kit: Any) -> None:
+    from warehouse.rights.restricted_area import area_layout
+
+    provision(kafka_config)
+    world = world_factory(kafka_config)
+    bob = world.pseudonym(kit.BOB)
+    held = kit.rows_of(world.layout, "http_request", bob)
+    _rights(kafka_config, "restrict", kit.BOB, kit)
+    manifest = create_backup(kafka_config, tmp_path / "backups", now=kit.TAKEN)
+    assert any(e.kind == "restricted" for e in manifest.files)
+    report = restore_backup(kafka_config, tmp_path / "backups" / manifest.backup_id, now=kit.RESTORED,
+                            to=tmp_path / "restored")
+    restored = Layout(tmp_path / "restored")
+    assert kit.rows_of(area_layout(restored), "http_request", bob) == held  # nothing lost...
+    assert kit.rows_of(restored, "http_request", bob) == 0  # ...and still apart
+    assert _visible(report.catalog, "http_request", bob) == 0
