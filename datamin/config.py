@@ -243,6 +243,18 @@ class CollectorConfig:
 
 
 @dataclass(frozen=True)
+class BackupConfig:
+    retention_days: int = 30
+    """days a backup is kept before the scheduler deletes it; at most 365 (backups are within the cap)"""
+    dest: str | None = None
+    """where `datamin backup create` writes by default and the scheduler expires: a folder, or an
+    s3:// / gs:// URL (pyarrow's filesystems, credentials from the usual environment)"""
+    key_file: str | None = None
+    """file holding the 32-byte backup key (raw, hex or base64); when set, every backup file is
+    encrypted with AES-256-GCM. Keep it apart from the backups; it is never printed"""
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     controller: str = "TECHPROS AS"
     """the data controller named in the record of processing (the privacy policy's company)"""
@@ -277,6 +289,7 @@ class Config:
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
 
@@ -501,6 +514,10 @@ def validate(config: Config) -> None:
         raise ConfigError("processor.transaction_seconds", "must be more than 0 and at most 60",
                           "use e.g. 0.5: events reach the minimised topics at most this much later")
 
+    _retention("backup.retention_days", config.backup.retention_days)
+    if config.backup.key_file is not None and not Path(config.backup.key_file).is_file():
+        raise ConfigError("backup.key_file", f"file {config.backup.key_file!r} does not exist",
+                          "create one with `datamin backup keygen PATH`, or leave backup.key_file unset")
     i = config.identity
     if not 0 < i.max_token_seconds <= 86400:
         raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",

@@ -53,6 +53,7 @@ from warehouse.catalog import CatalogBuilder
 from warehouse.errors import CatalogError
 from warehouse.expiry import oldest_kept_day
 from warehouse.layout import layout_of
+from warehouse.locking import sink_running
 from warehouse.writer import Flush, PartitionWriter
 
 log = logging.getLogger(__name__)
@@ -329,6 +330,8 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
         consumer.close(autocommit=False)
         raise
     sink = _Sink(config, registry, consumer, producer, on_flush, clock)
+    running = sink_running(sink.writer.layout)  # a restore over this warehouse refuses while it is held
+    running.__enter__()
 
     class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         def on_partitions_revoked(self, revoked: set[Any]) -> None:
@@ -376,5 +379,6 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
                  sink.stats.rows, sink.stats.files, sink.stats.dead_letters)
         return sink.stats
     finally:
+        running.__exit__(None, None, None)
         producer.close()
         consumer.close(autocommit=False)
