@@ -45,7 +45,9 @@ def _invisible_class() -> str:
 
 _INVISIBLE: Final = re.compile(f"[{_invisible_class()}]")
 _ASCII_INVISIBLE: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_JSON_ESCAPE: Final = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\/")
+_JSON_ESCAPE: Final = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\/"
+)
 _PERCENT: Final = re.compile(r"%[0-9A-Fa-f]{2}")
 
 

@@ -58,7 +58,9 @@ _CUED: Final = re.compile(
     r"hilsen,?|dear|kjære|signed,?|sincerely,?|yours,?)\s+)"
     rf"({_WORD}(?:\s+{_WORD}){{0,2}})"
 )
-_GREETED: Final = re.compile(rf"(\b(?i:hei|hi|hello|hallo|cheers|thanks|takk|from|fra|to|til|user|bruker),?\s+)({_WORD})")
+_GREETED: Final = re.compile(
+    rf"(\b(?i:hei|hi|hello|hallo|cheers|thanks|takk|from|fra|to|til|user|bruker),?\s+)({_WORD})"
+)
 _DEVICE: Final = re.compile(
     rf"\b{_WORD}(?:'s|’s|s)\s+(?=(?:iPhone|iPad|iPod|MacBook|iMac|Mac|Galaxy|Pixel|phone|laptop|PC|telefon|mobil)\b)"
 )
