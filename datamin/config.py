@@ -103,6 +103,10 @@ class MinimiseConfig:
     """treat Sec-GPC: 1 as an objection to marketing"""
     honour_dnt: bool = False
     """treat DNT: 1 as an objection to marketing (the policy as written does not)"""
+    phone_region: str = "NO"
+    """region (ISO 3166 code) whose national phone number format scrubbing recognises without a +country code"""
+    site_hosts: tuple[str, ...] = ()
+    """host names a kept "host" field may hold ("*.example.no" matches sub-domains); empty: any host name"""
 
 
 @dataclass(frozen=True)
@@ -324,6 +328,13 @@ def validate(config: Config) -> None:
         raise ConfigError("minimise.ipv6_prefix", f"/{m.ipv6_prefix} is outside the accepted 16..48 bits "
                           "(a /48 is often one customer's site)", "use 32 (the default) or at most 48")
     _retention("minimise.consent_validity_days", m.consent_validity_days)
+    if len(m.phone_region) != 2 or not m.phone_region.isalpha() or m.phone_region.upper() == "ZZ":
+        raise ConfigError("minimise.phone_region", f"{m.phone_region!r} is not a two-letter region code",
+                          'use an ISO 3166 code such as "NO" (the default), "SE" or "GB"')
+    for host in m.site_hosts:
+        if not host or any(c in host for c in "/@:? ") or host.count("*") > (1 if host.startswith("*.") else 0):
+            raise ConfigError("minimise.site_hosts", f"{host!r} is not a host name",
+                              'list bare host names, e.g. ["www.example.no", "*.example.no"]')
 
     if config.pseudonymise.rotation not in ("monthly", "weekly", "daily"):
         raise ConfigError("pseudonymise.rotation", f"{config.pseudonymise.rotation!r} is not a rotation period",

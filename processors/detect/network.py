@@ -3,9 +3,9 @@
 - ``[ip]``: IPv4 in dotted form (also with leading zeros, ``010.001.002.003``, and in the
   ``ip-10-1-2-3`` form of cloud host names), IPv6 in every textual form (compressed, bracketed,
   with a zone, IPv4-mapped), in text, paths, e-mail domains and host names. Kept: loopback
-  (``127.0.0.0/8``, ``::1``), the unspecified ``0.0.0.0`` and ``::``, and four-part numbers that
-  are versions by their context (``v1.2.3.4``, ``version 10.0.19045.3693``, ``Chrome/120.0.6099.109``)
-  or have a part over 255.
+  (``127.0.0.0/8``, ``::1``), the unspecified ``0.0.0.0`` and ``::``, netmasks (``255.255.255.0``),
+  and four-part numbers that are versions by their form (``v1.2.3.4``, ``Chrome/120.0.6099.109``) or
+  have a part over 255 (``10.0.19045.3693``).
 - ``[device]``: MAC addresses in all three notations: ``00:1a:2b:3c:4d:5e``, ``00-1A-2B-3C-4D-5E``,
   Cisco's ``001a.2b3c.4d5e``, and bare (``001A2B3C4D5E``: twelve hex digits mixing digits and
   letters, which also takes a 12-character container id; git's short SHAs are 7-10).
@@ -25,7 +25,9 @@ _MAC: Final = re.compile(
 )
 _IPV6: Final = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[0-9A-Za-z_.\-]{1,32})?(?![\w:])")
 _IPV4: Final = re.compile(r"(?=\d)(?<![\d.])(\d{1,3})([.\-])(\d{1,3})\2(\d{1,3})\2(\d{1,3})(?!\d|\.\d)")
-_VERSION_CUE: Final = re.compile(r"(?:\bv|version|ver\.?|build|[A-Za-z]/|release)\s{0,2}$", re.IGNORECASE)
+_VERSION_CUE: Final = re.compile(r"(?:\bv|[A-Za-z]/)\Z", re.IGNORECASE)
+"""what makes four dotted numbers a version: v1.2.3.4, Chrome/120.0.6099.109 (written attached: after a
+word such as "version 1.2.3.4" a person could as well have written an address, so it goes)"""
 _IPV6_HINT: Final = re.compile(r":[0-9A-Fa-f.]*:")
 
 
@@ -61,6 +63,13 @@ def _ipv6(match: re.Match[str]) -> str:
     return candidate
 
 
+def _is_netmask(octets: list[int]) -> bool:
+    """255.255.255.0 and the like: ones, then zeros"""
+    value = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+    inverted = ~value & 0xFFFFFFFF
+    return octets[0] == 255 and inverted & (inverted + 1) == 0
+
+
 def replace_ips(text: str) -> str:
     """``text`` with IPv4 and IPv6 addresses replaced by ``[ip]`` (loopback, unspecified and
     version numbers kept)."""
@@ -74,7 +83,7 @@ def replace_ips(text: str) -> str:
         a, sep, b, c, d = match.groups()
         octets = [int(a), int(b), int(c), int(d)]
         start = match.start()
-        if max(octets) > 255 or not any(octets) or octets[0] == 127:
+        if max(octets) > 255 or not any(octets) or octets[0] == 127 or _is_netmask(octets):
             continue
         if sep == "-" and not text[max(0, start - 3):start].lower().endswith("ip-"):
             continue  # dashes only in "ip-10-1-2-3": elsewhere they are dates, ranges, ids

@@ -28,7 +28,7 @@ import re
 from typing import Final
 
 import phonenumbers
-from stdnum import iban, luhn
+from stdnum import ean, iban, luhn
 from stdnum.no import fodselsnummer, kontonr
 
 __all__ = ["IBAN", "NUMBER", "replace_numbers", "replace_iban"]
@@ -41,7 +41,7 @@ NUMBER: Final = re.compile(
 """a candidate: digit groups joined by single separators, not inside a word (but right after a
 phone cue: ``tlf91234567``)"""
 IBAN: Final = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
-_CURRENCY: Final = re.compile(r"(?:nok|kr|sek|dkk|eur|usd|gbp|chf|\$|€|£|¥)\.?\s{0,2}$", re.IGNORECASE)
+_CURRENCY: Final = re.compile(r"(?:nok|kr|sek|dkk|eur|usd|gbp|chf|\$|€|£|¥)\.?\s{0,2}\Z", re.IGNORECASE)
 _DATE: Final = re.compile(r"\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.]\d{2,4}|\d{1,2}:\d{2}")
 _NANP: Final = re.compile(r"(?:\+?1[ \-.]?)?(?:\(\d{3}\)[ \-]?|\d{3}[\-.])\d{3}[\-.]\d{4}")
 _CARD_PREFIX: Final = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]|2)|35|3(?:0[0-5]|[68])|5[06-9]|6")
@@ -72,6 +72,8 @@ def _classify(window: str) -> str | None:
         return None
     if 19 <= n <= 20 and digits.startswith("89") and _luhn(digits):
         return "device"  # ICCID (SIM card)
+    if n == 13 and ean.is_valid(digits):
+        return None  # a barcode (EAN-13): 13-digit cards are all but retired
     if 13 <= n <= 19 and (n != 15 or digits[:2] in ("34", "37")) and _CARD_PREFIX.match(digits) and _luhn(digits):
         return "card"  # of 15 digits only American Express; other 15-digit Luhn numbers are IMEIs
     if n == 16 and digits[0] in "3456" and re.fullmatch(r"\d{4}([ \-]?)\d{4}\1\d{4}\1\d{4}", window):

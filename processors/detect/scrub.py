@@ -38,6 +38,7 @@ _TOKEN_MARKS: Final = ("eyJ", "k_live_", "k_test_", "sk-", "AKIA", "ASIA", "AGPA
                        "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "AIza")
 _OBFUSCATED_MARKS: Final = (" at ", "at]", "at)", "at}", "at>", "snabel", "alfa")
 _HOME_MARKS: Final = ("home", "users", "documents and settings", "mail", "~")
+_LOGIN_MARKS: Final = ("user", "login", "logged", "bruker")
 _DIGITS: Final = str.maketrans("", "", "0123456789")
 
 
@@ -57,7 +58,7 @@ STEPS: Final[tuple[_Step, ...]] = (
     (_sub(people.EMAIL, "[email]"), lambda t, lo: "@" in t),
     (_sub(people.OBFUSCATED_EMAIL, "[email]"), lambda t, lo: any(m in lo for m in _OBFUSCATED_MARKS)),
     (_sub(people.HOME, r"\1[user]"), lambda t, lo: any(m in lo for m in _HOME_MARKS)),
-    (_sub(people.LOGIN_USER, r"\1\2[user]"), lambda t, lo: "user" in lo or "login" in lo or "bruker" in lo),
+    (_sub(people.LOGIN_USER, r"\1\2[user]"), lambda t, lo: any(m in lo for m in _LOGIN_MARKS)),
     (network.replace_macs, lambda t, lo: len(t) >= 12),
     (network.replace_ips, lambda t, lo: ":" in t or "." in t or "ip-" in lo),
     (geo.replace_coordinates, lambda t, lo: "." in t or "°" in t),

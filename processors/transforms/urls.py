@@ -5,6 +5,7 @@ and no identifiers in the path.
 from __future__ import annotations
 
 import functools
+import html
 import ipaddress
 import re
 from collections.abc import Collection
@@ -102,8 +103,13 @@ _PATH_PARAMS: Final = re.compile(r";[^/]*")
 _QUERY_SEPARATOR: Final = re.compile(r"[&;]")
 
 
+_NUMERIC_REFERENCE: Final = re.compile(r"&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});")
+
+
 def _split(url: str) -> SplitResult | None:
     text = url.strip()
+    if "&#" in text:  # "&#64;" is an "@", not the start of a fragment that hides the rest
+        text = _NUMERIC_REFERENCE.sub(lambda m: html.unescape(m.group()), text)
     if not text or _CONTROL.search(text):
         return None
     try:
@@ -171,7 +177,7 @@ def _scrub_path(path: str) -> str:
         elif len(decoded) > 1 and decoded[0] in "@~" and not decoded[1].isdigit():
             out.append("{user}")  # "/@alice", "/~bob" (not "/@59.91,10.75,15z" of a map)
         elif previous in VERSION_CUES:
-            out.append(_scrub_segment(segment, decoded, context="version "))
+            out.append(_scrub_segment(segment, decoded, context="v"))
         else:
             out.append(_scrub_segment(segment, decoded))
         previous = lower

@@ -155,10 +155,16 @@ words = st.text(st.characters(codec="utf-8", exclude_characters="@"), max_size=1
 separators = st.sampled_from([" ", ", ", "\n", "; ", " (", ") ", " <", "> ", "\t", ": ", " = "])
 # A local part ending in "/", "=", "?" or "'" is left alone by design (those characters end
 # paths, parameters and quotes in real text); STANDARD_EMAIL cannot match such an address.
+def _netmask(address: ipaddress.IPv4Address) -> bool:
+    """255.255.255.0 and the like are kept on purpose: they name no one"""
+    inverted = ~int(address) & 0xFFFFFFFF
+    return str(address).startswith("255.") and inverted & (inverted + 1) == 0
+
+
 plain_emails = st.emails().filter(lambda e: e.rpartition("@")[0][-1] not in "/=?'")
 personal = st.one_of(
     plain_emails,
-    st.ip_addresses(v=4).filter(lambda a: not (a.is_unspecified or a.is_loopback)).map(str),
+    st.ip_addresses(v=4).filter(lambda a: not (a.is_unspecified or a.is_loopback or _netmask(a))).map(str),
     st.ip_addresses(v=6).filter(lambda a: not (a.is_unspecified or a.is_loopback)).map(str),
 )
 
