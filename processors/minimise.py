@@ -254,7 +254,7 @@ class Minimiser:
                 result = out[dst] = fn(value)
                 if result is None:
                     counters[invalid] += 1
-                elif placeholders and result != value:
+                elif placeholders and ("[" in result or "{" in result) and result != value:
                     _count_placeholders(counters, result)
         for src, names, whole in plan.agents:
             value = get(src)

@@ -17,8 +17,10 @@ from typing import Final
 __all__ = ["replace_coordinates"]
 
 _PAIR: Final = re.compile(
-    r"(?<![\d.])(geo:|ll=|q=|@)?(-?\d{1,2}\.(\d{1,15}))(\s*[,;]\s*|\s+)(-?\d{1,3}\.(\d{1,15}))(?![\d.]\d)"
+    r"(?=[\-0-9gGlLqQ@])(?<![\d.])(geo:|ll=|q=|@)?(-?\d{1,2}\.(\d{1,15}))(\s*[,;]\s*|\s+)(-?\d{1,3}\.(\d{1,15}))(?![\d.]\d)"
 )
+_HINT: Final = re.compile(r"\.[0-9]{3}|geo:")
+"""in every pair _pair replaces: three decimals, or the geo: scheme"""
 _DMS: Final = re.compile(r"\d{1,3}\s?°\s?\d{1,2}\s?['′]\s?(?:\d{1,2}(?:[.,]\d+)?\s?(?:\"|″|'')\s?)?[NSEWØV]?")
 
 
@@ -36,4 +38,6 @@ def replace_coordinates(text: str) -> str:
     """``text`` with GPS coordinates replaced by ``[location]``."""
     if "°" in text:
         text = _DMS.sub("[location]", text)
+    if _HINT.search(text) is None:
+        return text
     return _PAIR.sub(_pair, text)

@@ -34,9 +34,9 @@ from stdnum.no import fodselsnummer, kontonr
 __all__ = ["IBAN", "NUMBER", "replace_numbers", "replace_iban"]
 
 NUMBER: Final = re.compile(
-    r"(?:(?<![\w+])|(?<=tlf)|(?<=tel)|(?<=mob)|(?<=fax)|(?<=phone))"
-    r"(?:\+|00(?=[1-9]))?(?:\(\d{1,4}\)[ \-]?)?\d++(?:[ \-./]\d++)*+(?!\w)",
-    re.IGNORECASE,
+    r"(?=[+(0-9])(?:(?<![\w+])|(?<=tlf)|(?<=tel)|(?<=mob)|(?<=fax)|(?<=phone)|(?<=Tlf)|(?<=Tel)|(?<=TLF)|(?<=TEL))"
+    r"(?=[+(]?(?:\d[ \-./()]{0,2}){7})"  # seven digits ahead, or no validator could accept it: skip early
+    r"(?:\+|00(?=[1-9]))?(?:\(\d{1,4}\)[ \-]?)?\d++(?:[ \-./]\d++)*+(?!\w)"
 )
 """a candidate: digit groups joined by single separators, not inside a word (but right after a
 phone cue: ``tlf91234567``)"""

@@ -34,11 +34,12 @@ EMAIL: Final = re.compile(
 _AT: Final = r"(?:\s*[\[({<]\s*(?:at|alfa|snabel-?a)\s*[\])}>]\s*|\s+(?:at|snabel-?a)\s+)"
 _DOT_WORD: Final = r"(?:\s*[\[({<]\s*(?:dot|punkt(?:um)?)\s*[\])}>]\s*|\s+(?:dot|punkt(?:um)?)\s+|\.)"
 OBFUSCATED_EMAIL: Final = re.compile(
-    rf"(?<![\w.\-])[\w.\-+]{{1,64}}{_AT}[\w\-]{{1,63}}(?:{_DOT_WORD}[\w\-]{{1,63}}){{0,3}}{_DOT_WORD}[a-z]{{2,12}}\b",
+    rf"(?<![\w.\-])[\w.\-+]{{1,64}}{_AT}[\w\-]{{1,63}}(?:{_DOT_WORD}[\w\-]{{1,63}}){{0,3}}{_DOT_WORD}[a-z]{{2,12}}\b(?![(.\-])",
     re.IGNORECASE,
 )
 """``name at example dot com``: needs the "at" and at least one "dot" (or ".") before a top-level
-domain, so "meet at noon" stays"""
+domain, so "meet at noon" stays; a "domain" followed by "(" or "." is code ("Exception at
+com.example.App.run(App.java:42)"), not an address"""
 HOME: Final = re.compile(
     r"(?=[\\/~])((?:(?:\\{1,2}|/)(?:home|homes|users|documents and settings|mail|spool/mail|home\$)(?:\\{1,2}|/))"
     r"|(?<![\w~])/~|(?<![\w/])~(?=[A-Za-z]))"
@@ -47,7 +48,7 @@ HOME: Final = re.compile(
     re.IGNORECASE,
 )
 LOGIN_USER: Final = re.compile(
-    r"\b((?:for|as)\s+user(?:name)?\s+|logged\s+in\s+as\s+|\buser(?:name)?\s*[=:]\s*|\blogin\s*[=:]\s*"
+    r"(?=[fFaAlLuUbB])\b((?:for|as)\s+user(?:name)?\s+|logged\s+in\s+as\s+|\buser(?:name)?\s*[=:]\s*|\blogin\s*[=:]\s*"
     r"|\bbruker(?:navn)?\s*[=:]\s*|for\s+bruker(?:en)?\s+)([\"'`]?)(?!\[)[^\s\"'`,;)]+",
     re.IGNORECASE,
 )
@@ -59,7 +60,7 @@ _CUED: Final = re.compile(
     rf"({_WORD}(?:\s+{_WORD}){{0,2}})"
 )
 _GREETED: Final = re.compile(
-    rf"(\b(?i:hei|hi|hello|hallo|cheers|thanks|takk|from|fra|to|til|user|bruker),?\s+)({_WORD})"
+    rf"(?=[hHcCtTfFuUbB])(\b(?i:hei|hi|hello|hallo|cheers|thanks|takk|from|fra|to|til|user|bruker),?\s+)({_WORD})"
 )
 _DEVICE: Final = re.compile(
     rf"\b{_WORD}(?:'s|’s|s)\s+(?=(?:iPhone|iPad|iPod|MacBook|iMac|Mac|Galaxy|Pixel|phone|laptop|PC|telefon|mobil)\b)"
@@ -67,7 +68,13 @@ _DEVICE: Final = re.compile(
 _DEVICE_OWNER: Final = re.compile(
     rf"\b((?:iPhone|iPad|MacBook|Galaxy|Pixel|telefon|mobil)\s+(?:til|tilhørende|de|von|of)\s+){_WORD}"
 )
-_LISTED: Final = re.compile(rf"\b({_WORD})(\s+{_WORD}){{1,2}}")
+_LISTED: Final = re.compile(rf"(?=[A-ZÆØÅÄÖÜÉ])\b({_WORD})(\s+{_WORD}){{1,2}}")
+
+
+_CUE_MARKS: Final = ("name", "heter", "navn", "regards", "mvh", "hilsen", "dear", "kjære", "signed", "sincerely",
+                     "yours", "called")
+"""a part of every cue _CUED matches"""
+_DEVICE_MARKS: Final = ("iphone", "ipad", "macbook", "galaxy", "pixel", "telefon", "mobil")
 
 
 def _cued(match: re.Match[str]) -> str:
@@ -84,9 +91,12 @@ def _listed(match: re.Match[str]) -> str:
 
 def replace_names(text: str) -> str:
     """``text`` with personal names (see the module docstring) replaced by ``[name]``."""
-    text = _CUED.sub(_cued, text)
+    lower = text.lower()
+    if any(cue in lower for cue in _CUE_MARKS):
+        text = _CUED.sub(_cued, text)
     if "s " in text or "’s" in text:
         text = _DEVICE.sub("[name]'s ", text)
-    text = _DEVICE_OWNER.sub(r"\1[name]", text)
+    if any(device in lower for device in _DEVICE_MARKS):
+        text = _DEVICE_OWNER.sub(r"\1[name]", text)
     text = _GREETED.sub(_greeted, text)
     return _LISTED.sub(_listed, text)

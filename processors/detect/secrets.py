@@ -38,7 +38,7 @@ SECRET_HEADER: Final = re.compile(
 )
 SECRET_PAIR: Final = re.compile(
     # the look-behind lets "csrf_token", "client_secret" and "db-password" match at the key
-    r"(?<![A-Za-z0-9])((?:password|passwd|passord|passphrase|passcode|pass|pwd|pin|hemmelig|"
+    r"(?=[PpSsAaTtJjHh])(?<![A-Za-z0-9])((?:password|passwd|passord|passphrase|passcode|pass|pwd|pin|hemmelig|"
     r"secret[_\-]?(?:access[_\-]?)?key|secret|access[_\-]?key|token|api[_\-]?key|apikey|"
     r"private[_\-]?key|session[_\-]?id|sessid|phpsessid|jsessionid|sid)"
     r"[\"']?[ \t]*[:=][ \t]*)"

@@ -157,18 +157,30 @@ def _filter_query(query: str, keep: _AllowList) -> str:
     kept = []
     for pair in _QUERY_SEPARATOR.split(query):
         name, eq, value = pair.partition("=")
-        decoded_name = decode(name).strip()
-        if name and keep.allows(decoded_name.lower()) and scrub_decoded(decoded_name) == decoded_name:
+        if not name:
+            continue
+        decoded_name = _decoded(name).strip()
+        if keep.allows(decoded_name.lower()) and (_PLAIN.fullmatch(decoded_name) or
+                                                  scrub_decoded(decoded_name) == decoded_name):
             kept.append(name + eq + _scrub_segment(value))
     return "&".join(kept)
+
+
+_PLAIN: Final = re.compile(r"[A-Za-z_.\-]{0,15}|[0-9]{1,6}")
+"""a segment no detector can find anything in: short, without digits, or a short number (a
+user cue before it is handled before this test)"""
+_ENCODED: Final = re.compile(r"[%&\\\x80-\U0010ffff]")
+
+
+def _decoded(text: str) -> str:
+    return decode(text) if _ENCODED.search(text) else text
 
 
 def _scrub_path(path: str) -> str:
     out: list[str] = []
     previous = ""
     for segment in path.split("/"):
-        decoded = decode(segment) if "%" in segment or "&" in segment or "\\" in segment or not segment.isascii() \
-            else segment
+        decoded = _decoded(segment)
         lower = decoded.lower()
         if previous in USER_CUES and lower not in NOT_IDS:
             out.append("{user}")
@@ -188,6 +200,8 @@ def _scrub_segment(segment: str, decoded: str | None = None, context: str = "") 
     """One path segment or query value through the shared detectors and the token rule; the original
     encoding when nothing was found, else the decoded form with ``{rule}`` placeholders, re-encoded.
     A query value's ``+`` is tried both as a space and as itself (``a+b@example.com``)."""
+    if _PLAIN.fullmatch(segment):
+        return segment
     query_value = decoded is None
     if decoded is None:
         decoded = decode(segment)

@@ -201,7 +201,8 @@ def _valid_no(number: str) -> bool:
     return phonenumbers.is_valid_number(phonenumbers.parse(number, "NO"))
 
 
-url_emails = st.emails().filter(lambda e: e.rpartition("@")[0][-1] not in "/=?'")
+# A "%" in the local part is %-decoded first, by design ("%00@a.ae" is "@a.ae" once decoded: no address).
+url_emails = st.emails().filter(lambda e: e.rpartition("@")[0][-1] not in "/=?'" and "%" not in e)
 
 
 @settings(deadline=None)
