@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from datamin.config import load_config  # noqa: E402
-from processors.transforms import KeyStore, pseudonymise  # noqa: E402
-from schemas import default_registry  # noqa: E402
-from warehouse.arrow import arrow_schema  # noqa: E402
-from warehouse.erasure import erase_subject  # noqa: E402
-from warehouse.layout import Layout  # noqa: E402
+from datamin.config import load_config
+from processors.transforms import KeyStore, pseudonymise
+from schemas import default_registry
+from warehouse.arrow import arrow_schema
+from warehouse.layout import Layout
+from warehouse.rights.erasure import erase_subject
 
 TABLES = ("http_request", "usage_event")
 DAYS = 60

@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from warehouse.audit import AuditLog  # noqa: E402
-from warehouse.expiry import expire  # noqa: E402
-from warehouse.layout import Layout  # noqa: E402
+from warehouse.audit_trail import AuditLog
+from warehouse.expiry import expire
+from warehouse.layout import Layout
 
 NOW = datetime(2025, 4, 1, 3, 15, tzinfo=UTC)
 PARTITIONS = 60

@@ -1,7 +1,7 @@
 """Freshness: how long after it is produced an event is visible to an analyst's query.
 
 A producer sends http_request events at ~10,000/s for N seconds while the sink runs (its own process,
-`python -m warehouse.sink`, default flush_seconds); a reader polls the catalog (read-only, a new
+`datamin sink`, default flush_seconds); a reader polls the catalog (read-only, a new
 connection each time) for the event ids sent. Latency = first poll that sees an id - its send time.
 
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 python bench/freshness.py [--quick] [--seconds N] [--rate R]
@@ -32,6 +32,8 @@ from schemas import default_registry, encode
 from warehouse.samples import sample_record
 
 ROOT = Path(__file__).resolve().parents[1]
+DATAMIN = [sys.executable, "-c", "import sys; from datamin.cli import main; sys.exit(main())"]
+"""the `datamin` command, run by this interpreter"""
 
 
 def main() -> None:
@@ -53,7 +55,7 @@ def main() -> None:
         values = [encode(schema, sample_record("http_request", i, start_at + timedelta(seconds=i / args.rate)))
                   for i in range(n)]
         ids = [sample_record("http_request", i)["event_id"] for i in range(n)]
-        sink = subprocess.Popen([sys.executable, "-m", "warehouse.sink"], cwd=tmp,
+        sink = subprocess.Popen([*DATAMIN, "sink"], cwd=tmp,
                                 env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

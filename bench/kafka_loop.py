@@ -1,5 +1,5 @@
-"""Events/s from a raw topic to its minimised topic through the stream processor (`python -m
-processors.loop`, exactly once), against a kafka-python passthrough that copies the same topic
+"""Events/s from a raw topic to its minimised topic through the stream processor (`datamin process`,
+exactly once), against a kafka-python passthrough that copies the same topic
 consumer -> producer with the same transactional pattern (read_committed, one transaction per poll
 batch with the offsets in it) and no decoding, in the same run. Also 1 vs 2 processor instances.
 
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+DATAMIN = [sys.executable, "-c", "import sys; from datamin.cli import main; sys.exit(main())"]
+"""the `datamin` command, run by this interpreter"""
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -150,10 +152,10 @@ def run(prefix: str, partitions: int, events: list[bytes], key_dir: str, instanc
     topics = Topics(config)
     expected = fill(config, events)
     outs = [topics.minimised(e) for e in ("http_request", "usage_event", "device_report", "consent_record")]
-    log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")  # noqa: SIM115 - the workers' stderr
+    log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")  # the workers' stderr
     sources = [topics.raw(e) for e in ("http_request", "usage_event", "device_report")] + [topics.consent]
     base = _passthrough(config, prefix, sources, expected, False, log)
-    procs = [subprocess.Popen([sys.executable, "-m", "processors.loop"], cwd=ROOT,
+    procs = [subprocess.Popen([*DATAMIN, "process"], cwd=ROOT,
                               env=_env(config, f"i{n}"), stderr=log) for n in range(instances)]
     rate = measure(config, outs, expected, procs)
     avro = _passthrough(config, prefix, sources, expected, True, log)

@@ -18,8 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from producers.request_event import MiddlewareSettings  # noqa: E402
-from producers.wsgi import DataminWSGIMiddleware  # noqa: E402
+from producers.request_event import MiddlewareSettings
+from producers.wsgi import DataminWSGIMiddleware
 
 
 class QueuePublisher:

@@ -29,12 +29,12 @@ from fastavro import schemaless_reader, schemaless_writer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamin.config import Config  # noqa: E402
-from processors.minimise import Minimiser  # noqa: E402
-from processors.pipeline import new_ledger, process_event  # noqa: E402
-from processors.transforms import KeyStore  # noqa: E402
-from schemas import decode, default_registry, encode  # noqa: E402
-from schemas.encoding import HEADER_SIZE, header_schema  # noqa: E402
+from datamin.config import Config
+from processors.minimise import Minimiser
+from processors.pipeline import new_ledger, process_event
+from processors.transforms import KeyStore
+from schemas import decode, default_registry, encode
+from schemas.encoding import HEADER_SIZE, header_schema
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python 3.0's resource loading
 
 from datamin.config import load_config  # noqa: E402
+from datamin.kafka import new_producer  # noqa: E402
 from datamin.topics import Topics, provision  # noqa: E402
-from producers.producer import EventProducer, import_kafka_producer  # noqa: E402
+from producers.producer import EventProducer  # noqa: E402
 from schemas import default_registry, encode  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def events(n: int) -> list[dict[str, Any]]:
 
 def run_baseline(config: Any, topic: str, encoded: list[tuple[bytes, bytes]]) -> float:
     """kafka-python's own producer sending the pre-encoded events; events/s up to the last acknowledgement."""
-    kafka = import_kafka_producer()(**config.kafka.client_kwargs(), acks="all", enable_idempotence=True,
+    kafka = new_producer(config, acks="all", enable_idempotence=True,
                                     compression_type="gzip", linger_ms=5, batch_size=64 * 1024)
     kafka.send(topic, value=encoded[0][1], key=encoded[0][0]).get(30)  # warm the connection and metadata
     t0 = time.perf_counter()

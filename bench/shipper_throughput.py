@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,10 +31,11 @@ AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safar
 
 def write_log(path: Path, n: int) -> None:
     rnd = random.Random(7)
+    day = (datetime.now(UTC) - timedelta(days=1)).strftime("%d/%b/%Y")  # within every table's retention
     with path.open("w") as f:
         for i in range(n):
             ip = f"{rnd.randrange(1, 223)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
-            f.write(f'{ip} - - [10/Oct/2026:13:{i // 60 % 60:02d}:{i % 60:02d} +0200] "GET /p/{i}?utm_source=n '
+            f.write(f'{ip} - - [{day}:13:{i // 60 % 60:02d}:{i % 60:02d} +0200] "GET /p/{i}?utm_source=n '
                     f'HTTP/1.1" 200 {rnd.randrange(100, 90000)} "https://ref.example/" "{rnd.choice(AGENTS)}"\n')
 
 

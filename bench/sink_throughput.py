@@ -90,7 +90,7 @@ def sink_rate(config: Config, n: int) -> float:
     def target() -> None:
         try:
             run_sink(config, stop=stop, on_flush=on_flush)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             failed.append(exc)
             stop.set()
 

@@ -10,6 +10,7 @@ key, the problem and the fix. Secrets (passwords) are never printed: see `redact
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 import types
@@ -27,6 +28,22 @@ information for longer than one year.' Nothing datamin keeps may be configured b
 RAW_RETENTION_CAP_HOURS = 7 * 24
 """Raw topics hold full IP addresses and identifiers in clear: they are kept for hours, a week at most."""
 
+TABLE_RETENTION_MAX_DAYS = RETENTION_CAP_DAYS - 1
+"""the longest retention a warehouse table may have: expiry deletes whole day partitions, so a row written
+at the first second of its day is up to retention + 1 days old when its partition goes"""
+CLEAR_SEGMENT_HOURS = 1
+"""segment.ms of topics with data in clear (raw, dead-letter): Kafka deletes whole segments, so a record
+can outlive the topic's retention by one segment roll"""
+SEGMENT_DAYS = 1
+"""segment.ms of every other topic"""
+IPV4_PREFIX_BITS = (8, 24)
+"""the IPv4 prefixes datamin accepts, strongest to weakest: more than 24 bits (Google Analytics' /24)
+can identify a household"""
+IPV6_PREFIX_BITS = (16, 48)
+"""the IPv6 prefixes datamin accepts, strongest to weakest: a /48 is often one customer's site"""
+
+log = logging.getLogger(__name__)
+
 SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
 TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
 
@@ -43,14 +60,16 @@ class KafkaConfig:
     """client certificate (PEM) for mutual TLS"""
     ssl_keyfile: str | None = None
     """client private key (PEM) for mutual TLS"""
-    ssl_password: str | None = None
-    """password of the client private key"""
+    ssl_password: str | None = field(default=None, repr=False)
+    """password of the client private key (never printed: hidden from repr() and `datamin config`)"""
     ssl_check_hostname: bool = True
     """verify that a broker's certificate names the host connected to"""
     sasl_mechanism: str | None = None
     """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL_* protocol)"""
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    """user name for SASL"""
+    sasl_password: str | None = field(default=None, repr=False)
+    """password for SASL (never printed: hidden from repr() and `datamin config`)"""
     client_id: str = "datamin"
     """client id the brokers see in their logs and quotas"""
 
@@ -82,11 +101,13 @@ class TopicsConfig:
     replication_factor: int = 1
     """copies of each partition (3 in production; 1 for a single local broker)"""
     raw_retention_hours: int = 24
-    """how long raw topics (full IP addresses, identifiers) are kept; at most a week"""
+    """how long raw topics (full IP addresses, identifiers) are kept; with the one-hour segment roll at
+    most a week (167 hours)"""
     dead_letter_retention_hours: int = 72
-    """how long the dead-letter topic is kept; at most a week"""
+    """how long the dead-letter topic is kept; at most 167 hours, like raw topics"""
     minimised_retention_days: int = 7
-    """how long minimised topics keep events (and pseudonyms) before only the warehouse has them"""
+    """how long minimised topics keep events (and pseudonyms) before only the warehouse has them; with the
+    one-day segment roll at most 364 days"""
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,10 @@ class MinimiseConfig:
     """region (ISO 3166 code) whose national phone number format scrubbing recognises without a +country code"""
     site_hosts: tuple[str, ...] = ()
     """host names a kept "host" field may hold ("*.example.no" matches sub-domains); empty: any host name"""
+    clock_skew_seconds: int = 300
+    """an event dated more than this far in the future is refused (dead-lettered with the reason) where it
+    enters and by the processor, so no one can create a partition the scheduler would not expire; an
+    event older than its table's retention is refused the same way"""
 
 
 @dataclass(frozen=True)
@@ -133,10 +158,15 @@ class WarehouseConfig:
         "http_request": 90,
         "usage_event": 180,
         "device_report": 90,
-        "consent_record": 365,
-        "privacy_request": 365,
+        "consent_record": 364,
+        "privacy_request": 364,
     })
-    """days each table keeps a day partition before expiry deletes it; at most 365"""
+    """days each table keeps a day partition before expiry deletes it; at most 364, since a whole day
+    partition goes at once (its first rows are then 365 days old)"""
+
+    def retention_for(self, table: str) -> int:
+        """Days ``table`` keeps a day partition (the cap for a table not listed); see `retention_for`."""
+        return retention_for(table, self.retention_days)
 
 
 @dataclass(frozen=True)
@@ -147,6 +177,11 @@ class ProducerConfig:
     """bound of the spool; events beyond it are dropped, counted and logged"""
     queue_size: int = 10_000
     """events a request thread may queue for the background sender before spooling"""
+    spool_retention_days: int = 7
+    """spool segments (raw events in clear) last written longer ago than this are deleted by the
+    scheduler even if Kafka never came back; at most 7 days, like raw topics"""
+    shipper_state_dir: str = "data/shipper"
+    """where `datamin ship-logs` keeps its read positions (default of its --state-dir)"""
 
 
 @dataclass(frozen=True)
@@ -158,6 +193,31 @@ class ProcessorConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    controller: str = "TECHPROS AS"
+    """the data controller named in the record of processing (the privacy policy's company)"""
+    address: str = "Lille Grensen 3, 0159 Oslo, Norge"
+    """the controller's postal address"""
+    contact: str = "post@techpros.no"
+    """where people send questions and requests about their data"""
+    version: str = "2023-12-01"
+    """the version (revision date) of the privacy policy this deployment implements"""
+    recipients: tuple[str, ...] = ("Data analysis services",)
+    """categories of recipients the policy names (section 4: 'Data analysis services')"""
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    secret_file: str = "data/identity.secret"  # noqa: S105 - a path, not the secret
+    """32+ random bytes shared by the web server, its middleware and the collector: they sign visitor
+    ids and user tokens (`datamin.identity`); never created by datamin"""
+    max_token_seconds: int = 900
+    """longest lifetime a signed user token may have (15 minutes by default, a day at most)"""
+    max_token_uses: int = 50
+    """how often one user token may be presented to one collector (bounded replay)"""
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
@@ -166,6 +226,8 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by '***'."""
@@ -315,18 +377,16 @@ def validate(config: Config) -> None:
     for key, hours in (("topics.raw_retention_hours", t.raw_retention_hours),
                        ("topics.dead_letter_retention_hours", t.dead_letter_retention_hours)):
         _positive(key, hours)
-        if hours > RAW_RETENTION_CAP_HOURS:
-            raise ConfigError(key, f"{hours} hours is beyond the cap of {RAW_RETENTION_CAP_HOURS} hours for "
-                              "topics that hold unminimised data", f"set it to {RAW_RETENTION_CAP_HOURS} or less")
-    _retention("topics.minimised_retention_days", t.minimised_retention_days)
+        most = RAW_RETENTION_CAP_HOURS - CLEAR_SEGMENT_HOURS
+        if hours > most:
+            raise ConfigError(key, f"{hours} hours plus the {CLEAR_SEGMENT_HOURS}-hour segment roll is beyond the "
+                              f"cap of {RAW_RETENTION_CAP_HOURS} hours for topics that hold unminimised data",
+                              f"set it to {most} or less")
+    _retention("topics.minimised_retention_days", t.minimised_retention_days, extra=SEGMENT_DAYS,
+               why=f" plus the {SEGMENT_DAYS}-day segment roll")
 
     m = config.minimise
-    if not 8 <= m.ipv4_prefix <= 24:
-        raise ConfigError("minimise.ipv4_prefix", f"/{m.ipv4_prefix} is outside the accepted 8..24 bits "
-                          "(more than 24 bits can identify a household)", "use 16 (the default) or at most 24")
-    if not 16 <= m.ipv6_prefix <= 48:
-        raise ConfigError("minimise.ipv6_prefix", f"/{m.ipv6_prefix} is outside the accepted 16..48 bits "
-                          "(a /48 is often one customer's site)", "use 32 (the default) or at most 48")
+    check_ip_prefixes(m.ipv4_prefix, m.ipv6_prefix)
     _retention("minimise.consent_validity_days", m.consent_validity_days)
     if len(m.phone_region) != 2 or not m.phone_region.isalpha() or m.phone_region.upper() == "ZZ":
         raise ConfigError("minimise.phone_region", f"{m.phone_region!r} is not a two-letter region code",
@@ -335,6 +395,9 @@ def validate(config: Config) -> None:
         if not host or any(c in host for c in "/@:? ") or host.count("*") > (1 if host.startswith("*.") else 0):
             raise ConfigError("minimise.site_hosts", f"{host!r} is not a host name",
                               'list bare host names, e.g. ["www.example.no", "*.example.no"]')
+    if not 0 <= m.clock_skew_seconds <= 24 * 3600:
+        raise ConfigError("minimise.clock_skew_seconds", f"{m.clock_skew_seconds} is outside 0..86400 seconds",
+                          "set it to 86400 or less; 300 (five minutes) is the default")
 
     if config.pseudonymise.rotation not in ("monthly", "weekly", "daily"):
         raise ConfigError("pseudonymise.rotation", f"{config.pseudonymise.rotation!r} is not a rotation period",
@@ -348,11 +411,55 @@ def validate(config: Config) -> None:
         if table not in TABLES:
             raise ConfigError(f"warehouse.retention_days.{table}", "is not a warehouse table",
                               f"use one of {', '.join(TABLES)}")
-        _retention(f"warehouse.retention_days.{table}", days)
+        _retention(f"warehouse.retention_days.{table}", days, extra=1,
+                   why=" plus the day a partition spans")
+
+    for key in ("controller", "contact", "version"):
+        if not getattr(config.policy, key).strip():
+            raise ConfigError(f"policy.{key}", "is empty", "name it as the privacy policy does")
 
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
+    _positive("producer.spool_retention_days", p.spool_retention_days)
+    if p.spool_retention_days * 24 > RAW_RETENTION_CAP_HOURS:
+        raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "
+                          f"{RAW_RETENTION_CAP_HOURS // 24} days for raw events in clear",
+                          f"set it to {RAW_RETENTION_CAP_HOURS // 24} or less")
+
+    i = config.identity
+    if not 0 < i.max_token_seconds <= 86400:
+        raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",
+                          "keep user tokens short-lived: 900 (the default) or less")
+    _positive("identity.max_token_uses", i.max_token_uses)
+
+
+def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:
+    """Raises ConfigError (a ValueError too) unless both prefixes are whole numbers within
+    `IPV4_PREFIX_BITS` and `IPV6_PREFIX_BITS`; the one check of these bounds, for the config, the
+    IP transform and the leak scan alike."""
+    for key, value, (low, high), default, why in (
+            ("minimise.ipv4_prefix", ipv4_prefix, IPV4_PREFIX_BITS, 16, "more than 24 bits can identify a household"),
+            ("minimise.ipv6_prefix", ipv6_prefix, IPV6_PREFIX_BITS, 32, "a /48 is often one customer's site")):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(key, f"{value!r} is outside the accepted {low}..{high} bits ({why})",
+                              f"use a whole number from {low} to {high}: {default} (the default) or at most {high}")
+
+
+def retention_for(table: str, retention_days: Mapping[str, int]) -> int:
+    """Days ``table`` keeps a day partition under ``retention_days`` (``warehouse.retention_days``): its
+    value clamped to TABLE_RETENTION_MAX_DAYS (logged), else that: a day partition goes whole, so its
+    first rows are then a day older (365 days). Raises ConfigError for a value below 1 (that would delete
+    today's data as it arrives)."""
+    days = retention_days.get(table, TABLE_RETENTION_MAX_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigError(f"warehouse.retention_days.{table}", "must be a whole number of days, at least 1",
+                          f"set it between 1 and {TABLE_RETENTION_MAX_DAYS}")
+    if days > TABLE_RETENTION_MAX_DAYS:
+        log.warning("retention of %s (%d days) is beyond the policy's cap; using %d days",
+                    table, days, TABLE_RETENTION_MAX_DAYS)
+        return TABLE_RETENTION_MAX_DAYS
+    return days
 
 
 def _positive(key: str, value: int) -> None:
@@ -360,8 +467,8 @@ def _positive(key: str, value: int) -> None:
         raise ConfigError(key, f"{value} must be more than 0", "use a positive number")
 
 
-def _retention(key: str, days: int) -> None:
+def _retention(key: str, days: int, *, extra: int = 0, why: str = "") -> None:
     _positive(key, days)
-    if days > RETENTION_CAP_DAYS:
-        raise ConfigError(key, f"{days} days is beyond the privacy policy's cap of {RETENTION_CAP_DAYS} days "
-                          "('no longer than one year')", f"set it to {RETENTION_CAP_DAYS} or less")
+    if days + extra > RETENTION_CAP_DAYS:
+        raise ConfigError(key, f"{days} days{why} is beyond the privacy policy's cap of {RETENTION_CAP_DAYS} days "
+                          "('no longer than one year')", f"set it to {RETENTION_CAP_DAYS - extra} or less")

@@ -9,7 +9,8 @@ the fix; none repeats a submitted value, since a value may be personal data.
     ├── SchemaError            an .avsc file or its privacy annotations are wrong; start-up stops
     ├── EventError             one event is bad; it goes to the dead-letter topic and the stream goes on
     │   ├── DecodeError        bytes that are not an event datamin knows
-    │   └── ValidationError    a value that does not fit its schema (JSON or a record to encode)
+    │   ├── ValidationError    a value that does not fit its schema (JSON or a record to encode)
+    │   └── EventTimeError     dated beyond the clock skew in the future, or older than its table's retention
     └── BrokerError            the local Kafka broker could not be fetched, started or stopped
 """
 
@@ -51,6 +52,13 @@ class DecodeError(EventError):
     """Bytes that are not a datamin event (no header, unknown schema, truncated or corrupt body)."""
 
     reason = "undecodable"
+
+
+class EventTimeError(EventError):
+    """An event dated too far in the future or older than its table's retention: nothing may create data
+    the scheduler would not expire. The message gives the bound, never the event's value."""
+
+    reason = "event_time"
 
 
 class ValidationError(EventError):

@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from datamin.config import Config
-from datamin.exceptions import BrokerError
-from datamin.kafka import translate_kafka_errors
+from datamin.keys import load_secret, subject_hash
 from datamin.topics import Topics
 from processors.ledger import ConsentLedger
+from processors.topic_follower import TopicFollower
 
 log = logging.getLogger(__name__)
-CATCH_UP_TIMEOUT_S = 120.0
 
 
 def erasure_record(erased_at: datetime, request_id: str) -> dict[str, Any]:
@@ -31,18 +30,16 @@ def erasure_record(erased_at: datetime, request_id: str) -> dict[str, Any]:
     return {"kind": "erasure", "received": erased_at, "request_id": request_id}
 
 
-class ErasedSubjects:
+class ErasedSubjects(TopicFollower):
     """Which subjects were erased, and when. ``erased_at(key)`` is safe to call from the loop while the
     background reader adds records."""
 
-    def __init__(self, config: Config) -> None:
-        from warehouse.subjects import subject_hash
+    label = "erased-subjects"
 
-        self._config = config
+    def __init__(self, config: Config) -> None:
+        super().__init__(config, Topics(config).erased_subjects)
         self._erased: dict[str, tuple[datetime, str]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._hash = lru_cache(maxsize=65536)(lambda key: subject_hash(config, key))
 
     def __len__(self) -> int:
@@ -81,53 +78,9 @@ class ErasedSubjects:
                 return
             self._erased[hashed] = (when, rid)
 
-    # -- reading the topic -------------------------------------------------------------------------
     def start(self) -> None:
-        """Reads the topic to its end (blocking), then follows it in a daemon thread."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        topic = Topics(self._config).erased_subjects
-        with translate_kafka_errors("reading the erased-subjects topic", self._config):
-            consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed",
-                                     **self._config.kafka.client_kwargs())
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                consumer.close()
-                raise BrokerError(f"the topic {topic} does not exist: run `datamin topics` first")
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            started = time.monotonic()
-            while any(consumer.position(tp) < end[tp] for tp in tps):
-                if time.monotonic() - started > CATCH_UP_TIMEOUT_S:
-                    consumer.close()
-                    raise BrokerError(f"reading {topic} took over {CATCH_UP_TIMEOUT_S:.0f}s; check the broker")
-                self._poll(consumer)
+        """Reads the topic to its end (blocking), then follows it. Creates the rights secret if it is
+        missing (the processor is its first user; the rights commands never create it)."""
+        load_secret(Path(self._config.pseudonymise.key_dir))
+        super().start()
         log.info("erased-subjects: %d erased subject(s) known", len(self))
-        self._thread = threading.Thread(target=self._follow, args=(consumer,), name="erased-subjects",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _poll(self, consumer: Any) -> None:
-        for records in consumer.poll(timeout_ms=500).values():
-            for record in records:
-                self.apply(record.key, record.value)
-
-    def _follow(self, consumer: Any) -> None:
-        from kafka.errors import KafkaError
-
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._poll(consumer)
-                except KafkaError as exc:  # the broker away: keep what is known, try again
-                    log.warning("erased-subjects: %s; retrying", type(exc).__name__)
-                    self._stop.wait(1.0)
-        finally:
-            consumer.close()

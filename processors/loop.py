@@ -25,48 +25,48 @@ nothing (the next owner reads from the last committed offsets; an open transacti
 - Metrics: events in / out / dead-lettered per second, fields dropped by rule, consumer lag; logged
   every ``log_interval`` seconds and served in Prometheus text format on 127.0.0.1:``metrics_port``.
 
-Run it with ``python -m processors.loop`` (configuration from datamin.toml / the environment;
-DATAMIN_INSTANCE names the instance, DATAMIN_METRICS_PORT serves metrics).
+Run it with ``datamin process`` (configuration from datamin.toml / the environment; ``--instance`` or
+DATAMIN_INSTANCE names the instance, ``--metrics-port`` serves metrics).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import signal
 import socket
-import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.errors import (
+from datamin.config import Config
+from datamin.event_time import check_event_time
+from datamin.exceptions import BrokerError, DecodeError, EventError
+from datamin.identity import is_hashed, subject_of_raw
+from datamin.kafka import (
     AuthorizationError,
+    ConsumerRebalanceListener,
     InvalidProducerEpochError,
     KafkaError,
+    OffsetAndMetadata,
     ProducerFencedError,
+    RangePartitionAssignor,
+    TopicPartition,
     UnsupportedVersionError,
+    dead_letter_note,
+    new_consumer,
+    new_producer,
+    translate_kafka_errors,
 )
-from kafka.structs import OffsetAndMetadata
-
-from datamin.config import Config, load_config
-from datamin.exceptions import BrokerError, DataminError, DecodeError, EventError
-from datamin.kafka import translate_kafka_errors
-from datamin.partitioner import KeyHashPartitioner
+from datamin.kafka.partitioner import KeyHashPartitioner
+from datamin.signals import stop_on_signals
 from datamin.topics import Topics
 from processors.erased import ErasedSubjects
+from processors.hashed_requests import HashedRequests
 from processors.ledger import ConsentLedger
+from processors.metrics import Metrics, serve_metrics
 from processors.minimise import Minimiser
 from processors.pipeline import new_ledger, process_event, subject_of
 from processors.transforms import KeyStore
@@ -98,86 +98,12 @@ def run_processor(config: Config, *, instance: str | None = None, stop: threadin
     loop = ProcessorLoop(config, instance, stop, log_interval=log_interval)
     server = serve_metrics(loop.metrics, metrics_port) if metrics_port is not None else None
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop, doing="finishing the batch in hand, then stopping"):
             loop.run()
     finally:
         if server is not None:
             server.shutdown()
             server.server_close()
-
-
-class Metrics:
-    """Counters of one processor, read by the metrics endpoint from another thread."""
-
-    def __init__(self, dropped: Counter[str]) -> None:
-        self.lock = threading.Lock()
-        self.events_in = 0
-        self.events_out = 0
-        self.dead_lettered = 0
-        self.dropped = dropped
-        """the Minimiser's counters: dropped.<event>.<field>, invalid.<event>.<field>, …"""
-        self.lag: dict[tuple[str, int], int] = {}
-        self.started = time.monotonic()
-
-    def add(self, events_in: int, events_out: int, dead: int) -> None:
-        with self.lock:
-            self.events_in += events_in
-            self.events_out += events_out
-            self.dead_lettered += dead
-
-    def prometheus(self) -> str:
-        """The counters in Prometheus text exposition format."""
-        with self.lock:
-            dropped = dict(self.dropped)
-            lag = dict(self.lag)
-            counts = (self.events_in, self.events_out, self.dead_lettered)
-        lines = []
-        for name, value, doc in zip(("events_in", "events_out", "dead_lettered"), counts,
-                                    ("raw events consumed", "minimised events produced",
-                                     "events sent to the dead-letter topic"), strict=True):
-            lines += [f"# HELP datamin_processor_{name}_total {doc}", f"# TYPE datamin_processor_{name}_total counter",
-                      f"datamin_processor_{name}_total {value}"]
-        lines += ["# HELP datamin_processor_fields_total fields dropped or found invalid, by rule",
-                  "# TYPE datamin_processor_fields_total counter"]
-        for key, value in sorted(dropped.items()):
-            outcome, _, where = key.partition(".")
-            event, _, field = where.rpartition(".")
-            lines.append(f'datamin_processor_fields_total{{outcome="{_label(outcome)}",event="{_label(event)}",'
-                         f'field="{_label(field)}"}} {value}')
-        lines += ["# HELP datamin_processor_consumer_lag records behind the end of each input partition",
-                  "# TYPE datamin_processor_consumer_lag gauge"]
-        for (topic, partition), value in sorted(lag.items()):
-            lines.append(f'datamin_processor_consumer_lag{{topic="{_label(topic)}",partition="{partition}"}} {value}')
-        return "\n".join(lines) + "\n"
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-
-
-def serve_metrics(metrics: Metrics, port: int) -> ThreadingHTTPServer:
-    """Serves ``metrics`` at http://127.0.0.1:<port>/metrics from a daemon thread (port 0: any free
-    port, see ``server.server_address``)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404)
-                return
-            body = metrics.prometheus().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, name="datamin-metrics", daemon=True).start()
-    log.info("metrics at http://127.0.0.1:%d/metrics", server.server_address[1])
-    return server
 
 
 class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -191,10 +117,12 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.log_interval = log_interval
         self.topics = Topics(config)
         self.registry = default_registry()
-        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation,
-                             clock or (lambda: datetime.now(UTC)))
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation, self.clock)
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
+        self.requests = HashedRequests(config)
+        """requests on the privacy-requests topic, keyed by the subject's hash: read whole, applied per event"""
         """erasures from the compacted erased-subjects topic: a replay never brings a person back"""
         self.metrics = Metrics(self.minimiser.counters)
         self.ledgers: dict[int, ConsentLedger] = {}
@@ -205,29 +133,29 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._next: dict[TopicPartition, int] = {}
         self._open = False
         self._batch_start: dict[TopicPartition, int] = {}
-        self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self) -> None:
-        kafka = self.config.kafka.client_kwargs()
         tx_id = f"{self.config.processor.transactional_id}-{self.instance}"
         with translate_kafka_errors("starting the processor", self.config):
-            self._producer = KafkaProducer(
-                transactional_id=tx_id, enable_idempotence=True, acks="all",
-                linger_ms=5, batch_size=256 * 1024, partitioner=KeyHashPartitioner(), **kafka)
+            self._producer = new_producer(
+                self.config, transactional_id=tx_id, enable_idempotence=True, acks="all",
+                linger_ms=5, batch_size=256 * 1024, partitioner=KeyHashPartitioner())
             try:
                 self._producer.init_transactions()
             except FATAL_ERRORS as exc:
                 raise BrokerError(_fatal_message(tx_id, exc)) from exc
-            self._consumer = KafkaConsumer(
-                group_id=self.config.processor.group_id, isolation_level="read_committed",
+            self._consumer = new_consumer(
+                self.config, group_id=self.config.processor.group_id, isolation_level="read_committed",
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 group_instance_id=f"processor-{self.instance}",  # static member: a restart takes over at once
                 partition_assignment_strategy=[RangePartitionAssignor],
-                max_poll_records=MAX_POLL_RECORDS, **kafka)
+                max_poll_records=MAX_POLL_RECORDS)
             self._consumer.subscribe(self.topics.inputs(), listener=self)
             self.erased.start()
+            self.requests.start()
         log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
                  self.config.processor.group_id)
         last_log, last = time.monotonic(), (0, 0, 0)
@@ -247,6 +175,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _close(self) -> None:
         self.erased.stop()
+        self.requests.stop()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -314,22 +243,26 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if value is None:
                 if tp.topic == self.topics.consent:  # a tombstone of the compacted consent topic
                     ledger = self.ledgers.get(tp.partition)
-                    if ledger is not None and record.key:
-                        ledger.forget_consents(record.key.decode("utf-8", "replace"))
+                    subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+                    if ledger is not None and subject:
+                        ledger.forget_consents(subject)
                     return True
                 raise DecodeError("empty message (no value)")
             schema, raw = decode(value, self.registry)
             if schema.kind != "raw":
                 raise DecodeError(f"{schema.key}: a minimised event on an input topic")
+            check_event_time(self.config, schema.name, raw, self.clock())
             key = record.key.decode("utf-8", "replace") if record.key else None
             ledger = self.ledgers.get(tp.partition)
-            self.erased.mark(ledger, subject_of(raw, key))
+            subject = subject_of(raw, key)
+            self.erased.mark(ledger, subject)
+            self.requests.mark(ledger, subject)
             result = process_event(self.minimiser, ledger, schema, raw, key)
             out = encode(result.schema, result.record)
         except EventError as exc:
             self._dead_letter(tp, record, str(exc))
             return False
-        except Exception as exc:  # noqa: BLE001 - a bug on one event must not stop the stream
+        except Exception as exc:  # a bug on one event must not stop the stream
             # the message of a foreign exception may quote a value: keep only its type
             log.error("minimising %s[%d]@%d failed with %s (a bug: please report it)",
                       tp.topic, tp.partition, record.offset, type(exc).__name__)
@@ -348,9 +281,9 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         value: bytes | None = record.value
         fingerprint = bytes(value[2:HEADER_SIZE]).hex() if value and len(value) >= HEADER_SIZE and \
             value[:2] == MAGIC else None
-        doc = {"source": tp.topic, "partition": tp.partition, "offset": record.offset, "reason": reason,
-               "stage": "processor", "schema": fingerprint}
-        self._producer.send(self.topics.dead_letter, value=json.dumps(doc).encode())
+        note = dead_letter_note("processor", tp.topic, reason, partition=tp.partition, offset=record.offset,
+                                schema=fingerprint)
+        self._producer.send(self.topics.dead_letter, value=note)
 
     # -- rebalancing: the ledger follows the partitions ------------------------------------------
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -382,8 +315,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         started = time.monotonic()
         applied = 0
         with translate_kafka_errors("restoring the consent ledger", self.config):
-            reader = KafkaConsumer(group_id=None, isolation_level="read_committed", enable_auto_commit=False,
-                                   **self.config.kafka.client_kwargs())
+            reader = new_consumer(self.config, group_id=None, isolation_level="read_committed",
+                                  enable_auto_commit=False)
             try:
                 reader.assign(tps)
                 reader.seek_to_beginning(*tps)
@@ -434,19 +367,22 @@ def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: An
     """Applies one consent or privacy-request record while restoring; undecodable ones are skipped here
     (the main loop dead-letters them)."""
     if record.value is None:
-        if topic == topics.consent and record.key:
-            ledger.forget_consents(record.key.decode("utf-8", "replace"))
+        subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
+        if topic == topics.consent and subject:
+            ledger.forget_consents(subject)
         return 0
     try:
         schema, raw = decode(record.value, default_registry())
     except DecodeError:
         return 0
     key = record.key.decode("utf-8", "replace") if record.key else None
-    subject = raw.get("subject_key") or key
+    subject = subject_of(raw, key)
     try:
         if schema.name == "consent_record":
             ledger.apply_consent(subject, raw)
         elif schema.name == "privacy_request":
+            if is_hashed(subject):
+                return 0  # applied per event by HashedRequests
             ledger.apply_request(subject, raw)
         else:
             return 0
@@ -461,39 +397,3 @@ def _fatal_message(tx_id: str, exc: KafkaError) -> str:
                 "one. Give every instance its own stable name (DATAMIN_INSTANCE or --instance)")
     return f"processor stopped: Kafka refused the transaction ({type(exc).__name__}: {exc}); check the ACLs " \
            "and that the broker supports transactions"
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("%s received: finishing the batch in hand, then stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def main() -> int:
-    """``python -m processors.loop``: the configuration from datamin.toml and the environment."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    port = os.environ.get("DATAMIN_METRICS_PORT")
-    try:
-        run_processor(load_config(), instance=os.environ.get("DATAMIN_INSTANCE"),
-                      metrics_port=int(port) if port else None)
-    except DataminError as exc:
-        print(f"datamin processor: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,9 @@ share, so that both treat every event exactly alike. Pure: no Kafka, no files.
   documented (legal obligation); every later event of that subject is treated by it.
 - any other event: minimised with the state in force at its own time, its GPC / DNT signals honoured.
 
-The subject is the record's subject_key, else the Kafka key.
+The subject is the record's subject_key, else the Kafka key, made canonical by `datamin.identity`
+(``user:<id>`` / ``visitor:<id>``, one normalisation rule; a bare key is a user id), so that the ledger,
+the pseudonyms and every right agree on who a person is.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from datamin.config import Config
+from datamin.identity import is_hashed, subject_of_raw
 from processors.consent_state import NO_CONSENT
 from processors.ledger import ConsentLedger
 from processors.minimise import Minimised, Minimiser
@@ -33,9 +36,8 @@ def new_ledger(config: Config) -> ConsentLedger:
 
 
 def subject_of(record: Mapping[str, Any], key: str | None) -> str | None:
-    """The subject key of a raw record: its subject_key field, else the Kafka message key."""
-    subject = record.get("subject_key")
-    return subject if isinstance(subject, str) and subject else key
+    """The canonical subject of a raw record: its subject_key field, else the Kafka message key."""
+    return subject_of_raw(record.get("subject_key")) or subject_of_raw(key)
 
 
 def process_event(minimiser: Minimiser, ledger: ConsentLedger | None, schema: EventSchema,
@@ -45,6 +47,9 @@ def process_event(minimiser: Minimiser, ledger: ConsentLedger | None, schema: Ev
     ``ledger`` None means the consent of this subject is unknown here: no consent (fail-closed).
     Raises TypeError/ValueError only on a record that decode or from_json would not produce."""
     subject = subject_of(record, key)
+    given = record.get("subject_key")
+    if given is not None and given != subject:
+        record = {**record, "subject_key": subject}  # the pseudonym is of the canonical subject
     if ledger is None:
         return minimiser.minimise(schema, record, NO_CONSENT, explain=explain)
     if schema.name == CONSENT_EVENT:
@@ -52,7 +57,8 @@ def process_event(minimiser: Minimiser, ledger: ConsentLedger | None, schema: Ev
         return minimiser.minimise(schema, record, ledger.state(subject, record["time"]), explain=explain)
     if schema.name == REQUEST_EVENT:
         result = minimiser.minimise(schema, record, ledger.state(subject, record["received"]), explain=explain)
-        ledger.apply_request(subject, record)
+        if not is_hashed(subject):  # a hashed request reaches the ledgers through HashedRequests
+            ledger.apply_request(subject, record)
         return result
     state = ledger.state(subject, record["time"], gpc=record.get("global_privacy_control"),
                          dnt=record.get("do_not_track"))

@@ -12,26 +12,39 @@ Responses (JSON, never echoing a submitted value):
 - 413 body larger than ``max_body_bytes`` (counted while reading, Content-Length not trusted);
 - 403 an Origin not in ``allowed_origins``; 405 other methods; 503 the producer refused events.
 
-Subject: the body's ``subject_key`` is always replaced by the subject the request proves — a user id
-in a token the web server signed (``sign_subject``, header ``X-Datamin-Subject``), else the consent
-cookie — or removed when nothing is proven. consent_record and privacy_request events without a proven
-subject are rejected: anyone could otherwise submit consent or erasure in someone else's name.
+Subject (see `datamin.identity`): the body's ``subject_key`` is always replaced by the subject the
+request proves, or removed when nothing is proven, so a client can never name a subject itself:
+
+- header ``X-Datamin-Subject`` with a user token the web server signed (`Identity.sign_user`):
+  ``user:<id>``. A token that is forged, expired, too long-lived or replayed too often is answered
+  401 for the whole request -- never a fall-back to the cookie;
+- else the visitor cookie, when this server issued it (`Identity.issue_visitor`): ``visitor:<id>``.
+  A cookie the server did not issue proves nothing: events are taken without a subject, and events
+  that need one are rejected with that reason.
+
+A privacy_request gets its request id, received time and channel (``self_service``) from the server,
+whatever the body says; the rights worker carries it out (`warehouse.rights.worker`).
+
+consent_record and privacy_request events without a proven subject are rejected: anyone could
+otherwise submit consent or erasure in someone else's name. Without an `Identity` in the settings
+nothing can be proven, so such events are always rejected.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from datamin.config import TABLE_RETENTION_MAX_DAYS, Config
+from datamin.event_time import event_time_problem, time_field
 from datamin.exceptions import ValidationError
+from datamin.identity import Identity
 from producers.request_event import Publisher, cookies
 from schemas import Registry, default_registry, from_json
 
@@ -52,9 +65,10 @@ class CollectorSettings:
     """origins (scheme://host[:port]) whose pages may post from a browser; requests without Origin
     (apps, servers) are always allowed"""
     consent_cookie: str = "datamin_consent"
-    """cookie holding the consent-banner id"""
-    secret: bytes | None = None
-    """key of the HMAC-SHA-256 subject tokens the web server signs; None: tokens are not accepted"""
+    """cookie holding the server-issued visitor id (`Identity.issue_visitor`)"""
+    identity: Identity | None = None
+    """verifies visitor cookies and user tokens (the secret shared with the web server); None: no
+    subject can be proven, so consent and privacy requests are refused"""
     token_header: str = "x-datamin-subject"  # noqa: S105 - a header name, not a secret
     max_body_bytes: int = 256 * 1024
     max_events: int = 500
@@ -63,31 +77,18 @@ class CollectorSettings:
     max_depth: int = 6
     """deepest nesting of arrays/objects in the body (the body's own array counts as 1)"""
     clock: Callable[[], float] = time.time
+    """the time events are judged against (epoch seconds)"""
+    clock_skew_seconds: int = 300
+    """an event dated more than this far in the future is rejected (config minimise.clock_skew_seconds)"""
+    max_age_days: Mapping[str, int] | None = None
+    """per event type, days an event may be old (its table's retention); None: the one-year cap"""
 
+    @classmethod
+    def from_config(cls, config: Config, **settings: Any) -> CollectorSettings:
+        """Settings whose event-time window is the configuration's (clock skew, tables' retention)."""
+        return cls(clock_skew_seconds=config.minimise.clock_skew_seconds,
+                   max_age_days=config.warehouse.retention_days, **settings)
 
-def sign_subject(user_id: str, secret: bytes, expires_at: float) -> str:
-    """A token vouching for ``user_id`` until ``expires_at`` (epoch seconds), for the X-Datamin-Subject header."""
-    uid = base64.urlsafe_b64encode(user_id.encode("utf-8")).decode("ascii").rstrip("=")
-    payload = f"{uid}.{int(expires_at)}"
-    mac = hmac.new(secret, payload.encode("ascii"), hashlib.sha256).hexdigest()
-    return f"{payload}.{mac}"
-
-
-def verify_subject(token: str, secret: bytes, now: float) -> str | None:
-    """The user id of a valid, unexpired token; None for anything else (never raises)."""
-    if not token.isascii():  # sign_subject writes ASCII only; compare_digest raises on anything else
-        return None
-    parts = token.strip().split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 20:
-        return None
-    uid, expires, mac = parts
-    expected = hmac.new(secret, f"{uid}.{expires}".encode("ascii"), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, mac) or int(expires) < now:
-        return None
-    try:
-        return base64.urlsafe_b64decode(uid + "=" * (-len(uid) % 4)).decode("utf-8") or None
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
 
 
 class _TooLarge(Exception):
@@ -166,15 +167,22 @@ class Collector:
                 break
         return b"".join(chunks)
 
-    def proven_subject(self, headers: dict[str, str]) -> str | None:
-        """The subject the request proves: a valid signed user token, else the consent cookie."""
+    def proven_subject(self, headers: dict[str, str]) -> tuple[str | None, str | None]:
+        """(the subject the request proves, why a presented proof failed): a valid user token, else a
+        visitor cookie this server issued. An invalid token is a failure of the request (401); an
+        invalid cookie only proves nothing."""
+        identity = self.settings.identity
         token = headers.get(self.settings.token_header)
-        if token and self.settings.secret is not None:
-            user = verify_subject(token, self.settings.secret, self.settings.clock())
-            if user is not None:
-                return user
+        if token is not None:
+            user = identity.user_of(token) if identity is not None else None
+            if user is None:
+                return None, "token"
+            return user, None
         cookie = cookies(headers.get("cookie"), (self.settings.consent_cookie,)).get(self.settings.consent_cookie)
-        return cookie or None
+        if not cookie:
+            return None, None
+        visitor = identity.visitor_of(cookie) if identity is not None else None
+        return visitor, (None if visitor else "cookie")
 
     def handle(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """The status and JSON response for one POSTed body (pure apart from publishing)."""
@@ -197,12 +205,15 @@ class Collector:
         shape = check_shape(events, s.max_depth, s.max_string)
         if shape is not None:
             return 400, {"error": f"body is {shape}" if "nested" in shape else f"body holds {shape}"}
-        subject = self.proven_subject(headers)
+        subject, failed = self.proven_subject(headers)
+        if failed == "token":
+            return 401, {"error": f"the {s.token_header} token is not valid (forged, expired, too long-lived or "
+                                  "used too often); ask the web server for a new one"}
         accepted = 0
         refused = 0
         rejected: list[dict[str, Any]] = []
         for index, event in enumerate(events):
-            error = self._one(event, subject)
+            error = self._one(event, subject, failed)
             if error is None:
                 accepted += 1
             elif error == "":
@@ -214,7 +225,7 @@ class Collector:
             return 503, {"accepted": 0, "rejected": rejected}
         return (400 if rejected else 200), {"accepted": accepted, "rejected": rejected}
 
-    def _one(self, event: Any, subject: str | None) -> str | None:
+    def _one(self, event: Any, subject: str | None, failed: str | None) -> str | None:
         """None when accepted, "" when the producer refused it, else the reason it is bad."""
         if not isinstance(event, dict):
             return "an event must be a JSON object"
@@ -222,21 +233,40 @@ class Collector:
         if name not in ACCEPTED_EVENTS:
             return f"\"event\" must be one of: {', '.join(ACCEPTED_EVENTS)}"
         if name in NEEDS_SUBJECT and subject is None:
-            return (f"{name} needs a proven subject: the consent cookie or a signed user token "
+            if failed == "cookie":
+                return f"{name} needs a proven subject: the visitor cookie was not issued by this server"
+            return (f"{name} needs a proven subject: a visitor cookie the server issued or a signed user token "
                     f"({self.settings.token_header} header)")
         event = dict(event)
         event.pop("subject_key", None)
+        if name == "privacy_request":  # the server says which request, when and how it came; the client cannot
+            event.update(request_id=str(uuid.uuid4()), received=datetime.now(UTC).isoformat(), channel="self_service")
         if subject is not None:
             event["subject_key"] = subject
         try:
             schema, record = from_json(event, self.registry)
         except ValidationError as exc:
             return str(exc)
+        late = self._time_problem(schema.name, record)
+        if late is not None:
+            return late
         try:
             return None if self.producer.publish(schema.name, record) else ""
-        except Exception:  # noqa: BLE001 - a failing producer is the server's problem, not the client's
+        except Exception:  # a failing producer is the server's problem, not the client's
             log.warning("datamin collector: publishing failed", exc_info=True)
             return ""
+
+
+    def _time_problem(self, event: str, record: Mapping[str, Any]) -> str | None:
+        """Why the event's time is refused (future beyond the skew, or past its retention), else None."""
+        s = self.settings
+        when = record.get(time_field(event))
+        if not isinstance(when, datetime):
+            return None
+        days = (s.max_age_days or {}).get(event, TABLE_RETENTION_MAX_DAYS)
+        problem = event_time_problem(when, datetime.fromtimestamp(s.clock(), UTC),
+                                     skew=timedelta(seconds=s.clock_skew_seconds), max_age_days=days)
+        return None if problem is None else f"{time_field(event)}: {problem}"
 
 
 async def _respond(send: Send, status: int, payload: dict[str, Any] | None,

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from datamin.exceptions import ConfigError
+from datamin.identity import Identity, IdentityError, user_subject
 from schemas.limits import MAX_MAP_ENTRIES
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ class MiddlewareSettings:
     client_id_cookie: str | None = None
     """cookie holding an analytics client id"""
     consent_cookie: str | None = "datamin_consent"
-    """cookie holding the consent-banner id: the subject key of visitors who are not logged in"""
+    """cookie holding the server-issued visitor id: the subject of visitors who are not logged in"""
+    identity: Identity | None = None
+    """verifies visitor cookies (`datamin.identity`); None: visitor cookies are ignored (no subject)"""
     cdn_country_header: str | None = None
     """header a CDN sets to the client's country, e.g. "CF-IPCountry" or "CloudFront-Viewer-Country\""""
     user_id: Callable[[Any], str | None] | None = None
@@ -148,10 +151,9 @@ def build_record(settings: MiddlewareSettings, *, started: float, method: str | 
     """The raw http_request record of one request. ``started`` is epoch seconds; headers lower-case."""
     wanted = tuple(n for n in (settings.session_cookie, settings.client_id_cookie, settings.consent_cookie) if n)
     jar = cookies(headers.get("cookie"), wanted)
-    consent_id = jar.get(settings.consent_cookie) if settings.consent_cookie else None
     return {
         "time": datetime.fromtimestamp(started, UTC),
-        "subject_key": user_id or consent_id or None,
+        "subject_key": request_subject(settings, jar, user_id),
         "client_ip": client_address(peer, headers.get("x-forwarded-for"), headers.get("forwarded"),
                                     settings.networks),
         "method": method,
@@ -171,6 +173,20 @@ def build_record(settings: MiddlewareSettings, *, started: float, method: str | 
         "user_id": user_id,
         "client_id": jar.get(settings.client_id_cookie) if settings.client_id_cookie else None,
     }
+
+
+def request_subject(settings: MiddlewareSettings, jar: Mapping[str, str], user_id: str | None) -> str | None:
+    """``user:<id>`` for the user the app vouches for, else ``visitor:<id>`` for a visitor cookie this
+    server issued; a cookie it did not issue is ignored (see `datamin.identity`)."""
+    if user_id:
+        try:
+            return user_subject(user_id)
+        except IdentityError:
+            return None
+    cookie = jar.get(settings.consent_cookie) if settings.consent_cookie else None
+    if cookie and settings.identity is not None:
+        return settings.identity.visitor_of(cookie)
+    return None
 
 
 class RequestPublisher:
@@ -194,6 +210,6 @@ class RequestPublisher:
         try:
             if not self.producer.publish("http_request", record()):
                 self.publish_errors += 1
-        except Exception:  # noqa: BLE001 - the request must never fail because of datamin
+        except Exception:  # the request must never fail because of datamin
             self.publish_errors += 1
             log.warning("datamin %s middleware: could not publish an http_request event", self.server, exc_info=True)

@@ -29,12 +29,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from datamin.config import Config
-from datamin.exceptions import DecodeError
+from datamin.event_time import check_event_time
+from datamin.exceptions import DecodeError, EventTimeError
 from datamin.files import replace_file
+from datamin.kafka import dead_letter_note
 from datamin.topics import Topics
 from producers.logformat import parse_line
 
@@ -63,20 +66,6 @@ class ShipResult:
     events: int
     bad_lines: int
     bytes_read: int
-
-
-class Sink:
-    """Where the shipper's output goes: an EventProducer in production."""
-
-    def publish(self, event_type: str, record: dict[str, Any], *, timeout: float = 0.0) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-    def publish_bytes(self, topic: str, value: bytes, key: bytes | None = None, *,
-                      timeout: float = 0.0) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-    def flush(self, timeout: float | None = None) -> bool:  # pragma: no cover
-        raise NotImplementedError
 
 
 def stderr_progress(interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
@@ -123,8 +112,11 @@ class _Tail:
     """One log path: its open file, position and state."""
 
     def __init__(self, path: Path, state_dir: Path, sink: Any, topics: Topics, *, max_line: int,
-                 flush_timeout: float, progress: Callable[[ShipProgress], None] | None) -> None:
+                 flush_timeout: float, progress: Callable[[ShipProgress], None] | None,
+                 check_time: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = path
+        self.check_time = check_time
+        """raises EventTimeError for a line dated in the future or past its table's retention"""
         self.state_file = _state_path(state_dir, path)
         self.sink = sink
         self.dead_letter = topics.dead_letter
@@ -178,7 +170,7 @@ class _Tail:
         return None
 
     def _attach(self, path: Path, offset: int, line_number: int) -> None:
-        self.file = open(path, "rb")  # noqa: SIM115 - kept open while tailing
+        self.file = open(path, "rb")  # kept open while tailing
         st = os.fstat(self.file.fileno())
         self.dev, self.inode = st.st_dev, st.st_ino
         self.file.seek(offset)
@@ -295,6 +287,12 @@ class _Tail:
         except DecodeError as exc:
             self._bad_numbered(str(exc))
             return
+        if self.check_time is not None:
+            try:
+                self.check_time(record)
+            except EventTimeError as exc:
+                self._bad_numbered(str(exc))
+                return
         record["event_id"] = str(uuid.uuid5(_NAMESPACE, f"{self.host}:{self.path}:{self.dev}:{self.inode}:{end}"))
         if self.sink.publish("http_request", record, timeout=self.flush_timeout):  # wait for room, never drop
             self.stats.events += 1
@@ -305,8 +303,8 @@ class _Tail:
 
     def _bad_numbered(self, reason: str) -> None:
         self.stats.bad_lines += 1
-        message = {"source": self.path.name, "line_number": self.line_number, "reason": reason, "stage": "shipper"}
-        self.sink.publish_bytes(self.dead_letter, json.dumps(message).encode("utf-8"), timeout=self.flush_timeout)
+        note = dead_letter_note("shipper", self.path.name, reason, line_number=self.line_number)
+        self.sink.publish_bytes(self.dead_letter, note, timeout=self.flush_timeout)
 
     def _report(self) -> None:
         self.stats.offset = self.offset
@@ -335,11 +333,14 @@ class _Tail:
 def ship_logs(config: Config, paths: Iterable[str | os.PathLike[str]], *, state_dir: str | os.PathLike[str],
               follow: bool = False, stop: threading.Event | None = None,
               progress: Callable[[ShipProgress], None] | None = None, producer: Any = None,
-              max_line: int = 64 * 1024, poll_interval: float = 0.5, flush_timeout: float = 30.0) -> ShipResult:
+              max_line: int = 64 * 1024, poll_interval: float = 0.5, flush_timeout: float = 30.0,
+              clock: Callable[[], datetime] | None = None) -> ShipResult:
     """Ships the access logs at ``paths`` as http_request events (see the module docstring).
 
     Without ``follow`` it reads each file to its end and returns; with it, it keeps following until
-    ``stop`` is set. ``producer`` defaults to a new EventProducer on ``config`` (closed at the end)."""
+    ``stop`` is set. ``producer`` defaults to a new EventProducer on ``config`` (closed at the end). A
+    line dated beyond the clock skew in the future or older than the table's retention (at ``clock()``)
+    is dead-lettered with the reason."""
     from producers.producer import EventProducer
 
     stop = stop or threading.Event()
@@ -348,8 +349,13 @@ def ship_logs(config: Config, paths: Iterable[str | os.PathLike[str]], *, state_
     own = producer is None
     sink = producer if producer is not None else EventProducer(config)
     topics = Topics(config)
-    tails = [_Tail(Path(p), state, sink, topics, max_line=max_line, flush_timeout=flush_timeout, progress=progress)
-             for p in paths]
+    now = clock or (lambda: datetime.now(UTC))
+
+    def check_time(record: dict[str, Any]) -> None:
+        check_event_time(config, "http_request", record, now())
+
+    tails = [_Tail(Path(p), state, sink, topics, max_line=max_line, flush_timeout=flush_timeout, progress=progress,
+                   check_time=check_time) for p in paths]
     try:
         for tail in tails:
             if not tail.open():

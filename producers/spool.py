@@ -142,7 +142,7 @@ class Spool:
         for n in [*existing, (max(existing) + 1) if existing else 0]:
             folder = base / f"p-{n}"
             folder.mkdir(exist_ok=True)
-            lock = open(folder / "lock", "ab")  # noqa: SIM115 - held for the spool's lifetime
+            lock = open(folder / "lock", "ab")  # held for the spool's lifetime
             try:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -204,7 +204,7 @@ class Spool:
             last = (last + 1) if last is not None else max(self._committed.segment, 0)
             self._sizes[last] = 0
         if self._writer is None:
-            self._writer = open(self._segment_path(last), "ab")  # noqa: SIM115
+            self._writer = open(self._segment_path(last), "ab")
         return self._writer
 
     def _close_writer(self) -> None:

@@ -63,7 +63,7 @@ def encode(schema: EventSchema, record: dict[str, Any]) -> bytes:
     if fast is not None:
         try:
             return b"".join([MAGIC, schema.fingerprint, *fast(record)])
-        except Exception:  # noqa: BLE001, S110 - anything unusual is fastavro's to accept or refuse
+        except Exception:  # noqa: S110 - anything unusual is fastavro's to accept or refuse
             pass
     buf = BytesIO()
     buf.write(MAGIC)
@@ -86,7 +86,7 @@ def _field_hint(schema: EventSchema, record: dict[str, Any]) -> str:
             continue
         try:
             schemaless_writer(BytesIO(), _field_schema(schema, name), {name: record[name]})
-        except Exception:  # noqa: BLE001 - fastavro raises many kinds; any means this field is wrong
+        except Exception:  # fastavro raises many kinds; any means this field is wrong
             return f"field {name} has the wrong type"
     return "a required field is missing"
 
@@ -135,7 +135,7 @@ def _read_fast(plan: _FastPlan, data: bytes) -> dict[str, Any] | None:
     anything unusual): fastavro's path then decides and describes."""
     try:
         record, end = plan.read(data if type(data) is bytes else bytes(data), HEADER_SIZE)
-    except Exception:  # noqa: BLE001 - any failure goes to fastavro's path
+    except Exception:  # any failure goes to fastavro's path
         return None
     return record if end == len(data) else None
 
@@ -148,7 +148,7 @@ def _read_fastavro(writer: EventSchema, reader: EventSchema, data: bytes) -> dic
             record = schemaless_reader(buf, writer.parsed, None)
         else:
             record = schemaless_reader(buf, writer.parsed, reader.parsed)
-    except Exception as exc:  # fastavro raises many kinds on corrupt input  # noqa: BLE001
+    except Exception as exc:  # fastavro raises many kinds on corrupt input
         raise DecodeError(_describe_failure(writer, bytes(data), exc)) from None
     if buf.tell() != len(data):
         raise DecodeError(f"{writer.key}: {len(data) - buf.tell()} trailing bytes after the record "
@@ -223,7 +223,7 @@ def _locate(writer: EventSchema, data: bytes) -> tuple[str | None, int | None]:
         buf.seek(HEADER_SIZE)
         try:
             schemaless_reader(buf, prefix, None)
-        except Exception:  # noqa: BLE001 - any failure locates the field
+        except Exception:  # any failure locates the field
             return name, offset
         offset = buf.tell()
     return None, None

@@ -31,15 +31,31 @@ The JSON form (``fmt="json"``) is a stable structure, versioned by its ``"format
       }]
     }
 
-Keys are only ever added within a format version; a removal or change of meaning bumps it.
+and, describing the deployment as a whole::
+
+      "policy_version": str,                       # the privacy policy this record describes (policy.version)
+      "controller": {"name": str, "address": str, "contact": str},
+      "recipients": [str],                         # categories of recipients (policy.recipients)
+      "security_measures": [str],
+      "stricter_than_policy": [{"practice": str, "policy_says": str, "datamin": str, "setting": str | null}],
+      "subject_key_in_clear": [str],               # the stores that hold a subject key in clear, and for how long
+      "inventory": [{"store": str, "kind": str, "location": str, "holds": str, "cap": str, "cap_days": float,
+                     "enforced_by": str, "how": str}]    # every store datamin keeps (datamin retention)
+
+Each event's store also has ``"max_age"`` (same unit): retention plus a topic's segment roll or a
+table's day partition, the longest anything stays. Keys are only ever added within a format version;
+a removal or change of meaning bumps it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from datamin.config import RETENTION_CAP_DAYS, Config
+from datamin.retention import Store, cap_words, inventory
 from datamin.topics import Topics
 from schemas.annotations import METHODS, RULES, FieldPolicy
 from schemas.registry import Registry
@@ -64,19 +80,22 @@ _STORE_WORDS = {"raw_topic": "raw topic", "minimised_topic": "minimised topic", 
 _HOUR_MS = 3600 * 1000
 
 
-def policy_report(registry: Registry, config: Config, fmt: str = "markdown") -> str:
+def policy_report(registry: Registry, config: Config, fmt: str = "markdown",
+                  stores: Sequence[Store] | None = None) -> str:
     """The record of processing as Markdown tables (default) or as JSON (``fmt="json"``, the
-    structure in this module's docstring). Raises ValueError for another format."""
+    structure in this module's docstring). ``stores`` is the retention inventory (default: the stores
+    registered so far; the command line passes the whole one). Raises ValueError for another format."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-    doc = policy_document(registry, config)
+    doc = policy_document(registry, config, stores)
     if fmt == "json":
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     return _markdown(doc)
 
 
-def policy_document(registry: Registry, config: Config) -> dict[str, Any]:
+def policy_document(registry: Registry, config: Config, stores: Sequence[Store] | None = None) -> dict[str, Any]:
     """The record of processing as plain data (the JSON structure)."""
+    stores = inventory(config) if stores is None else stores
     m = config.minimise
     purposes = {
         p.name: {"policy": p.policy, "legal_basis": p.basis, "consent": p.consent}
@@ -106,7 +125,94 @@ def policy_document(registry: Registry, config: Config) -> dict[str, Any]:
         },
         "purposes": purposes,
         "events": [_event(registry, config, name) for name in registry.event_types("raw")],
+        "policy_version": config.policy.version,
+        "controller": {"name": config.policy.controller, "address": config.policy.address,
+                       "contact": config.policy.contact},
+        "recipients": list(config.policy.recipients),
+        "security_measures": _security_measures(config),
+        "stricter_than_policy": _stricter(registry, config),
+        "subject_key_in_clear": _clear_subject_keys(config),
+        "inventory": [{"store": s.name, "kind": s.kind, "location": s.location, "holds": s.holds,
+                       "cap": cap_words(s.cap), "cap_days": round(s.cap / timedelta(days=1), 3),
+                       "enforced_by": s.enforced_by, "how": s.how} for s in stores],
     }
+
+
+def _security_measures(config: Config) -> list[str]:
+    k = config.kafka
+    transport = ("Kafka connections use TLS" if k.security_protocol in ("SSL", "SASL_SSL")
+                 else "Kafka connections are NOT encrypted (kafka.security_protocol = "
+                      f"{k.security_protocol}); use SASL_SSL beyond one machine")
+    if k.security_protocol.startswith("SASL_"):
+        transport += f" and authenticate with SASL {k.sasl_mechanism}"
+    return [
+        transport,
+        f"IP addresses truncated before anything is kept (IPv4 /{config.minimise.ipv4_prefix}, "
+        f"IPv6 /{config.minimise.ipv6_prefix}); identifiers kept only as keyed pseudonyms (HMAC-SHA-256)",
+        f"pseudonymisation keys in {config.pseudonymise.key_dir}, outside the warehouse, files 0600 in a 0700 "
+        f"folder, rotating {config.pseudonymise.rotation}, deleted once no retention needs them",
+        "free text scrubbed of e-mail addresses, IP addresses, phone numbers, tokens and user names in paths",
+        "raw topics (data in clear) kept hours, at most a week; every other store capped within a year "
+        "and expired by code (see the inventory)",
+        "a daily leak scan searches the warehouse for full IP addresses, e-mail addresses, phone and card "
+        "numbers and clear identifiers, and records the result in the audit trail",
+        "the rights trail and the erased-subjects topic hold keyed hashes of subject keys, never the keys",
+        "every expiry, compaction, erasure and leak scan is recorded in the audit trail",
+        "analysts open the DuckDB catalog read-only",
+    ]
+
+
+def _stricter(registry: Registry, config: Config) -> list[dict[str, Any]]:
+    """Where datamin's defaults (or settings) are stricter than the policy's words, said as such."""
+    m = config.minimise
+    out: list[dict[str, Any]] = []
+    if m.honour_gpc:
+        out.append({
+            "practice": "Global Privacy Control (Sec-GPC: 1) is honoured as an objection to marketing",
+            "policy_says": "section 9: 'we do not respond to DNT browser signals or any other mechanism that "
+                           "automatically conveys your choice not to be tracked online'",
+            "datamin": "honours GPC by default; DNT is recorded but not acted on, as the policy says",
+            "setting": "minimise.honour_gpc (false gives the policy's practice)",
+        })
+    marketing = registry.purposes.get("marketing_effectiveness")
+    if marketing is not None and marketing.consent is not None:
+        out.append({
+            "practice": "marketing effectiveness uses identifiers only with consent to marketing",
+            "policy_says": "section 3 names legitimate interest for 'Support our marketing activities'",
+            "datamin": "asks for consent (the marketing cookie category) before keeping a pseudonym for it",
+            "setting": None,
+        })
+    out.append({
+        "practice": "shorter retention than the year the policy allows",
+        "policy_says": "'No purpose in this statement will require us to keep your personal information for "
+                       "longer than one year'",
+        "datamin": "tables: " + ", ".join(f"{t} {d} days" for t, d in sorted(config.warehouse.retention_days.items()))
+                   + f"; raw topics {config.topics.raw_retention_hours} hours; minimised topics "
+                     f"{config.topics.minimised_retention_days} days",
+        "setting": "warehouse.retention_days, topics.* (each capped within the year)",
+    })
+    out.append({
+        "practice": "IP addresses are never kept whole",
+        "policy_says": "section 1: 'information ... such as your IP address ... is collected automatically'",
+        "datamin": f"keeps only a network prefix (IPv4 /{m.ipv4_prefix}, IPv6 /{m.ipv6_prefix}) and the country",
+        "setting": "minimise.ipv4_prefix, minimise.ipv6_prefix (at most /24 and /48)",
+    })
+    return out
+
+
+def _clear_subject_keys(config: Config) -> list[str]:
+    """Where a subject key (logged-in user id or consent-cookie id) is held in clear, and for how long."""
+    t = Topics(config)
+    raw = config.topics.raw_retention_hours
+    year = next(s for s in t.all() if s.name == t.consent).max_age_ms // (24 * _HOUR_MS)
+    return [
+        f"the raw topics (self-service privacy requests on {t.requests_in} included), as the message key and "
+        f"the subject_key field: at most {raw + 1} hours",
+        f"the consent topic {t.consent}, as its message key and subject_key field: at most {year} days, so that "
+        "a restarted processor knows every subject's consent (the privacy-requests topic holds only keyed hashes)",
+        f"the producer spool while Kafka is away: at most {config.producer.spool_retention_days} days",
+        "an access export, written where the officer says and handed to the person; datamin keeps no copy",
+    ]
 
 
 def _stores(config: Config, event: str) -> list[dict[str, Any]]:
@@ -118,16 +224,17 @@ def _stores(config: Config, event: str) -> list[dict[str, Any]]:
         if spec is None:
             continue
         hours = spec.retention_ms // _HOUR_MS
+        most = spec.max_age_ms // _HOUR_MS
         if spec.role == "raw":  # configured in hours (topics.raw_retention_hours)
             out.append({"store": store, "name": name, "retention": hours, "unit": "hours",
-                        "compacted": spec.compacted})
+                        "compacted": spec.compacted, "max_age": most})
         else:
             out.append({"store": store, "name": name, "retention": hours // 24, "unit": "days",
-                        "compacted": spec.compacted})
+                        "compacted": spec.compacted, "max_age": most // 24})
     days = config.warehouse.retention_days.get(event)
     if days is not None:
         out.append({"store": "warehouse_table", "name": event, "retention": days, "unit": "days",
-                    "compacted": False})
+                    "compacted": False, "max_age": days + 1})
     return out
 
 
@@ -178,7 +285,8 @@ def _minimisation(policy: FieldPolicy, registry: Registry, config: Config) -> st
                 conditions.append(f"for {name} on the basis of {_BASIS_WORDS[purpose.basis]}")
         validity = f" (a consent choice counts for {m.consent_validity_days} days)" if needs_consent else ""
         return (f"replaced by a keyed pseudonym (HMAC-SHA-256, key rotating {config.pseudonymise.rotation}), "
-                f"never kept in clear: {'; '.join(conditions)}{validity}; otherwise dropped")
+                f"never in clear in a minimised topic or the warehouse: {'; '.join(conditions)}{validity}; "
+                "otherwise dropped")
     return words
 
 
@@ -212,6 +320,11 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"- **Unknown fields:** {doc['unknown_fields']}.",
         f"- **Pseudonyms:** {pseudonyms['method']}; keys rotate {pseudonyms['key_rotation']}; a consent choice "
         f"counts for {pseudonyms['consent_validity_days']} days, then as none until renewed.",
+        "",
+        f"- **Controller:** {doc['controller']['name']}, {doc['controller']['address']}; contact "
+        f"{doc['controller']['contact']}.",
+        f"- **Privacy policy described:** version {doc['policy_version']}.",
+        f"- **Recipients:** {', '.join(doc['recipients']) or 'none'}.",
         "",
         "## Purposes",
         "",
@@ -247,4 +360,24 @@ def _markdown(doc: dict[str, Any]) -> str:
             kept = _kept_words(f["kept"])
             lines.append(f"| `{_cell(f['field'])}` | {_cell(f['category'])} | {_cell(purposes)} | {_cell(bases)} | "
                          f"{_cell(f['minimisation'])} | {_cell(becomes)} | {_cell(kept)} |")
+    lines += _deployment_markdown(doc)
     return "\n".join(lines) + "\n"
+
+
+def _deployment_markdown(doc: dict[str, Any]) -> list[str]:
+    lines = ["", "## Every store and its cap", "",
+             "Everything datamin keeps, the longest anything stays in it, and what deletes it "
+             "(`datamin retention` shows the oldest item in each now).", "",
+             "| Store | Holds | At most | Enforced by |", "| --- | --- | --- | --- |"]
+    lines += [f"| {_cell(s['store'])} | {_cell(s['holds'])} | {_cell(s['cap'])} | {_cell(s['how'])} |"
+              for s in doc["inventory"]]
+    lines += ["", "## Where a subject key is held in clear", ""]
+    lines += [f"- {item}" for item in doc["subject_key_in_clear"]]
+    lines += ["", "## Security measures", ""]
+    lines += [f"- {item}" for item in doc["security_measures"]]
+    lines += ["", "## Where datamin is stricter than the policy's words", "",
+              "| Practice | The policy says | datamin | Setting |", "| --- | --- | --- | --- |"]
+    lines += [f"| {_cell(x['practice'])} | {_cell(x['policy_says'])} | {_cell(x['datamin'])} | "
+              f"{_cell(x['setting'] or 'none: change the purpose in schemas/purposes.json')} |"
+              for x in doc["stricter_than_policy"]]
+    return lines

@@ -128,7 +128,7 @@ def _free_port() -> int:
 def kafka_broker_control(tmp_path: Path, kafka_bootstrap: str) -> Iterator[object]:
     """A broker of this test's own that the test may stop and start again (outage tests), with
     .bootstrap, .stop() and .start(). It runs from the same jars as `datamin kafka start`."""
-    from datamin.broker import LocalBroker
+    from datamin.cli.broker import LocalBroker
 
     port = _free_port()
     controller = _free_port()

@@ -35,7 +35,8 @@ from schemas.registry import Registry, default_registry
 from warehouse.arrow import arrow_schema, id_column
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
-from warehouse.restriction import restricted_filter_sql
+from warehouse.rights.restriction import restricted_filter_sql
+from warehouse.sql import quote_identifier, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class CatalogBuilder:
                 # type, even when the files were written by an older version that lacked some
                 source = _read_parquet(self.layout.table_glob(event), hive=True)
                 body = f"SELECT * FROM ({body} UNION ALL BY NAME {source}) WHERE {visible}"  # noqa: S608
-            statements.append(f"CREATE VIEW {_ident(event)} AS {body}")
+            statements.append(f"CREATE VIEW {quote_identifier(event)} AS {body}")
         audit = self._valid_files(self.layout.audit_dir.glob("*/*.parquet"), None, "_audit", report, seen)
         audit_glob = str(self.layout.audit_dir.resolve() / "*" / "*.parquet")
         statements.append("CREATE VIEW audit_log AS " + (
@@ -180,8 +181,8 @@ class CatalogBuilder:
         """Per table and day, how many rows repeat an event id already there (a producer that crashed
         may have sent an event twice; its event id tells them apart): only days with any."""
         parts = [f"SELECT '{event}' AS table_name, {PARTITION_KEY} AS date, count(*) AS events, "  # noqa: S608
-                 f"count(*) - count(DISTINCT {_ident(id_column(event))}) AS duplicates "
-                 f"FROM {_ident(event)} GROUP BY {PARTITION_KEY}"
+                 f"count(*) - count(DISTINCT {quote_identifier(id_column(event))}) AS duplicates "
+                 f"FROM {quote_identifier(event)} GROUP BY {PARTITION_KEY}"
                  for event in self.registry.event_types("minimised")]
         return f"SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE duplicates > 0 ORDER BY table_name, date"  # noqa: S608
 
@@ -243,11 +244,11 @@ def _read_parquet(glob: str, *, hive: bool) -> str:
     options = "union_by_name = true"
     if hive:
         options = f"hive_partitioning = true, hive_types = {{'{PARTITION_KEY}': 'DATE'}}, " + options
-    return f"SELECT * FROM read_parquet({_literal(glob)}, {options})"  # noqa: S608 - a quoted path
+    return f"SELECT * FROM read_parquet({quote_literal(glob)}, {options})"  # noqa: S608 - a quoted path
 
 
 def _empty_select(columns: tuple[tuple[str, str], ...]) -> str:
-    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {_ident(n)}" for n, t in columns) + " WHERE false"
+    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote_identifier(n)}" for n, t in columns) + " WHERE false"
 
 
 _DUCKDB_TYPES = {
@@ -262,9 +263,3 @@ def _duckdb_type(dtype: pa.DataType) -> str:
     return _DUCKDB_TYPES[dtype]
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

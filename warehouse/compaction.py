@@ -43,9 +43,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datamin.clock import as_utc
 from datamin.files import replace_file, sync_dir
-from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import PARTITION_KEY, Layout
 
 log = logging.getLogger(__name__)

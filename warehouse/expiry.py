@@ -2,8 +2,11 @@
 
 A partition for day D of table T expires when ``D < today - retention(T)``, ``today`` being the UTC day
 of the injected ``now``: with 90 days' retention on 2025-04-01, 2025-01-01 (90 days back) is kept and
-2024-12-31 goes. A table without a configured retention gets ``RETENTION_CAP_DAYS`` (365), and any
-retention above that cap is clamped to it here, whatever the caller passes: nothing is kept longer.
+2024-12-31 goes. A table without a configured retention gets ``TABLE_RETENTION_MAX_DAYS`` (364: a day
+partition goes whole, so its first rows are then 365 days old), and any retention above that is clamped
+to it here, whatever the caller passes: nothing is kept longer than the policy's year. A partition
+dated after tomorrow expires too: no event may be dated in the future (they are refused where they
+enter), so such a partition can only come from before that rule, and would outlive every retention.
 
 Deleting one partition, each step durable before the next:
 
@@ -32,11 +35,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from datamin.config import RETENTION_CAP_DAYS
-from datamin.exceptions import ConfigError
+from datamin.clock import as_utc
+from datamin.config import retention_for
 from datamin.files import sync_dir
-from warehouse.audit import AuditEntry, AuditLog
-from warehouse.clock import as_utc
+from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.layout import PARTITION_KEY, Layout
 
 log = logging.getLogger(__name__)
@@ -69,38 +71,26 @@ class Expiry:
         return f"{PARTITION_KEY}={self.day.isoformat()}"
 
 
-def effective_retention(table: str, retention_days: Mapping[str, int]) -> int:
-    """Days ``table`` keeps a partition: its configured value clamped to RETENTION_CAP_DAYS, else the cap.
-
-    Raises ConfigError for a value below 1 (that would delete today's data as it arrives)."""
-    days = retention_days.get(table, RETENTION_CAP_DAYS)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ConfigError(f"warehouse.retention_days.{table}", "must be a whole number of days, at least 1",
-                          f"set it between 1 and {RETENTION_CAP_DAYS}")
-    if days > RETENTION_CAP_DAYS:
-        log.warning("retention of %s (%d days) is beyond the policy's cap; using %d days",
-                    table, days, RETENTION_CAP_DAYS)
-        return RETENTION_CAP_DAYS
-    return days
-
 
 def oldest_kept_day(table: str, retention_days: Mapping[str, int], today: date) -> date:
     """The oldest day partition of ``table`` that is still kept on ``today``. Pure."""
-    return today - timedelta(days=effective_retention(table, retention_days))
+    return today - timedelta(days=retention_for(table, retention_days))
 
 
-def plan_expiry(layout: Layout, retention_days: Mapping[str, int], today: date) -> list[Expiry]:
-    """The partitions of every table that are past retention on ``today``, oldest first per table.
+def plan_expiry(layout: Layout, retention_days: Mapping[str, int], today: date,
+                latest: date | None = None) -> list[Expiry]:
+    """The partitions of every table that are past retention on ``today``, oldest first per table, then
+    those dated after ``latest`` (default: tomorrow), which no event may have: future-dated partitions
+    would otherwise outlive every retention.
 
     Deletes nothing. Lists folder names and reads only the footers of the partitions it returns."""
+    latest = latest if latest is not None else today + timedelta(days=1)
     plan: list[Expiry] = []
     for table in layout.tables():
-        days = effective_retention(table, retention_days)
+        days = retention_for(table, retention_days)
         keep_from = today - timedelta(days=days)
-        for day, path in layout.partitions(table):
-            if day >= keep_from:
-                break  # oldest first: every later partition is kept too
-            plan.append(_measure(table, day, path, path, days))
+        plan += [_measure(table, day, path, path, days) for day, path in layout.partitions(table)
+                 if day < keep_from or day > latest]
     return plan
 
 
@@ -112,10 +102,11 @@ def expire(layout: Layout, retention_days: Mapping[str, int], *, now: datetime, 
     partitions left in ``_trash`` by an interrupted run are finished first and included in the
     result; each deletion is appended to ``audit`` (kind "expiry") when one is given."""
     now = as_utc(now)
+    latest = (now + timedelta(days=1)).date()  # the clock skew accepted is at most a day
     if dry_run:
-        return plan_expiry(layout, retention_days, now.date())
+        return plan_expiry(layout, retention_days, now.date(), latest)
     done = _finish_trash(layout, audit, job)
-    for item in plan_expiry(layout, retention_days, now.date()):
+    for item in plan_expiry(layout, retention_days, now.date(), latest):
         trash = layout.trash_dir / (f"{item.table}~{item.day.isoformat()}~{item.retention_days}d~"
                                     f"{now.strftime(_AT_FORMAT)}~{uuid.uuid4().hex}")
         layout.trash_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +117,9 @@ def expire(layout: Layout, retention_days: Mapping[str, int], *, now: datetime, 
             continue
         sync_dir(item.path.parent)
         sync_dir(layout.trash_dir)
-        _record(audit, item, now, job, key=trash.name, detail=f"past {item.retention_days} days' retention")
+        why = ("dated in the future (no event may be)" if item.day > latest
+               else f"past {item.retention_days} days' retention")
+        _record(audit, item, now, job, key=trash.name, detail=why)
         shutil.rmtree(trash)
         log.info("expired %s/%s: %d files, %d rows, %d bytes",
                  item.table, item.partition, item.files, item.rows, item.bytes)

@@ -6,6 +6,9 @@
     <root>/_staging/<id>/                                                                files being written
     <root>/_audit/<kind>/…parquet                                                        the audit trail
     <root>/_quarantine/…                                                                 corrupt or foreign files
+    <root>/_trash/, <root>/_compaction/<id>/                                             expiry's and compaction's work
+    <root>/_rights/requests/…, <root>/_rights/restricted.parquet, …                      the rights trail and lists
+    <root>/_maintenance.lock                                                             one maintenance job at a time
 
 A file is written under _staging and renamed into place, so a reader never sees half a file.
 Folder names beginning with "_" are never tables.
@@ -18,9 +21,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from datamin.config import Config
+
 PARTITION_KEY = "event_date"
 _PARTITION_RE = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})$")
 _DATA_RE = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)~p(?P<partition>\d+)~o(?P<first>\d+)-(?P<last>\d+)\.parquet$")
+
+
+def layout_of(config: Config) -> Layout:
+    """The warehouse layout of ``config``."""
+    return Layout(Path(config.warehouse.root))
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,38 @@ class Layout:
     @property
     def quarantine_dir(self) -> Path:
         return self.root / "_quarantine"
+
+    @property
+    def rights_dir(self) -> Path:
+        """``<root>/_rights/``: the requests trail and the restricted-pseudonyms list."""
+        return self.root / "_rights"
+
+    @property
+    def rights_requests_dir(self) -> Path:
+        """The rights trail: ``<root>/_rights/requests/``."""
+        return self.rights_dir / "requests"
+
+    @property
+    def restricted_file(self) -> Path:
+        """The restricted-pseudonyms list the analysts' views filter by: ``<root>/_rights/restricted.parquet``."""
+        return self.rights_dir / "restricted.parquet"
+
+    @property
+    def erased_sweep_file(self) -> Path:
+        """Erased pseudonyms kept for the sweep of late rows: ``<root>/_rights/erased_sweep.parquet``."""
+        return self.rights_dir / "erased_sweep.parquet"
+
+    @property
+    def maintenance_lock_file(self) -> Path:
+        """The lock that keeps maintenance jobs (compaction, erasure) apart: ``<root>/_maintenance.lock``."""
+        return self.root / "_maintenance.lock"
+
+    def data_files(self, table: str) -> list[Path]:
+        """Every visible data file of ``table`` (what its view reads), in path order."""
+        folder = self.table_dir(table)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob(f"{PARTITION_KEY}=*/*.parquet") if not p.name.startswith("."))
 
     def tables(self) -> list[str]:
         """Tables that have a folder (whether or not they hold rows yet)."""

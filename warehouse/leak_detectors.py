@@ -1,6 +1,6 @@
 """The leak detectors: what counts as personal data left behind, per column role. Pure: no files, no Kafka.
 
-The leak audit (``warehouse.leak_audit``) runs them as DuckDB SQL over Parquet files and in Python
+The leak scan (``warehouse.leak_scan``) runs them as DuckDB SQL over Parquet files and in Python
 over decoded topic records (``Detector.finds``, ``scan_records``); both apply the same patterns and
 the same checks, so a value is a finding in the warehouse exactly when it is one on a topic.
 
@@ -35,10 +35,10 @@ from typing import Any, Final, Literal
 
 import duckdb
 
+from datamin.clock import as_utc
 from processors.transforms.ip import validate_prefixes
 from schemas import Registry, default_registry
 from warehouse.arrow import time_column
-from warehouse.clock import as_utc
 
 IPV4: Final = "ipv4_address"
 IPV6: Final = "ipv6_address"

@@ -29,7 +29,7 @@ def maintenance_lock(layout: Layout) -> Iterator[None]:
             _local.depth -= 1
         return
     layout.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.root / "_maintenance.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(layout.maintenance_lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _local.depth = 1

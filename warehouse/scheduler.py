@@ -1,7 +1,8 @@
-"""The warehouse's scheduled maintenance: daily expiry, compaction and leak audit, in one process.
+"""The warehouse's scheduled maintenance: daily expiry, compaction and leak scan, hourly retention, in one
+process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
-starts an APScheduler ``BlockingScheduler`` that repeats them every day (03:15 and 03:45 UTC). The
+starts an APScheduler ``BlockingScheduler`` that repeats them every day (00:05 and 03:45 UTC). The
 catch-up matters: jobs are registered afresh on every start (``replace_existing=True``, memory job
 store), which resets their next run time, so a run missed while the process was down would
 otherwise be lost silently; with it, a scheduler down for a week expires everything due as soon as
@@ -10,11 +11,15 @@ it is back. Both jobs are idempotent and crash-safe (see ``warehouse.expiry`` an
 (``max_instances=1``; missed runs coalesce into one). SIGTERM or SIGINT stops the scheduler after
 the running job, if any, has finished.
 
-The daily leak audit (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
-and records the run in the audit trail (``warehouse.leak_audit``). It only reads the data, holds the
+The daily leak scan (04:15 UTC, after both) scans the whole warehouse with the configured prefixes
+and records the run in the audit trail (``warehouse.leak_scan``). It only reads the data, holds the
 same lock (so it never meets a partition being expired or compacted) and has the same
 coalesce/max_instances/misfire settings; it is not part of the catch-up, since a missed audit loses
 nothing: the next one scans everything again.
+
+Every hour (minute 25) the retention job deletes what is past its cap in every other store of the
+retention inventory (quarantine, audit and rights trails, spool, shipper state, keys, log files: see
+`warehouse.retention`); it is part of the catch-up, under the same lock.
 
 ``expire_now`` and ``format_expiries`` are what ``datamin expire [--dry-run]`` calls.
 """
@@ -22,25 +27,23 @@ nothing: the next one scans everything again.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
-from types import FrameType
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from datamin.clock import Clock, as_utc, utc_now
 from datamin.config import Config
-from warehouse.audit import AuditLog
-from warehouse.clock import Clock, as_utc, utc_now
+from datamin.signals import stop_on_signals
+from warehouse.audit_trail import AuditLog
 from warehouse.compaction import Compaction, compact
 from warehouse.expiry import Expiry, expire
-from warehouse.layout import Layout
-from warehouse.leak_audit import LeakReport, run_leak_audit
+from warehouse.layout import Layout, layout_of
+from warehouse.leak_scan import LeakReport, run_leak_scan
 from warehouse.locking import maintenance_lock
 
 log = logging.getLogger(__name__)
@@ -49,20 +52,25 @@ EXPIRY_JOB = "expiry"
 COMPACTION_JOB = "compaction"
 LEAK_AUDIT_JOB = "leak_audit"
 SWEEP_JOB = "erased_sweep"
+RETENTION_JOB = "retention"
+RETENTION_AT_MINUTE = 25
+"""minute of every hour at which every other store of the retention inventory (trails, quarantine,
+spool, shipper state, keys, log files) loses what is past its cap (see `warehouse.retention`)"""
 SWEEP_AT_MINUTE = 5
 """minute of every hour at which rows of erased subjects that arrived late (from the minimised topics'
 window) are deleted"""
-EXPIRY_AT = (3, 15)
-"""(hour, minute) UTC of the daily expiry"""
+EXPIRY_AT = (0, 5)
+"""(hour, minute) UTC of the daily expiry: just after midnight, when a day partition passes its table's
+retention, so that no row outlives its cap by more than these minutes"""
 COMPACTION_AT = (3, 45)
 """(hour, minute) UTC of the daily compaction, after expiry so it never merges what is about to go"""
 LEAK_AUDIT_AT = (4, 15)
-"""(hour, minute) UTC of the daily leak audit, after compaction"""
+"""(hour, minute) UTC of the daily leak scan, after compaction"""
 MISFIRE_GRACE_SECONDS = 23 * 3600
 """a run delayed (busy machine, suspended process) by up to this long still happens"""
 
 def _layout(config: Config) -> Layout:
-    return Layout(Path(config.warehouse.root))
+    return layout_of(config)
 
 
 def _refresh_catalog(config: Config) -> None:
@@ -94,24 +102,35 @@ def compact_now(config: Config, *, now: datetime) -> list[Compaction]:
 
 
 def sweep_now(config: Config, *, now: datetime) -> int:
-    """Deletes late-arriving rows of erased subjects (see `warehouse.erasure.sweep_erased`); returns
+    """Deletes late-arriving rows of erased subjects (see `warehouse.rights.erasure.sweep_erased`); returns
     the number of files rewritten."""
-    from warehouse.erasure import sweep_erased
+    from warehouse.rights.erasure import sweep_erased
 
     layout = _layout(config)
     with maintenance_lock(layout):
         return len(sweep_erased(layout, now=now))
 
 
-def leak_audit_now(config: Config, *, now: datetime) -> LeakReport:
+def leak_scan_now(config: Config, *, now: datetime) -> LeakReport:
     """Scans the warehouse for leaks at ``now`` (prefixes from config.minimise); audited."""
     with maintenance_lock(_layout(config)):
-        return run_leak_audit(config, now=now)
+        return run_leak_scan(config, now=now)
+
+
+def retention_now(config: Config, *, now: datetime) -> dict[str, int]:
+    """Deletes what is past its cap in every store of the inventory but the tables (see `expire_now`);
+    returns the items deleted per store."""
+    from warehouse.retention import run_retention
+
+    with maintenance_lock(_layout(config)):
+        return run_retention(config, now)
 
 
 def run_maintenance(config: Config, *, now: datetime) -> tuple[list[Expiry], list[Compaction]]:
-    """Expiry, then compaction, both at ``now``: the catch-up run at start-up."""
-    return expire_now(config, dry_run=False, now=now), compact_now(config, now=now)
+    """Expiry, the other stores' retention, then compaction, all at ``now``: the catch-up run at start-up."""
+    expired = expire_now(config, dry_run=False, now=now)
+    retention_now(config, now=now)
+    return expired, compact_now(config, now=now)
 
 
 def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingScheduler:
@@ -127,17 +146,17 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
         done = compact_now(config, now=as_utc(clock()))
         log.info("compaction: %d partitions merged", len(done))
 
-    def leak_audit_job() -> None:
-        report = leak_audit_now(config, now=as_utc(clock()))
+    def leak_scan_job() -> None:
+        report = leak_scan_now(config, now=as_utc(clock()))
         if report.clean:
-            log.info("leak audit: clean (%d files, %d rows)", report.files_scanned, report.rows_scanned)
+            log.info("leak scan: clean (%d files, %d rows)", report.files_scanned, report.rows_scanned)
         else:  # the findings name places and kinds only, never a value
-            log.error("leak audit: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
+            log.error("leak scan: %d findings, %d unreadable files; see `datamin audit` or the audit trail",
                       len(report.findings), len(report.unreadable))
 
     for job_id, func, (hour, minute) in ((EXPIRY_JOB, expiry_job, EXPIRY_AT),
                                          (COMPACTION_JOB, compaction_job, COMPACTION_AT),
-                                         (LEAK_AUDIT_JOB, leak_audit_job, LEAK_AUDIT_AT)):
+                                         (LEAK_AUDIT_JOB, leak_scan_job, LEAK_AUDIT_AT)):
         scheduler.add_job(func, CronTrigger(hour=hour, minute=minute, timezone="UTC"), id=job_id,
                           name=f"daily warehouse {job_id}", replace_existing=True, coalesce=True,
                           misfire_grace_time=MISFIRE_GRACE_SECONDS, max_instances=1)
@@ -149,6 +168,15 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
 
     scheduler.add_job(sweep_job, CronTrigger(minute=SWEEP_AT_MINUTE, timezone="UTC"), id=SWEEP_JOB,
                       name="hourly sweep of erased subjects' late rows", replace_existing=True, coalesce=True,
+                      misfire_grace_time=3600, max_instances=1)
+
+    def retention_job() -> None:
+        deleted = {store: n for store, n in retention_now(config, now=as_utc(clock())).items() if n}
+        if deleted:
+            log.info("retention: deleted past their cap: %s", ", ".join(f"{n} from {s}" for s, n in deleted.items()))
+
+    scheduler.add_job(retention_job, CronTrigger(minute=RETENTION_AT_MINUTE, timezone="UTC"), id=RETENTION_JOB,
+                      name="hourly retention of every other store", replace_existing=True, coalesce=True,
                       misfire_grace_time=3600, max_instances=1)
     return scheduler
 
@@ -172,9 +200,7 @@ def run_scheduler(config: Config, *, clock: Clock = utc_now, scheduler: Blocking
         # not in the signal handler itself: shutdown takes locks the interrupted main loop may hold
         threading.Thread(target=stop, name="scheduler-stop").start()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping after the running job", signal.Signals(signum).name)
-        stop_requested.set()
+    def on_signal() -> None:
         if scheduler.running:
             stop_soon()
 
@@ -183,16 +209,15 @@ def run_scheduler(config: Config, *, clock: Clock = utc_now, scheduler: Blocking
             stop_soon()
 
     scheduler.add_listener(on_started, EVENT_SCHEDULER_STARTED)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        now = as_utc(clock())
-        expired, compacted = run_maintenance(config, now=now)
-        log.info("catch-up at %s: %d partitions expired, %d compacted", now.isoformat(), len(expired), len(compacted))
-        if not stop_requested.is_set():
-            scheduler.start()
+        with stop_on_signals(stop_requested, doing="stopping after the running job", on_stop=on_signal):
+            now = as_utc(clock())
+            expired, compacted = run_maintenance(config, now=now)
+            log.info("catch-up at %s: %d partitions expired, %d compacted", now.isoformat(), len(expired),
+                     len(compacted))
+            if not stop_requested.is_set():
+                scheduler.start()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         scheduler.remove_listener(on_started)
 
 

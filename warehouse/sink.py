@@ -13,30 +13,35 @@ A buffer is flushed at ``warehouse.flush_rows`` rows or when its oldest message 
 after a flush, so new events become queryable within a few seconds. A write error (disk full)
 stops the sink with that error and nothing of the failed flush visible.
 
-Run it from a CLI, a thread (pass ``stop``) or ``python -m warehouse.sink`` (config from the
-environment / DATAMIN_CONFIG; SIGTERM or SIGINT flush and exit).
+Run it with ``datamin sink`` (SIGTERM or SIGINT flush and exit) or from a thread (pass ``stop``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datamin.config import Config, load_config
+from datamin.config import Config
 from datamin.exceptions import DecodeError, EventError
-from datamin.kafka import translate_kafka_errors
+from datamin.kafka import (
+    ConsumerRebalanceListener,
+    KafkaError,
+    OffsetAndMetadata,
+    dead_letter_note,
+    new_consumer,
+    new_producer,
+    translate_kafka_errors,
+)
+from datamin.kafka import TopicPartition as KafkaTopicPartition
 from datamin.topics import MINIMISED_EVENTS, Topics
 from schemas import decode, default_registry
 from schemas.registry import Registry
@@ -45,7 +50,7 @@ from warehouse.batcher import Batcher, Buffer, TopicPartition
 from warehouse.catalog import CatalogBuilder
 from warehouse.errors import CatalogError
 from warehouse.expiry import oldest_kept_day
-from warehouse.layout import Layout
+from warehouse.layout import layout_of
 from warehouse.writer import Flush, PartitionWriter
 
 log = logging.getLogger(__name__)
@@ -72,11 +77,6 @@ class SinkStats:
     expired_on_arrival: int = 0
     """rows already past their table's retention when they arrived: counted, never written"""
 
-
-def dead_letter_note(topic: str, partition: int, offset: int, reason: str) -> bytes:
-    """The dead-letter value for an unloadable message: where it is and why, never its content."""
-    return json.dumps({"source": topic, "partition": partition, "offset": offset, "reason": reason,
-                       "stage": "sink"}, sort_keys=True).encode()
 
 
 def check_event(topic_event: str, value: bytes | None, registry: Registry) -> dict[str, Any]:
@@ -108,7 +108,7 @@ class _Sink:
         self.clock = clock
         self.topics = Topics(config)
         self.events = {self.topics.minimised(e): e for e in MINIMISED_EVENTS}
-        layout = Layout(Path(config.warehouse.root))
+        layout = layout_of(config)
         self.writer = PartitionWriter(layout)
         self.catalog = CatalogBuilder(layout, config.warehouse.catalog, registry)
         self.batcher = Batcher(config.warehouse.flush_rows, config.warehouse.flush_seconds)
@@ -120,6 +120,8 @@ class _Sink:
         self.listener_error: BaseException | None = None
         self.today: Callable[[], date] = lambda: datetime.now(UTC).date()
         """the calendar day retention is judged on (a clock, so tests can move it)"""
+        self.wall: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """the time future-dated rows are judged against (the processor refuses them already)"""
 
     # -- rebalance listener (kafka-python's IO thread) ---------------------------------------------
 
@@ -226,20 +228,23 @@ class _Sink:
         sink never writes what expiry would have to delete; they are counted and the offsets still move."""
         oldest = oldest_kept_day(event, self.config.warehouse.retention_days, self.today())
         cutoff = pa.scalar(datetime.combine(oldest, datetime.min.time(), UTC), pa.timestamp("ms", tz="UTC"))
+        future = pa.scalar(self.wall() + timedelta(seconds=self.config.minimise.clock_skew_seconds),
+                           pa.timestamp("ms", tz="UTC"))
         column = table.column(time_column(event))
-        keep = pc.fill_null(pc.greater_equal(column, cutoff), True)
+        keep = pc.fill_null(pc.and_(pc.greater_equal(column, cutoff), pc.less_equal(column, future)), True)
         kept = table.filter(keep)
         if kept.num_rows != table.num_rows:
             self.stats.expired_on_arrival += table.num_rows - kept.num_rows
-            log.warning("%s: %d row(s) older than the table's retention arrived late and were not written",
-                        event, table.num_rows - kept.num_rows)
+            log.warning("%s: %d row(s) older than the table's retention or dated in the future arrived and were "
+                        "not written", event, table.num_rows - kept.num_rows)
         return kept
 
     def _dead_letter(self, topic: str, partition: int, offset: int, exc: EventError) -> None:
         log.warning("dead-lettering %s[%d]@%d: %s", topic, partition, offset, exc.reason)
         self.stats.dead_letters += 1
         reason = f"{exc.reason}: {exc}"
-        self.producer.send(self.topics.dead_letter, dead_letter_note(topic, partition, offset, reason))
+        note = dead_letter_note("sink", topic, reason, partition=partition, offset=offset)
+        self.producer.send(self.topics.dead_letter, note)
 
     def commit(self) -> None:
         """Commits the offsets flushed so far (informational; outside the lock: it may rebalance)."""
@@ -247,9 +252,6 @@ class _Sink:
             offsets, self.to_commit = self.to_commit, {}
         if not offsets:
             return
-        from kafka import TopicPartition as KafkaTopicPartition
-        from kafka.errors import KafkaError
-        from kafka.structs import OffsetAndMetadata
 
         try:
             self.consumer.commit({KafkaTopicPartition(t, p): OffsetAndMetadata(o, "", -1)
@@ -302,16 +304,13 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
 
     Raises BrokerError when Kafka cannot be reached, and OSError when a write fails (nothing of
     that flush is visible, its offsets stay unloaded). Returns the run's totals."""
-    from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-
     stop = stop or threading.Event()
     registry = registry or default_registry()
-    kafka_kwargs = config.kafka.client_kwargs()
     with translate_kafka_errors("starting the warehouse sink", config):
-        consumer = KafkaConsumer(group_id=config.warehouse.group_id, **consumer_settings(config), **kafka_kwargs)
+        consumer = new_consumer(config, group_id=config.warehouse.group_id, **consumer_settings(config))
     try:
         with translate_kafka_errors("starting the warehouse sink's dead-letter producer", config):
-            producer = KafkaProducer(acks="all", linger_ms=20, **kafka_kwargs)
+            producer = new_producer(config, acks="all", linger_ms=20)
     except BaseException:
         consumer.close(autocommit=False)
         raise
@@ -365,25 +364,3 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
     finally:
         producer.close()
         consumer.close(autocommit=False)
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set ``stop`` (the sink then flushes and exits). Main thread only."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: flushing and stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def main() -> None:
-    """``python -m warehouse.sink``: the sink with the configuration from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    run_sink(load_config(), stop=stop)
-
-
-if __name__ == "__main__":
-    main()

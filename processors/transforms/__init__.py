@@ -4,10 +4,10 @@ No Kafka, no DuckDB, no I/O (except :class:`KeyStore`'s key directory). Bad *val
 ``None`` for the caller to count; bad *configuration* arguments raise ``ValueError``.
 """
 
+from datamin.keys import KeyStore, pseudonymise
 from processors.transforms.freetext import scrub_text
 from processors.transforms.generalise import country_code, primary_language
 from processors.transforms.ip import truncate_ip, validate_prefixes
-from processors.transforms.pseudonym import KeyStore, pseudonymise, utc_now
 from processors.transforms.urls import referrer_origin, strip_url
 from processors.transforms.useragent import UserAgentInfo, parse_user_agent
 
@@ -22,6 +22,5 @@ __all__ = [
     "scrub_text",
     "strip_url",
     "truncate_ip",
-    "utc_now",
     "validate_prefixes",
 ]

@@ -13,12 +13,11 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from datamin.config import check_ip_prefixes
+from datamin.exceptions import ConfigError
+
 __all__ = ["ip_truncator", "truncate_ip", "validate_prefixes"]
 
-MAX_V4_PREFIX = 24
-"""Weakest IPv4 setting accepted (Google Analytics' /24)."""
-MAX_V6_PREFIX = 48
-"""Weakest IPv6 setting accepted (/48, often one customer's site)."""
 
 _MAX_INPUT = 128
 """Longer than any address with brackets, zone id and port; longer input is not an address."""
@@ -30,20 +29,15 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def validate_prefixes(v4_prefix: int, v6_prefix: int) -> None:
-    """Raise ``ValueError`` unless ``0 < v4_prefix <= 24`` and ``0 < v6_prefix <= 48``.
+    """Raise ``ValueError`` unless both prefixes are within what the configuration accepts
+    (`datamin.config.IPV4_PREFIX_BITS`, `IPV6_PREFIX_BITS`: one check for config and transform alike).
 
     The message names the configuration key, the value given and the accepted range.
     """
-    _check_prefix("minimise.ipv4_prefix", v4_prefix, MAX_V4_PREFIX, 16)
-    _check_prefix("minimise.ipv6_prefix", v6_prefix, MAX_V6_PREFIX, 32)
-
-
-def _check_prefix(setting: str, value: object, weakest: int, default: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= weakest:
-        raise ValueError(
-            f"{setting} = {value!r} is not accepted: use a whole number from 1 to {weakest} "
-            f"(/{weakest} is the weakest truncation datamin allows; the default is {default})"
-        )
+    try:
+        check_ip_prefixes(v4_prefix, v6_prefix)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def truncate_ip(value: str | None, v4_prefix: int = 16, v6_prefix: int = 32) -> str | None:

@@ -20,7 +20,6 @@ def test_package_exports_are_pinned() -> None:
         "scrub_text",
         "strip_url",
         "truncate_ip",
-        "utc_now",
         "validate_prefixes",
     ]
     for name in processors.transforms.__all__:

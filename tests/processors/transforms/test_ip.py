@@ -4,6 +4,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from datamin.config import IPV4_PREFIX_BITS, IPV6_PREFIX_BITS
 from processors.transforms.ip import truncate_ip, validate_prefixes
 
 
@@ -41,9 +42,9 @@ def test_truncates_to_default_prefixes(value: str, expected: str) -> None:
     [
         ("203.0.113.77", 24, 32, "203.0.113.0"),
         ("203.0.113.77", 8, 32, "203.0.0.0"),
-        ("203.0.113.77", 1, 32, "128.0.0.0"),
+        ("203.0.113.77", 20, 32, "203.0.112.0"),
         ("2001:db8:abcd:12::1", 16, 48, "2001:db8:abcd::"),
-        ("2001:db8:abcd:12::1", 16, 1, "::"),
+        ("2001:db8:abcd:12::1", 16, 16, "2001::"),
         ("::ffff:203.0.113.77", 16, 48, "203.0.0.0"),  # v6_prefix never widens an IPv4
         ("2002:cb00:714d::1", 16, 48, "203.0.0.0"),  # /48 of 6to4 would be the full IPv4
     ],
@@ -101,7 +102,7 @@ def test_non_strings_give_none(value: object) -> None:
     assert truncate_ip(value) is None  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("v4", "v6"), [(1, 1), (16, 32), (24, 48)])
+@pytest.mark.parametrize(("v4", "v6"), [(8, 16), (16, 32), (24, 48)])
 def test_accepted_prefixes(v4: int, v6: int) -> None:
     validate_prefixes(v4, v6)  # does not raise
     assert truncate_ip("1.2.3.4", v4, v6) is not None
@@ -113,6 +114,7 @@ def test_accepted_prefixes(v4: int, v6: int) -> None:
         (25, 32, "minimise.ipv4_prefix"),
         (32, 32, "minimise.ipv4_prefix"),
         (0, 32, "minimise.ipv4_prefix"),
+        (7, 32, "minimise.ipv4_prefix"),
         (-8, 32, "minimise.ipv4_prefix"),
         (True, 32, "minimise.ipv4_prefix"),
         ("16", 32, "minimise.ipv4_prefix"),
@@ -121,6 +123,7 @@ def test_accepted_prefixes(v4: int, v6: int) -> None:
         (16, 64, "minimise.ipv6_prefix"),
         (16, 128, "minimise.ipv6_prefix"),
         (16, 0, "minimise.ipv6_prefix"),
+        (16, 15, "minimise.ipv6_prefix"),
     ],
 )
 def test_weak_or_bad_prefixes_are_refused(v4: object, v6: object, setting: str) -> None:
@@ -128,7 +131,7 @@ def test_weak_or_bad_prefixes_are_refused(v4: object, v6: object, setting: str) 
         validate_prefixes(v4, v6)  # type: ignore[arg-type]
     message = str(excinfo.value)
     assert repr(v4 if setting.endswith("ipv4_prefix") else v6) in message
-    assert "1 to" in message  # says what to use instead
+    assert "use a whole number from" in message  # says what to use instead
     with pytest.raises(ValueError, match=setting):
         truncate_ip("1.2.3.4", v4, v6)  # type: ignore[arg-type]
 
@@ -142,8 +145,8 @@ def test_error_never_contains_the_address() -> None:
 # --- properties -------------------------------------------------------------------------
 # deadline=None throughout: no timing assertions on shared machines.
 
-v4_prefixes = st.integers(min_value=1, max_value=24)
-v6_prefixes = st.integers(min_value=1, max_value=48)
+v4_prefixes = st.integers(min_value=IPV4_PREFIX_BITS[0], max_value=IPV4_PREFIX_BITS[1])
+v6_prefixes = st.integers(min_value=IPV6_PREFIX_BITS[0], max_value=IPV6_PREFIX_BITS[1])
 
 
 def _host_bits_zero(address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int) -> bool:

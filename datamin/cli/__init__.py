@@ -1,0 +1,83 @@
+"""The `datamin` command: one entry point, a subcommand per job, a module per command group.
+
+    demo       the whole pipeline on synthetic traffic
+    pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs
+    inspect    query, minimise, schemas, policy, audit (the leak scan), config
+    rights     people's rights (warehouse.rights)
+    retention  the retention inventory (warehouse.retention)
+
+The one room allowed to import every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from datamin.cli import demo, inspect, pipeline, retention, rights
+from datamin.cli.command import Handler
+from datamin.config import load_config
+from datamin.exceptions import DataminError
+
+DESCRIPTION = """\
+datamin collects web servers' log, usage and device events through Kafka, keeps only what the
+privacy policy allows (truncated IP addresses, pseudonyms only with consent, scrubbed free text),
+and loads it into day-partitioned Parquet that analysts query with DuckDB, expiring it on time.
+"""
+
+EPILOG = """\
+quick start:
+  datamin demo                      broker, pipeline and synthetic traffic, then what analysts see
+  datamin query "SELECT * FROM http_request LIMIT 5"
+
+running the pipeline (each is a long-running process; run several for scale):
+  datamin kafka start               a local Apache Kafka broker (fetched with Maven) on 127.0.0.1:9092
+  datamin topics                    create datamin's topics with their retention
+  datamin process                   the minimisation processor: raw topics -> minimised topics
+  datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
+  datamin scheduler                 daily expiry and compaction, hourly retention of every other store
+  datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
+
+configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
+KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``datamin`` parser: a subcommand per job, registered by each command group's module."""
+    parser = argparse.ArgumentParser(prog="datamin", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="PATH", help="datamin.toml to read (default: ./datamin.toml if present)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (debug level)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    def add(name: str, help_: str, handler: Handler, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=description or help_,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(handler=handler)
+        return p
+
+    for group in (demo, pipeline, inspect, rights, retention):
+        group.register(add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING if not args.verbose else logging.INFO)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        config = load_config(args.config)
+        return int(args.handler(args, config) or 0)
+    except DataminError as exc:
+        print(f"datamin: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,94 @@
+"""The bounded queue between the callers of `EventProducer` and its sender thread, and what goes on it."""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Bytes:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class Control:
+    kind: str  # "flush" or "stop"
+    deadline: float
+    done: threading.Event
+
+
+Item = tuple[str, dict[str, Any]] | Bytes | Control
+Message = tuple[str, bytes | None, bytes]
+"""(topic, key, value) of an encoded message"""
+
+SENDER_BATCH = 1000
+"""items the sender takes from the queue at once (between two looks at failures, the replay and stats)"""
+
+
+class EventQueue:
+    """A bounded FIFO between the callers and the sender, like ``queue.Queue`` but cheaper on both sides:
+    a put takes one plain lock and wakes the sender only when it sleeps, and the sender takes everything
+    waiting (up to a batch) under one acquisition instead of one get per event."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: collections.deque[Item] = collections.deque()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._taker_waits = False
+        self._putters = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Item, timeout: float | None = 0.0) -> None:
+        """Appends ``item``; when full, waits up to ``timeout`` seconds (None: for ever, 0: not at all)
+        for room, then raises ``queue.Full``."""
+        with self._lock:
+            if len(self._items) >= self.maxsize:
+                self._wait_for_room(timeout)
+            self._items.append(item)
+            if self._taker_waits:
+                self._not_empty.notify()
+
+    def _wait_for_room(self, timeout: float | None) -> None:
+        if timeout is not None and timeout <= 0:
+            raise queue.Full
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._putters += 1
+        try:
+            while len(self._items) >= self.maxsize:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise queue.Full
+                self._not_full.wait(remaining)
+        finally:
+            self._putters -= 1
+
+    def take(self, max_items: int, timeout: float) -> list[Item]:
+        """Up to ``max_items`` items, oldest first; waits up to ``timeout`` seconds (0: not at all) for
+        the first. One taker at a time (the sender thread, or the caller when it drives the sender)."""
+        with self._lock:
+            items = self._items
+            if not items and timeout > 0:
+                self._taker_waits = True
+                try:
+                    self._not_empty.wait(timeout)
+                finally:
+                    self._taker_waits = False
+            if len(items) <= max_items:
+                batch = list(items)
+                items.clear()
+            else:
+                batch = [items.popleft() for _ in range(max_items)]
+            if batch and self._putters:
+                self._not_full.notify(len(batch))
+            return batch

@@ -1,0 +1,111 @@
+"""Restriction of processing (and objection): the subject's stored rows hidden from every analyst view
+and query until lifted, without deleting them.
+
+    <root>/_rights/restricted.parquet      one column, ``subject``: the restricted pseudonyms
+
+The list holds pseudonyms only (all key periods' pseudonyms of each restricted subject), never a
+subject key, and nothing says which pseudonyms belong together. It is replaced atomically
+(temp file, fsync, ``os.replace``), so a query reads the old list or the new one. Views built with
+`restricted_filter_sql` read the list at query time: a restriction or a lift takes effect for the
+next query, with no catalog rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datamin.config import Config
+from datamin.files import replace_file
+from warehouse.layout import Layout, layout_of
+from warehouse.rights.subjects import SUBJECT_COLUMN, Subject, resolve_subject
+from warehouse.sql import quote_literal
+
+_SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
+
+
+def restricted_path(layout: Layout) -> Path:
+    """``<root>/_rights/restricted.parquet``."""
+    return layout.restricted_file
+
+
+def restricted_filter_sql(layout: Layout) -> str:
+    """A SQL predicate over a table's ``subject`` column that is true for rows analysts may see:
+
+        subject IS NULL OR subject NOT IN (SELECT subject FROM read_parquet('<root>/_rights/restricted.parquet'))
+
+    For the catalog: ``CREATE VIEW http_request AS SELECT * FROM read_parquet(...) WHERE <this>``, in
+    every table's view (every minimised table has a nullable ``subject``), and in anything else that
+    reads the Parquet files for analysts. The list is read when the view is queried, so restrict/lift
+    take effect at once. The path is absolute (the warehouse root resolved) and quoted for SQL.
+
+    Creates an empty list file when there is none, so the predicate is always valid (DuckDB binds a
+    view when it is created). The list never holds NULL, so ``NOT IN`` is exact."""
+    path = ensure_list(layout)
+    return (f"{SUBJECT_COLUMN} IS NULL OR {SUBJECT_COLUMN} NOT IN "  # noqa: S608 - a quoted path literal
+            f"(SELECT {SUBJECT_COLUMN} FROM read_parquet({quote_literal(str(path.resolve()))}))")
+
+
+def ensure_list(layout: Layout) -> Path:
+    """The list file, written empty first if missing."""
+    path = restricted_path(layout)
+    if not path.exists():
+        write_atomically(path, _SCHEMA.empty_table())
+    return path
+
+
+def read_restricted(layout: Layout) -> set[str]:
+    """The restricted pseudonyms (empty when there is no list)."""
+    path = restricted_path(layout)
+    if not path.exists():
+        return set()
+    return set(pq.read_table(path, columns=[SUBJECT_COLUMN]).column(0).to_pylist())
+
+
+def _write(layout: Layout, pseudonyms: Iterable[str]) -> None:
+    table = pa.Table.from_pylist([{SUBJECT_COLUMN: p} for p in sorted(set(pseudonyms))], schema=_SCHEMA)
+    write_atomically(restricted_path(layout), table)
+
+
+def add_restricted(layout: Layout, pseudonyms: Iterable[str]) -> int:
+    """Adds ``pseudonyms`` to the list; returns how many were not on it yet."""
+    current = read_restricted(layout)
+    new = set(pseudonyms) - current
+    if new or not restricted_path(layout).exists():
+        _write(layout, current | new)
+    return len(new)
+
+
+def remove_restricted(layout: Layout, pseudonyms: Iterable[str]) -> int:
+    """Takes ``pseudonyms`` off the list; returns how many were on it."""
+    current = read_restricted(layout)
+    gone = current & set(pseudonyms)
+    if gone:
+        _write(layout, current - gone)
+    return len(gone)
+
+
+def restrict(config: Config, subject_key: str | Subject) -> int:
+    """Hides the subject's stored rows (every key period's pseudonym) from analysts until `lift`.
+    Returns how many pseudonyms were added (0: already restricted, or no key period yet). Idempotent.
+
+    Only periods with a key file are covered: rows of a later period do not exist yet, and the
+    processor keeps no identifiers for a restricted subject from the request on."""
+    pseudonyms = resolve_subject(config, subject_key).pseudonyms
+    return add_restricted(layout_of(config), pseudonyms.values())
+
+
+def lift(config: Config, subject_key: str | Subject) -> int:
+    """Ends a restriction or objection: the rows are visible again. Returns how many pseudonyms were
+    taken off the list (0: the subject was not restricted). Idempotent."""
+    pseudonyms = resolve_subject(config, subject_key).pseudonyms
+    return remove_restricted(layout_of(config), pseudonyms.values())
+
+
+def write_atomically(path: Path, table: pa.Table) -> None:
+    """Writes ``table`` as Parquet to ``path``, whole or not at all (``datamin.files.replace_file``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_file(path, lambda f: pq.write_table(table, f))
