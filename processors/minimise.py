@@ -40,6 +40,7 @@ _MEMOISED = frozenset({"strip_query", "generalise", "coarsen"})
 _PLACEHOLDERS = frozenset({"scrub", "strip_query"})
 """rules whose outputs carry detector placeholders ([email], {user} ...), counted per rule"""
 _MEMO_SIZE = 4096
+_MISSING: Any = object()
 _SHORT_TEXT = 256
 """free text up to this many characters (search terms, messages) is memoised when scrubbed: such
 texts repeat; longer ones (crash dumps) rarely do and would make the memo large"""
@@ -159,6 +160,9 @@ class _Plan:
     agents: tuple[tuple[str, tuple[str, ...], bool], ...]
     """(raw field, minimised fields, whole) of every user-agent reduction"""
     pseudos: tuple[_Pseudonymiser, ...]
+    shaped: tuple[tuple[str, str, dict[str, str | None], Callable[[Any], str | None], str], ...] = ()
+    """(raw field, minimised field, remembered verdicts, shape check, counter of invalid values) of every
+    "keep" with a declared shape: values repeat (hosts, methods, versions), so verdicts are remembered"""
 
 
 class Minimiser:
@@ -183,12 +187,13 @@ class Minimiser:
         keeps: list[FieldPolicy] = []
         drops: list[tuple[str, str]] = []
         values: list[tuple[str, str, Callable[[Any], Any], str, bool]] = []
+        shaped: list[tuple[str, str, dict[str, str | None], Callable[[Any], str | None], str]] = []
         agents: list[tuple[str, tuple[str, ...], bool]] = []
         pseudos: list[_Pseudonymiser] = []
         for p in raw.policies:
             if p.rule == "keep" and p.shape is not None:
-                check = _memoised(shape_checker(p.shape, self._config.site_hosts))
-                values.append((p.field, p.into[0], check, f"invalid.{name}.{p.field}", False))
+                check = shape_checker(p.shape, self._config.site_hosts)
+                shaped.append((p.field, p.into[0], {}, check, f"invalid.{name}.{p.field}"))
                 steps.append((p, self._transform_step(name, p, check, "kept: " + p.shape.describe(),
                                                       "not of its declared shape, or holding personal data: dropped")))
             elif p.rule == "keep":
@@ -212,7 +217,7 @@ class Minimiser:
                 raise AssertionError(f"no step for rule {p.rule} method {p.method}")
         return _Plan(out, steps, out.field_names, frozenset(out.field_names), frozenset(p.field for p in raw.policies),
                      tuple(p.field for p in keeps), tuple(p.into[0] for p in keeps), tuple(drops), tuple(values),
-                     tuple(agents), tuple(pseudos))
+                     tuple(agents), tuple(pseudos), tuple(shaped))
 
     def minimise(self, raw: EventSchema, record: Mapping[str, Any], consent: ConsentState = NO_CONSENT,
                  *, explain: bool = False) -> Minimised:
@@ -248,6 +253,17 @@ class Minimiser:
         for src, counter in plan.drops:
             if get(src) is not None:
                 counters[counter] += 1
+        for src, dst, seen, check, invalid in plan.shaped:
+            value = get(src)
+            if value is not None:
+                result = seen.get(value, _MISSING)
+                if result is _MISSING:
+                    if len(seen) >= _MEMO_SIZE:
+                        seen.clear()
+                    result = seen[value] = check(value)
+                out[dst] = result
+                if result is None:
+                    counters[invalid] += 1
         for src, dst, fn, invalid, placeholders in plan.values:
             value = get(src)
             if value is not None:

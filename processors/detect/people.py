@@ -24,7 +24,7 @@ from typing import Final
 
 from processors.detect.firstnames import FIRST_NAMES
 
-__all__ = ["EMAIL", "HOME", "LOGIN_USER", "OBFUSCATED_EMAIL", "replace_names"]
+__all__ = ["EMAIL", "HOME", "LOGIN_USER", "OBFUSCATED_EMAIL", "replace_names", "replace_obfuscated_emails"]
 
 _LOCAL: Final = r"[\w.!#$%&*+^`{|}~\-]"
 EMAIL: Final = re.compile(
@@ -33,10 +33,8 @@ EMAIL: Final = re.compile(
 )
 _AT: Final = r"(?:\s*[\[({<]\s*(?:at|alfa|snabel-?a)\s*[\])}>]\s*|\s+(?:at|snabel-?a)\s+)"
 _DOT_WORD: Final = r"(?:\s*[\[({<]\s*(?:dot|punkt(?:um)?)\s*[\])}>]\s*|\s+(?:dot|punkt(?:um)?)\s+|\.)"
-OBFUSCATED_EMAIL: Final = re.compile(
-    rf"(?<![\w.\-])[\w.\-+]{{1,64}}{_AT}[\w\-]{{1,63}}(?:{_DOT_WORD}[\w\-]{{1,63}}){{0,3}}{_DOT_WORD}[a-z]{{2,12}}\b(?![(.\-])",
-    re.IGNORECASE,
-)
+_DOMAIN_TAIL: Final = rf"[\w\-]{{1,63}}(?:{_DOT_WORD}[\w\-]{{1,63}}){{0,3}}{_DOT_WORD}[a-z]{{2,12}}\b(?![(.\-])"
+OBFUSCATED_EMAIL: Final = re.compile(rf"(?<![\w.\-])[\w.\-+]{{1,64}}{_AT}{_DOMAIN_TAIL}", re.IGNORECASE)
 """``name at example dot com``: needs the "at" and at least one "dot" (or ".") before a top-level
 domain, so "meet at noon" stays; a "domain" followed by "(" or "." is code ("Exception at
 com.example.App.run(App.java:42)"), not an address"""
@@ -75,6 +73,18 @@ _CUE_MARKS: Final = ("name", "heter", "navn", "regards", "mvh", "hilsen", "dear"
                      "yours", "called")
 """a part of every cue _CUED matches"""
 _DEVICE_MARKS: Final = ("iphone", "ipad", "macbook", "galaxy", "pixel", "telefon", "mobil")
+
+
+OBFUSCATED_HINT: Final = re.compile(rf"(?=[\s\[({{<]){_AT}{_DOMAIN_TAIL}", re.IGNORECASE)
+"""the part of an obfuscated address after the local part: searched first, as it can only start at a
+space or a bracket (the full pattern tries every word)"""
+
+
+def replace_obfuscated_emails(text: str) -> str:
+    """``text`` with ``name at example dot com``-style addresses replaced by ``[email]``."""
+    if OBFUSCATED_HINT.search(text) is None:
+        return text
+    return OBFUSCATED_EMAIL.sub("[email]", text)
 
 
 def _cued(match: re.Match[str]) -> str:

@@ -56,7 +56,7 @@ STEPS: Final[tuple[_Step, ...]] = (
     (_sub(secrets.BEARER, r"\1 [token]"), lambda t, lo: "bearer" in lo or "basic" in lo),
     (_sub(secrets.KNOWN_TOKEN, "[token]"), lambda t, lo: any(mark in t for mark in _TOKEN_MARKS)),
     (_sub(people.EMAIL, "[email]"), lambda t, lo: "@" in t),
-    (_sub(people.OBFUSCATED_EMAIL, "[email]"), lambda t, lo: any(m in lo for m in _OBFUSCATED_MARKS)),
+    (people.replace_obfuscated_emails, lambda t, lo: any(m in lo for m in _OBFUSCATED_MARKS)),
     (_sub(people.HOME, r"\1[user]"), lambda t, lo: any(m in lo for m in _HOME_MARKS)),
     (_sub(people.LOGIN_USER, r"\1\2[user]"), lambda t, lo: any(m in lo for m in _LOGIN_MARKS)),
     (network.replace_macs, lambda t, lo: len(t) >= 12),

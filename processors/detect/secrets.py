@@ -57,6 +57,8 @@ KNOWN_TOKEN: Final = re.compile(
     r"|\bAIza[A-Za-z0-9_\-]{35}"  # Google API key
 )
 _RUN: Final = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{20,}+={0,2}(?![A-Za-z0-9+/=_\-])")
+_NO_DIGIT: Final = re.compile(r"[^0-9]*")
+_LETTER: Final = re.compile(r"[A-Za-z]")
 _UUID: Final = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
 _HEX: Final = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 _SLUG: Final = re.compile(r"(?:[a-z]+|[0-9]{1,4})(?:[-_./](?:[a-z]+|[0-9]{1,4}))*")
@@ -73,7 +75,7 @@ def _entropy(text: str) -> float:
 
 def is_random_token(run: str) -> bool:
     """Whether a run of 20+ token characters is a random secret or id rather than words or a digest."""
-    if not (any(c.isdigit() for c in run) and any(c.isalpha() for c in run)):
+    if run.isalpha() or _NO_DIGIT.fullmatch(run) or not _LETTER.search(run):
         return False
     if _UUID.fullmatch(run):
         return False

@@ -260,3 +260,13 @@ def test_placeholders_are_counted_per_rule(minimiser: Minimiser) -> None:
     gained = minimiser.counters - before
     assert gained["placeholder.email"] == 2
     assert gained["placeholder.phone"] == 1
+
+
+def test_placeholder_counts_reach_the_metrics_endpoint_text(minimiser: Minimiser) -> None:
+    from processors.metrics import Metrics
+
+    raw = _record("usage_event", "search_terms", "ring 912 34 567")
+    process_event(minimiser, None, REGISTRY.latest("usage_event", "raw"), raw)
+    text = Metrics(minimiser.counters).prometheus()
+    assert 'datamin_processor_placeholders_total{rule="phone"}' in text
+    assert 'outcome="placeholder"' not in text
