@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datamin import rules
 from datamin.exceptions import ConfigError
 
 RETENTION_CAP_DAYS = 365
@@ -154,6 +155,10 @@ class WarehouseConfig:
     """the sink writes a file when this many rows are waiting…"""
     flush_seconds: float = 2.0
     """…or when the oldest waiting row is this old, whichever comes first"""
+    analyst_group: str | None = None
+    """Unix group (name or number) of the analysts: the warehouse's folders are created 0750 and its
+    files 0640 for it, so its members can read the tables and nothing else datamin keeps; unset, the
+    warehouse is 0700/0600, datamin's own user alone"""
     retention_days: Mapping[str, int] = field(default_factory=lambda: {
         "http_request": 90,
         "usage_event": 180,
@@ -432,6 +437,57 @@ def validate(config: Config) -> None:
         raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",
                           "keep user tokens short-lived: 900 (the default) or less")
     _positive("identity.max_token_uses", i.max_token_uses)
+
+    try:  # the very rule the URL transform applies to every event
+        rules.query_allowlist(m.query_allowlist)
+    except ValueError as exc:
+        raise ConfigError("minimise.query_allowlist", str(exc), 'list parameter names or prefixes ending in "*", '
+                          'e.g. query_allowlist = ["utm_*", "ref"], or [] to keep none') from None
+    _validate_paths(config)
+
+
+def _validate_paths(config: Config) -> None:
+    """Every path setting as the code that uses it needs it, and the stores kept apart: keys, the rights
+    secret and the spool (full IP addresses) never inside the warehouse that analysts read."""
+    folders = {"warehouse.root": config.warehouse.root, "pseudonymise.key_dir": config.pseudonymise.key_dir,
+               "producer.spool_dir": config.producer.spool_dir}
+    for key, value in folders.items():
+        try:
+            rules.folder_path(value)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc),
+                              f'give the path of a folder datamin may create, e.g. "{_default(key)}"') from None
+    files = {"warehouse.catalog": config.warehouse.catalog, "identity.secret_file": config.identity.secret_file}
+    for key, value in files.items():
+        try:
+            rules.file_path(value)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc), f'give the path of a file, e.g. "{_default(key)}"') from None
+    root = Path(config.warehouse.root)
+    if rules.inside(Path(config.identity.secret_file), root):
+        raise ConfigError("identity.secret_file", f"{config.identity.secret_file!r} is inside the warehouse root "
+                          f"{config.warehouse.root!r}, which analysts can read",
+                          f'keep it outside warehouse.root, e.g. "{_default("identity.secret_file")}"')
+    for key in ("pseudonymise.key_dir", "producer.spool_dir"):
+        if rules.inside(Path(folders[key]), root) or rules.inside(root, Path(folders[key])):
+            raise ConfigError(key, f"{folders[key]!r} overlaps the warehouse root {config.warehouse.root!r}, which "
+                              "analysts can read", f'keep it outside warehouse.root, e.g. "{_default(key)}"')
+    if rules.inside(Path(config.pseudonymise.key_dir), Path(config.producer.spool_dir)) or \
+            rules.inside(Path(config.producer.spool_dir), Path(config.pseudonymise.key_dir)):
+        raise ConfigError("producer.spool_dir", "overlaps pseudonymise.key_dir", "give each its own folder")
+    group = config.warehouse.analyst_group
+    if group is not None:
+        try:
+            rules.group_id(group)
+        except ValueError as exc:
+            raise ConfigError("warehouse.analyst_group", str(exc),
+                              "create the group (groupadd analysts) or name an existing one; leave it out to keep "
+                              "the warehouse to datamin's own user and group") from None
+
+
+def _default(key: str) -> str:
+    section, name = key.split(".")
+    return str(getattr(Config(), section).__dataclass_fields__[name].default)
 
 
 def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:

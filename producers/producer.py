@@ -23,12 +23,14 @@ Delivery while Kafka is away (see producers.spool):
   ``event_id`` (``request_id`` for privacy requests) that tells such repeats apart downstream (the
   warehouse's ``duplicate_events`` view lists them; ``count(DISTINCT event_id)`` counts them once).
 - Lost: only what a crashed process held in memory (its queue and unacknowledged in-flight sends),
-  and events refused when both the queue and the spool were full (counted as ``dropped``, logged).
+  events refused when both the queue and the spool were full or the disk refused the spool's write
+  (rolled back; counted as ``dropped``, logged), and spooled records found damaged when the spool is
+  opened (``spool_damaged``, logged).
 
 Counters (``stats()``): sent (acknowledged direct sends; the sender counts them in the order sent, in its
 rounds (at least every 0.5 s), and always before a flush or close returns), failed (sends Kafka
 failed; each is then spooled), spooled, dropped, replayed (spooled events acknowledged), invalid
-(records that did not fit their schema); logged every ``log_interval`` seconds.
+(records that did not fit their schema), spool_damaged; logged every ``log_interval`` seconds.
 
 Throughput: the sender takes what is queued in batches (up to ``SENDER_BATCH``), encodes a whole batch
 and then sends it, without a callback per record in kafka-python's I/O thread; the partitioner places

@@ -44,6 +44,8 @@ class ProducerStats:
     """events waiting in the queue when the snapshot was taken"""
     spool_bytes: int = 0
     """bytes of the spool's segment files when last measured by the sender"""
+    spool_damaged: int = 0
+    """damaged stretches of spooled records skipped when the spool was opened (their events are lost)"""
 
 
 class Sender:
@@ -112,7 +114,8 @@ class Sender:
     def stats(self) -> ProducerStats:
         with self._lock:
             counts = dict(self._counts)
-        return ProducerStats(**counts, queued=len(self._queue) + self._held, spool_bytes=self._spool_bytes)
+        return ProducerStats(**counts, queued=len(self._queue) + self._held, spool_bytes=self._spool_bytes,
+                             spool_damaged=self._spool.damaged)
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Sends what is queued, waits up to ``timeout`` for Kafka, spools what is left, stops the
@@ -290,7 +293,7 @@ class Sender:
         if self._spool.append(topic, key, value):
             self._count("spooled")
         else:
-            self._drop("the spool is full (producer.spool_max_bytes)")
+            self._drop(self._spool.refusal)  # full, or the disk refused the write (rolled back)
 
     def _on_send_failed(self, topic: str, key: bytes | None, value: bytes, exc: BaseException) -> None:
         self._client_failed = True

@@ -20,12 +20,19 @@ Guarantees:
   crash loses nothing appended); ``sync()`` fsyncs the open segment and is called by the producer once
   per batch it spools and before it reports a flush as done, so a power cut can lose at most the batch
   being spooled. The marker is replaced atomically (write, fsync, rename, fsync of the folder).
-- Crash recovery: on open every segment is scanned; a torn or corrupt record (bad length or CRC), as
-  a crash mid-append leaves, is truncated away together with anything after it in that segment, and
-  logged with the byte count (never the content).
-- Replay at most once per acknowledgement: the marker only moves forward over records the caller says
-  the broker acknowledged, so a record is never skipped; a crash between the broker's ack and the
-  marker's fsync can send the records of that one replay batch again (see producers.producer).
+- Failed writes: an append the disk refuses (full, I/O error) is rolled back (the segment truncated
+  to where it was) and refused like an append beyond the bound: the caller counts it as dropped.
+- Crash recovery and damage: on open every segment is scanned. A damaged record (bad length, CRC or
+  payload) is skipped: the scan resynchronises on the next intact record, so one flipped byte costs
+  one record, not the rest of the segment; each damaged stretch is counted (``damaged``) and logged
+  with its byte count (never the content). Torn bytes at the end of a segment, as a crash mid-append
+  leaves, are truncated away.
+- Replay at most once per acknowledgement: the marker (producers.spool_marker) only moves forward over
+  records the caller says the broker acknowledged, so a record is never skipped; it is overwritten in
+  place, so it moves on a full disk too and a restart does not send acknowledged records again. A
+  crash between the broker's ack and the marker's fsync can send the records of that one replay batch
+  again (see producers.producer).
+- Permissions: the folders are 0700 and the files 0600 (they hold full IP addresses and identifiers).
 
 Not thread-safe: one thread (the producer's sender) owns a Spool.
 """
@@ -33,7 +40,6 @@ Not thread-safe: one thread (the producer's sender) owns a Spool.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import struct
@@ -42,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from datamin.files import replace_file
+from producers.spool_marker import Marker
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ _TOPIC_LEN = struct.Struct("<H")
 _KEY_LEN = struct.Struct("<i")
 MAX_RECORD = 64 * 1024 * 1024
 """largest payload a record may have; a longer length field is corruption"""
-_MARKER = "committed"
+_MIN_PAYLOAD = _TOPIC_LEN.size + _KEY_LEN.size
 
 
 @dataclass(frozen=True, order=True)
@@ -98,23 +104,51 @@ def _decode_payload(payload: bytes) -> tuple[str, bytes | None, bytes]:
     return topic, key, payload[pos:]
 
 
+def _record_at(data: bytes, pos: int) -> int | None:
+    """The end of the intact record starting at ``pos``, else None."""
+    if pos + _HEAD.size > len(data):
+        return None
+    length, crc = _HEAD.unpack_from(data, pos)
+    start = pos + _HEAD.size
+    end = start + length
+    if length < _MIN_PAYLOAD or length > MAX_RECORD or end > len(data):
+        return None
+    (tlen,) = _TOPIC_LEN.unpack_from(data, start)
+    if tlen > length - _MIN_PAYLOAD or zlib.crc32(data[start:end]) != crc:
+        return None
+    try:
+        _decode_payload(data[start:end])
+    except (struct.error, UnicodeDecodeError):
+        return None
+    return int(end)
+
+
 def scan_segment(data: bytes) -> tuple[list[tuple[int, int]], int]:
-    """The (start, end) of every intact record in a segment's bytes and the length of the intact prefix."""
+    """The (start, end) of every intact record in a segment's bytes, and the end of the last one.
+
+    A damaged stretch is skipped: the scan resynchronises on the next offset where an intact record
+    starts. Bytes after the last intact record (a torn append) are not part of any record."""
     records: list[tuple[int, int]] = []
     pos = 0
     while pos + _HEAD.size <= len(data):
-        length, crc = _HEAD.unpack_from(data, pos)
-        start = pos + _HEAD.size
-        end = start + length
-        if length > MAX_RECORD or end > len(data) or zlib.crc32(data[start:end]) != crc:
-            break
-        try:
-            _decode_payload(data[start:end])
-        except (struct.error, UnicodeDecodeError):
-            break
+        end = _record_at(data, pos)
+        if end is None:
+            pos += 1
+            continue
         records.append((pos, end))
         pos = end
-    return records, pos
+    return records, records[-1][1] if records else 0
+
+
+def damaged_stretches(records: list[tuple[int, int]], start: int = 0) -> list[tuple[int, int]]:
+    """The (start, end) of the bytes between intact records (damage skipped by `scan_segment`)."""
+    gaps = []
+    pos = start
+    for begin, end in records:
+        if begin > pos:
+            gaps.append((pos, begin))
+        pos = end
+    return gaps
 
 
 class Spool:
@@ -126,8 +160,13 @@ class Spool:
         self.segment_bytes = segment_bytes or max(64 * 1024, min(16 * 1024 * 1024, max_bytes // 8))
         self._lock = lock
         self._sizes: dict[int, int] = {}
-        self._writer: IO[bytes] | None = None
+        self._writer: int | None = None
         self._committed = Position(0, 0)
+        self._marker = Marker(folder)
+        self.damaged = 0
+        """damaged stretches of records skipped since the spool was opened (each logged)"""
+        self.refusal = ""
+        """why the last refused append was refused"""
         self._recover()
 
     # -- opening ---------------------------------------------------------------------------------
@@ -137,12 +176,13 @@ class Spool:
         """Takes the first spool folder under ``root`` no live process holds (so a restarted process
         replays its predecessor's events), or makes a new one."""
         base = Path(root)
-        base.mkdir(parents=True, exist_ok=True)
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
         existing = sorted(int(p.name[2:]) for p in base.glob("p-*") if p.name[2:].isdigit())
         for n in [*existing, (max(existing) + 1) if existing else 0]:
             folder = base / f"p-{n}"
-            folder.mkdir(exist_ok=True)
-            lock = open(folder / "lock", "ab")  # held for the spool's lifetime
+            folder.mkdir(mode=0o700, exist_ok=True)
+            folder.chmod(0o700)  # also a folder an older datamin made world-readable
+            lock = os.fdopen(os.open(folder / "lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
             try:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -155,18 +195,23 @@ class Spool:
         return self.folder / f"seg-{n:020d}.spool"
 
     def _recover(self) -> None:
-        marker = self.folder / _MARKER
-        if marker.exists():
-            try:
-                data = json.loads(marker.read_text(encoding="utf-8"))
-                self._committed = Position(int(data["segment"]), int(data["offset"]))
-            except (ValueError, KeyError, TypeError):
-                log.error("spool %s: unreadable marker; replaying the whole spool (duplicates possible, "
-                          "each keeps its event_id: see the duplicate_events view)", self.folder)
+        committed = self._marker.read()
+        if committed is not None:
+            self._committed = Position(*committed)
         for path in sorted(self.folder.glob("seg-*.spool")):
             n = int(path.stem[4:])
+            if n < self._committed.segment:
+                path.unlink()
+                continue
+            path.chmod(0o600)
             data = path.read_bytes()
-            _, intact = scan_segment(data)
+            start = self._start_in(n)
+            records, end_of_records = scan_segment(data[start:])
+            intact = start + end_of_records
+            for begin, end in damaged_stretches(records):
+                self.damaged += 1
+                log.error("spool %s: %d damaged bytes at offset %d of %s skipped (the records around them are "
+                          "kept); the events in them are lost", self.folder, end - begin, start + begin, path.name)
             if intact < len(data):
                 log.warning("spool %s: %d torn or corrupt bytes at the end of %s truncated (a crash "
                             "during a write leaves this)", self.folder, len(data) - intact, path.name)
@@ -174,10 +219,8 @@ class Spool:
                     f.truncate(intact)
                     f.flush()
                     os.fsync(f.fileno())
-            if n < self._committed.segment:
-                path.unlink()
-                continue
             self._sizes[n] = intact
+        self._marker.prepare()
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -186,39 +229,56 @@ class Spool:
         return sum(self._sizes.values())
 
     def append(self, topic: str, key: bytes | None, value: bytes) -> bool:
-        """Appends a record; False (nothing written) when it would take the spool beyond max_bytes."""
+        """Appends a record; False (nothing written, ``refusal`` says why) when it would take the spool
+        beyond max_bytes or the disk refuses the write (then what was written of it is rolled back)."""
         data = encode_record(topic, key, value)
         if self.size_bytes + len(data) > self.max_bytes:
+            self.refusal = "the spool is full (producer.spool_max_bytes)"
             return False
-        writer = self._current_writer(len(data))
-        writer.write(data)
-        writer.flush()
-        last = max(self._sizes)
-        self._sizes[last] += len(data)
+        try:
+            n, fd = self._current_writer(len(data))
+        except OSError as exc:
+            return self._refuse(exc)
+        before = self._sizes[n]
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, before)
+            except OSError:  # the tail stays; the scan skips it as damage
+                self._sizes[n] = os.fstat(fd).st_size
+            return self._refuse(exc)
+        self._sizes[n] = before + len(data)
         return True
 
-    def _current_writer(self, needed: int) -> IO[bytes]:
+    def _refuse(self, exc: OSError) -> bool:
+        self.refusal = f"the spool cannot be written ({exc.strerror or exc}: is the disk of producer.spool_dir full?)"
+        return False
+
+    def _current_writer(self, needed: int) -> tuple[int, int]:
         last = max(self._sizes) if self._sizes else None
         if last is None or (self._sizes[last] > 0 and self._sizes[last] + needed > self.segment_bytes):
             self._close_writer()
             last = (last + 1) if last is not None else max(self._committed.segment, 0)
-            self._sizes[last] = 0
         if self._writer is None:
-            self._writer = open(self._segment_path(last), "ab")
-        return self._writer
+            self._writer = os.open(self._segment_path(last), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._sizes.setdefault(last, 0)
+        return last, self._writer
 
     def _close_writer(self) -> None:
         if self._writer is not None:
-            self._writer.flush()
-            os.fsync(self._writer.fileno())
-            self._writer.close()
-            self._writer = None
+            fd, self._writer = self._writer, None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def sync(self) -> None:
         """fsyncs what was appended, so that it survives a power cut."""
         if self._writer is not None:
-            self._writer.flush()
-            os.fsync(self._writer.fileno())
+            os.fsync(self._writer)
 
     # -- reading and committing ------------------------------------------------------------------
 
@@ -232,8 +292,6 @@ class Spool:
     def peek(self, max_records: int) -> list[SpooledRecord]:
         """Up to ``max_records`` uncommitted records, oldest first, without consuming them."""
         out: list[SpooledRecord] = []
-        if self._writer is not None:
-            self._writer.flush()
         for n in sorted(self._sizes):
             if n < self._committed.segment:
                 continue
@@ -261,8 +319,8 @@ class Spool:
             self._close_writer()
             position = Position(last + 1, 0)
         self._committed = position
-        marker = json.dumps({"segment": position.segment, "offset": position.offset}).encode("utf-8")
-        replace_file(self.folder / _MARKER, lambda f: f.write(marker))
+        if not self._marker.write(position.segment, position.offset):
+            return  # keep the segments: after a restart they are replayed from the last marker written
         for n in [n for n in self._sizes if n < position.segment]:
             self._segment_path(n).unlink(missing_ok=True)
             del self._sizes[n]
@@ -270,5 +328,6 @@ class Spool:
     def close(self) -> None:
         """fsyncs and releases the folder for the next process."""
         self._close_writer()
+        self._marker.close()
         fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
         self._lock.close()

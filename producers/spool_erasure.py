@@ -7,7 +7,7 @@ live producer holds:
 - the folder's lock is taken first (``flock``, not blocking), so a running producer's folder is never
   rewritten under it; such folders are counted in ``folders_in_use`` (their events reach Kafka when the
   broker is back, where the processor treats them by the erasure, and leave the disk then);
-- segments wholly behind the ``committed`` marker are deleted (already delivered);
+- segments wholly behind the marker (producers.spool_marker) are deleted (already delivered);
 - every other segment is rewritten (temp file, fsync, rename) without the subject's records, and
   without the delivered prefix of the marker's segment, whose marker then moves to its start.
 
@@ -17,16 +17,15 @@ Kafka key or the record's ``subject_key`` / ``user_id`` by the canonical identit
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from datamin.files import replace_file
 from datamin.identity import USER, subject_of_raw
-from producers.spool import _HEAD, _MARKER, _decode_payload, scan_segment
+from producers.spool import _HEAD, _decode_payload, scan_segment
+from producers.spool_marker import Marker
 
 Matcher = Callable[[str, bytes | None, bytes], bool]
 
@@ -95,11 +94,15 @@ def erase_from_spool(spool_dir: str | Path, is_subject: Matcher) -> SpoolErasure
 
 
 def _erase_folder(folder: Path, is_subject: Matcher) -> int:
-    segment, offset = 0, 0
-    marker = folder / _MARKER
-    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-        data = json.loads(marker.read_text(encoding="utf-8"))
-        segment, offset = int(data["segment"]), int(data["offset"])
+    marker = Marker(folder)
+    try:
+        return _erase_segments(folder, marker, is_subject)
+    finally:
+        marker.close()
+
+
+def _erase_segments(folder: Path, marker: Marker, is_subject: Matcher) -> int:
+    segment, offset = marker.read() or (0, 0)
     removed = 0
     for path in sorted(folder.glob("seg-*.spool")):
         n = int(path.stem[4:])
@@ -122,8 +125,9 @@ def _erase_folder(folder: Path, is_subject: Matcher) -> int:
         content = b"".join(kept)
         replace_file(path, lambda f: f.write(content))  # noqa: B023 - called at once
         if n == segment and offset:
-            moved = json.dumps({"segment": n, "offset": 0}).encode()
-            replace_file(marker, lambda f: f.write(moved))  # noqa: B023 - called at once
+            if not marker.write(n, 0):  # the delivered prefix is gone: the marker must say so
+                raise OSError(f"spool {folder}: cannot move its marker after rewriting {path.name}; "
+                              "free some disk space and run the erasure again")
             offset = 0
         removed += hits
     return removed

@@ -13,7 +13,8 @@ moment. Guarantees:
   crashed between a send and its acknowledgement sends the event again; analysts who need exact
   counts there use ``count(DISTINCT event_id)``).
 - A Parquet file whose footer cannot be read (corrupt, truncated, not Parquet) or that lacks the
-  table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view.
+  table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view,
+  and the move is recorded in the audit trail (``audit_log``; see warehouse.quarantine).
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
 """
 
@@ -22,8 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -33,9 +35,11 @@ import pyarrow.parquet as pq
 from datamin.config import Config
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import arrow_schema, id_column
+from warehouse.boundary import lock_to, record_read_paths_sql
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
-from warehouse.rights.restriction import restricted_filter_sql
+from warehouse.permissions import give_to_group, prepare_warehouse
+from warehouse.quarantine import quarantine
 from warehouse.sql import quote_identifier, quote_literal
 
 log = logging.getLogger(__name__)
@@ -110,20 +114,27 @@ class CatalogBuilder:
     """Rebuilds one catalog file; keeps the validation cache between builds so a rebuild reads only
     the footers of files it has not seen."""
 
-    def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None) -> None:
+    def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None,
+                 *, analyst_group: str | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.layout = layout
         self.catalog_path = Path(catalog_path)
         self.registry = registry or default_registry()
+        self.analyst_group = analyst_group
+        self.clock = clock
+        """warehouse.analyst_group: who may read the tables and the catalog (warehouse.permissions)"""
         self._validated: dict[Path, tuple[int, int]] = {}
 
     def build(self) -> CatalogReport:
         """Writes the catalog (atomically). Raises CatalogError when it cannot be written."""
         report = CatalogReport(self.catalog_path)
+        try:
+            self._gid = prepare_warehouse(self.layout.root, self.catalog_path, self.analyst_group)
+        except OSError as exc:
+            raise CatalogError(f"cannot prepare the warehouse {self.layout.root} for its readers ({exc.strerror}): "
+                               "check that datamin's user owns it") from exc
         statements: list[str] = []
         seen: set[Path] = set()
-        # rows of restricted subjects stay on disk but out of every analyst view (policy: "limit the
-        # processing"); the list is read at query time, so restrict and lift act at once
-        visible = restricted_filter_sql(self.layout)
         for event in self.registry.event_types("minimised"):
             files = self._valid_files(self.layout.table_dir(event).glob(f"{PARTITION_KEY}=*/*.parquet"),
                                       id_column(event), event, report, seen)
@@ -133,7 +144,7 @@ class CatalogBuilder:
                 # the typed empty row set first: every column of the schema is there, in its order and
                 # type, even when the files were written by an older version that lacked some
                 source = _read_parquet(self.layout.table_glob(event), hive=True)
-                body = f"SELECT * FROM ({body} UNION ALL BY NAME {source}) WHERE {visible}"  # noqa: S608
+                body = f"SELECT * FROM ({body} UNION ALL BY NAME {source})"  # noqa: S608
             statements.append(f"CREATE VIEW {quote_identifier(event)} AS {body}")
         audit = self._valid_files(self.layout.audit_dir.glob("*/*.parquet"), None, "_audit", report, seen)
         audit_glob = str(self.layout.audit_dir.resolve() / "*" / "*.parquet")
@@ -141,6 +152,8 @@ class CatalogBuilder:
             _read_parquet(audit_glob, hive=False) if audit else _empty_select(AUDIT_COLUMNS)))
         statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
         statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
+        # what an analyst's connection may read (warehouse.boundary): these folders, no more
+        statements += record_read_paths_sql(self._read_folders(), [])
         self._validated = {p: v for p, v in self._validated.items() if p in seen}
         self._write(statements)
         return report
@@ -157,9 +170,8 @@ class CatalogBuilder:
             if self._validated.get(path) != stamp:
                 problem = _check_parquet(path, required)
                 if problem:
-                    moved = self._quarantine(path, table)
+                    moved = self._quarantine(path, table, problem)  # and recorded in the audit trail
                     if moved:
-                        log.warning("moved %s to %s: %s", path, moved, problem)
                         report.quarantined.append(moved)
                     continue
                 self._validated[path] = stamp
@@ -167,15 +179,12 @@ class CatalogBuilder:
             good.append(path)
         return good
 
-    def _quarantine(self, path: Path, table: str) -> Path | None:
-        target_dir = self.layout.quarantine_dir / table / path.parent.name
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{path.name}.{uuid.uuid4().hex[:8]}"
-        try:
-            os.replace(path, target)
-        except FileNotFoundError:
-            return None
-        return target
+    def _quarantine(self, path: Path, table: str, problem: str) -> Path | None:
+        return quarantine(self.layout, path, table, problem, now=self.clock())
+
+    def _read_folders(self) -> list[Path]:
+        """The folders the views read: each table's and the audit trail's."""
+        return [self.layout.table_dir(e) for e in self.registry.event_types("minimised")] + [self.layout.audit_dir]
 
     def _duplicates(self) -> str:
         """Per table and day, how many rows repeat an event id already there (a producer that crashed
@@ -196,12 +205,16 @@ class CatalogBuilder:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(tmp))
+            con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False,
+                                                    "autoload_known_extensions": False})
             try:
+                # the builder, too, reads only the folders its views read (warehouse.boundary)
+                lock_to(con, self._read_folders())
                 for sql in statements:
                     con.execute(sql)
             finally:
                 con.close()
+            give_to_group(tmp, self._gid)
             os.replace(tmp, target)
         except duckdb.Error as exc:
             raise CatalogError(f"could not build the catalog {target}: {exc}") from exc
@@ -219,14 +232,16 @@ class CatalogBuilder:
 def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.PathLike[str] | None = None,
                   registry: Registry | None = None) -> CatalogReport:
     """Builds the catalog once. ``catalog_path`` defaults to ``config.warehouse.catalog``."""
+    group = None
     if isinstance(config_or_layout, Config):
         layout = Layout(Path(config_or_layout.warehouse.root))
         catalog_path = catalog_path or config_or_layout.warehouse.catalog
+        group = config_or_layout.warehouse.analyst_group
     else:
         layout = config_or_layout
     if catalog_path is None:
         raise CatalogError("build_catalog needs a catalog path when given a Layout")
-    return CatalogBuilder(layout, catalog_path, registry).build()
+    return CatalogBuilder(layout, catalog_path, registry, analyst_group=group).build()
 
 
 def _check_parquet(path: Path, required: str | None) -> str | None:

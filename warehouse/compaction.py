@@ -146,7 +146,7 @@ def _compact_partition(layout: Layout, table: str, day: date, folder: Path, file
         expected = sum(pq.read_metadata(f).num_rows for f in files)
         bytes_before = sum(f.stat().st_size for f in files)
         merged = pa.concat_tables([pq.ParquetFile(f).read() for f in files], promote_options="default")
-    except (pa.ArrowException, ValueError) as exc:
+    except (pa.ArrowException, ValueError, OSError) as exc:  # Arrow raises OSError for a corrupt page
         log.warning("not compacting %s/%s: a file is unreadable or the files' columns do not merge (%s)",
                     table, folder.name, type(exc).__name__)
         return None

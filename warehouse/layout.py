@@ -8,6 +8,7 @@
     <root>/_quarantine/…                                                                 corrupt or foreign files
     <root>/_trash/, <root>/_compaction/<id>/                                             expiry's and compaction's work
     <root>/_rights/requests/…, <root>/_rights/restricted.parquet, …                      the rights trail and lists
+    <root>/_restricted/<table>/event_date=YYYY-MM-DD/…parquet                            restricted rows, apart
     <root>/_maintenance.lock                                                             one maintenance job at a time
 
 A file is written under _staging and renamed into place, so a reader never sees half a file.
@@ -114,6 +115,12 @@ class Layout:
     def table_glob(self, table: str) -> str:
         """The glob a DuckDB view reads a table through."""
         return str(self.table_dir(table).resolve() / f"{PARTITION_KEY}=*" / "*.parquet")
+
+    @property
+    def restricted_dir(self) -> Path:
+        """Where restricted subjects' rows are kept apart from the tables: ``<root>/_restricted/``, itself
+        shaped like a warehouse (see warehouse.restricted_area)."""
+        return self.root / "_restricted"
 
     @property
     def trash_dir(self) -> Path:

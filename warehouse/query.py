@@ -1,7 +1,10 @@
-"""Analysts' queries on the catalog: opened read-only, results as an aligned table, CSV or JSON lines.
+"""Analysts' queries on the catalog: inside the analyst boundary, results as an aligned table, CSV or
+JSON lines.
 
-Read-only means a query can never change the catalog or wait on the sink: DuckDB refuses writes on a
-read-only connection, and the sink replaces the catalog file rather than writing into it.
+The connection is warehouse.boundary's: read-only, only the tables' folders readable, external access
+off and the configuration locked, and only reading statements run (no ``COPY … TO``, no
+``read_blob`` of a key). A query can never change the catalog or wait on the sink: the sink replaces
+the catalog file rather than writing into it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from typing import Any, TextIO
 
 import duckdb
 
+from warehouse.boundary import READ_PATHS_TABLE, open_analyst_connection, reading_statements
+from warehouse.damage import damage_summary, damaged, damaged_file_named, find_damaged, may_be_damage
 from warehouse.errors import QueryError
+from warehouse.layout import Layout
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 60
@@ -48,26 +54,47 @@ def run_query(catalog_path: str | os.PathLike[str], sql: str, fmt: str = "table"
 
 
 def fetch(catalog_path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(column names, rows) of ``sql`` on a read-only connection to the catalog."""
+    """(column names, rows) of ``sql`` (reading statements only; the last one's result) on an analyst
+    connection to the catalog."""
+    con = open_analyst_connection(catalog_path)
     try:
-        con = duckdb.connect(str(catalog_path), read_only=True)
-    except duckdb.Error as exc:
-        raise QueryError(f"cannot open the catalog {catalog_path} read-only: {exc}") from None
-    try:
-        result = con.execute(sql)
+        statements = reading_statements(con, sql)
+        for statement in statements[:-1]:
+            con.execute(statement)
+        result = con.execute(statements[-1])
         if result.description is None:
             return [], []
         columns = [d[0] for d in result.description]
         return columns, result.fetchall()
     except duckdb.Error as exc:
+        found = _damaged_file(con, exc)
+        if found is not None:
+            path, problem = found
+            raise damaged(path, Layout(path.parents[2]), problem) from None  # <root>/<table>/<partition>/<file>
         hint = ""
         if isinstance(exc, duckdb.InvalidInputException) and "read-only" in str(exc).lower():
             hint = "\nThe catalog is read-only: queries may only read."
         elif isinstance(exc, duckdb.CatalogException):
             hint = "\nList the views with: SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        elif isinstance(exc, duckdb.PermissionException):
+            hint = ("\nAnalysts' queries read only the tables and views of the catalog (no other files, "
+                    "no extensions, no settings): see 'The analyst boundary' in the README.")
         raise QueryError(f"query failed: {exc}{hint}") from None
     finally:
         con.close()
+
+
+def _damaged_file(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> tuple[Path, str] | None:
+    """The damaged file behind a failed query: the one DuckDB names, else the first of the catalog's
+    folders that cannot be read whole (looked for only after an error a damaged file can cause)."""
+    named = damaged_file_named(exc)
+    if named is not None and not isinstance(exc, duckdb.PermissionException):
+        return named, damage_summary(exc)
+    if not may_be_damage(exc):
+        return None
+    sql = f"SELECT path FROM {READ_PATHS_TABLE} WHERE kind = 'directory'"  # noqa: S608 - a fixed name
+    folders = [Path(p) for (p,) in con.execute(sql).fetchall()]
+    return find_damaged(folders)
 
 
 def write_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO) -> None:

@@ -86,6 +86,7 @@ def warehouse_stores(config: Config) -> list[Store]:
         setting="warehouse.retention_days",
         oldest=lambda now: _oldest_quarantined(layout),
         expire=lambda now: _expire_quarantine(layout, retention, as_utc(now))))
+    stores.append(_restricted_store(layout, retention, longest))
     stores.append(_named_by_time("audit trail", layout.audit_dir, "*/*.parquet",
                                  "what expiry, compaction, erasure and leak scans did: tables, partitions, "
                                  "counts; no personal data"))
@@ -106,6 +107,25 @@ def _table_store(layout: Layout, table: str, days: int) -> Store:
                  cap=timedelta(days=days + 1), enforced_by=SCHEDULER,
                  how=f"day partitions deleted by the daily expiry (00:05 UTC) once past {days} days",
                  setting=f"warehouse.retention_days.{table}", oldest=oldest)
+
+
+def _restricted_store(layout: Layout, retention: Any, longest: int) -> Store:
+    area = Layout(layout.restricted_dir)  # shaped like the warehouse (warehouse.rights.restricted_area)
+
+    def oldest(now: datetime) -> datetime | None:
+        days = [parts[0][0] for table in area.tables() if (parts := area.partitions(table))]
+        return datetime.combine(min(days), datetime.min.time(), UTC) if days else None
+
+    def expire(now: datetime) -> int:
+        from warehouse.rights.restricted_area import expire_restricted
+
+        return len(expire_restricted(layout, retention, now=as_utc(now)))
+
+    return Store(name="restricted rows", kind="files", location=str(layout.restricted_dir),
+                 holds="minimised rows of subjects whose processing is restricted, kept apart from the tables",
+                 cap=timedelta(days=longest + 1), enforced_by=SCHEDULER,
+                 how="day partitions deleted with their table's, by the daily expiry and the hourly job",
+                 setting="warehouse.retention_days", oldest=oldest, expire=expire)
 
 
 def _quarantined(layout: Layout) -> list[tuple[Path, str, date | None]]:

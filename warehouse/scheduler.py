@@ -86,6 +86,11 @@ def expire_now(config: Config, *, dry_run: bool, now: datetime) -> list[Expiry]:
     with maintenance_lock(layout):
         done = expire(layout, config.warehouse.retention_days, now=now, dry_run=dry_run,
                       audit=None if dry_run else AuditLog(layout), job=EXPIRY_JOB)
+        if not dry_run:  # restricted rows expire with their day too (warehouse.rights.restricted_area)
+            from warehouse.rights.restricted_area import expire_restricted
+
+            expire_restricted(layout, config.warehouse.retention_days, now=now, audit=AuditLog(layout),
+                              job=EXPIRY_JOB)
         if done and not dry_run:
             _refresh_catalog(config)
         return done
@@ -105,10 +110,13 @@ def sweep_now(config: Config, *, now: datetime) -> int:
     """Deletes late-arriving rows of erased subjects (see `warehouse.rights.erasure.sweep_erased`); returns
     the number of files rewritten."""
     from warehouse.rights.erasure import sweep_erased
+    from warehouse.rights.restricted_area import sweep_restricted
+    from warehouse.rights.restriction import read_restricted
 
     layout = _layout(config)
     with maintenance_lock(layout):
-        return len(sweep_erased(layout, now=now))
+        # and rows of restricted subjects that arrived after the restriction go to the restricted area
+        return len(sweep_erased(layout, now=now)) + len(sweep_restricted(layout, read_restricted(layout)))
 
 
 def leak_scan_now(config: Config, *, now: datetime) -> LeakReport:

@@ -110,7 +110,8 @@ class _Sink:
         self.events = {self.topics.minimised(e): e for e in MINIMISED_EVENTS}
         layout = layout_of(config)
         self.writer = PartitionWriter(layout)
-        self.catalog = CatalogBuilder(layout, config.warehouse.catalog, registry)
+        self.catalog = CatalogBuilder(layout, config.warehouse.catalog, registry,
+                                      analyst_group=config.warehouse.analyst_group)
         self.batcher = Batcher(config.warehouse.flush_rows, config.warehouse.flush_seconds)
         self.stats = SinkStats()
         self.lock = threading.RLock()

@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config = load_config(args.config)
+        from warehouse.permissions import apply_umask
+
+        apply_umask(config)  # files 0600/0640, folders 0700/0750: see warehouse.permissions
         return int(args.handler(args, config) or 0)
     except DataminError as exc:
         print(f"datamin: error: {exc}", file=sys.stderr)

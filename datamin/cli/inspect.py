@@ -17,7 +17,10 @@ def register(add: Add) -> None:
             "Opens the DuckDB catalog read-only and prints the result. Tables: http_request, usage_event,\n"
             "device_report, consent_record, privacy_request; views: daily_requests, top_pages,\n"
             "referrer_domains, browser_share, os_share, device_share, countries, search_terms, error_rate,\n"
-            "audit_log, duplicate_events (days on which a table repeats an event id).")
+            "audit_log, duplicate_events (days on which a table repeats an event id).\n\n"
+            "The analyst boundary: only reading statements run (SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN);\n"
+            "only the tables' folders can be read (no read_blob of keys, no COPY ... TO, no extensions, no\n"
+            "SET). To keep a result, use --format csv or json and redirect the output.")
     p.add_argument("sql", help='e.g. "SELECT * FROM daily_requests"')
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
 

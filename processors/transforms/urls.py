@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Final
 from urllib.parse import SplitResult, quote, urlsplit
 
+from datamin.rules import query_allowlist
 from processors.detect import PLACEHOLDER, decode, scrub_decoded
 
 __all__ = ["referrer_origin", "strip_url"]
@@ -252,20 +253,10 @@ class _AllowList:
 
 
 def _as_tuple(allowed_params: Collection[str]) -> tuple[str, ...]:
-    if isinstance(allowed_params, str):
-        raise ValueError(
-            "allowed_params must be a collection of parameter names such as "
-            f"('utm_*',), not the single string {allowed_params!r}"
-        )
-    entries = tuple(allowed_params)
-    for entry in entries:
-        if not isinstance(entry, str) or not entry.strip().strip("*"):
-            raise ValueError(
-                f"allowed_params entry {entry!r} is not usable: give a parameter name "
-                "('ref') or a name prefix ending in '*' ('utm_*'); '*' alone would keep "
-                "every parameter"
-            )
-    return entries
+    try:
+        return query_allowlist(allowed_params)  # the same rule datamin.config checks at load
+    except ValueError as exc:
+        raise ValueError(f"allowed_params: {exc}") from None
 
 
 @functools.lru_cache(maxsize=64)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from datamin.config import RAW_RETENTION_CAP_HOURS, RETENTION_CAP_DAYS, Config, load_config
 from datamin.exceptions import ConfigError
+from processors.transforms.urls import strip_url
 
 SETTINGS = {
     "kafka": ["bootstrap_servers", "security_protocol", "ssl_cafile", "ssl_password", "ssl_check_hostname",
@@ -95,6 +96,11 @@ def assert_within_policy(config: Config) -> None:
     assert all(0 < days < RETENTION_CAP_DAYS for days in config.warehouse.retention_days.values())
     assert 0 < config.producer.spool_retention_days * 24 <= RAW_RETENTION_CAP_HOURS
     assert math.isfinite(config.warehouse.flush_seconds) and config.warehouse.flush_seconds > 0
+    # what the config accepts, the code accepts at run time (the same rules, not a copy of them)
+    assert strip_url("https://a.example/p?utm_x=1&ref=2", config.minimise.query_allowlist) is not None
+    for path in (config.warehouse.root, config.pseudonymise.key_dir, config.producer.spool_dir,
+                 config.warehouse.catalog):
+        assert path.strip() and "\0" not in path
 
 
 def load(text: str, env: dict[str, str], tmp_path: Path) -> Config | None:

@@ -50,6 +50,7 @@ from datamin.kafka import send_and_wait
 from datamin.topics import Topics
 from schemas.registry import Registry, default_registry
 from warehouse.audit_trail import AuditEntry, AuditLog
+from warehouse.damage import named_damage
 from warehouse.layout import Layout, layout_of
 from warehouse.rights.subjects import Subject, files_holding, resolve_subject, row_matches
 
@@ -125,9 +126,10 @@ def rewrite_file(path: Path, change: Change, *, fsync: bool = True) -> tuple[int
     """Replaces ``path`` by ``change(its rows)``, atomically (see the module docstring); returns
     (rows affected, bytes before, bytes after), or None without writing when nothing was affected.
     Columns, their types and the schema metadata are kept."""
-    source = pq.ParquetFile(path)
-    before = path.stat().st_size
-    rows = source.read()
+    with named_damage(Layout(path.parents[2]), path):  # <root>/<table>/<day>/<file>: a damaged file, named
+        source = pq.ParquetFile(path)
+        before = path.stat().st_size
+        rows = source.read()
     new, affected = change(rows)
     if affected == 0:
         return None
@@ -256,6 +258,7 @@ def erase_subject(config: Config, subject_key: str | Subject, *, now: datetime, 
         publish_erased(config, subject.hash, erased_at=at, request_id=request_id)
     wanted = frozenset(pseudonyms.values())
     changes = erase_rows(layout, wanted, fsync=fsync)
+    changes += erase_rows(Layout(layout.restricted_dir), wanted, fsync=fsync)  # restricted rows too
     remove_restricted(layout, wanted)
     add_to_sweep(layout, wanted, erased_at=at, until=at + timedelta(days=config.topics.minimised_retention_days))
     _audit(layout, changes, at=at, action="erase_rows", request_id=request_id)
@@ -392,7 +395,8 @@ def withdraw_subject(config: Config, subject_key: str | Subject, *, now: datetim
     if wanted:
         for table, columns in consent_only_columns().items():
             if columns:
-                changes += _apply(layout, [table], wanted, _blanker(wanted, columns), fsync=fsync)
+                for where in (layout, Layout(layout.restricted_dir)):  # the tables and restricted rows
+                    changes += _apply(where, [table], wanted, _blanker(wanted, columns), fsync=fsync)
     _audit(layout, changes, at=at, action="withdraw_identifiers", request_id=request_id)
     tables: dict[str, int] = {}
     for c in changes:

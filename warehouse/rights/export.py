@@ -33,6 +33,7 @@ from datamin.clock import as_utc, utc_now
 from datamin.config import TABLES, Config
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import time_column
+from warehouse.damage import named_damage
 from warehouse.layout import Layout, layout_of
 from warehouse.rights.subjects import SUBJECT_COLUMN, Subject, resolve_subject
 from warehouse.rights.trail import read_requests
@@ -60,11 +61,16 @@ def subject_rows(layout: Layout, table: str, pseudonyms: Sequence[str]) -> list[
         return []
     sql = ("SELECT * FROM read_parquet($files, hive_partitioning = true, union_by_name = true) "  # noqa: S608
            f"WHERE {SUBJECT_COLUMN} IN (SELECT unnest($pseudonyms)) ORDER BY {time_column(table)}")
-    with duckdb.connect() as con:
+    with named_damage(layout, candidates=files), duckdb.connect() as con:  # damage named, with the fix
         con.execute("SET TimeZone = 'UTC'")
         result = con.execute(sql, {"files": [str(f) for f in files], "pseudonyms": list(pseudonyms)})
         names = [d[0] for d in result.description or []]
         return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def _by_time(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    column = time_column(table)
+    return sorted(rows, key=lambda row: (row[column] is None, row[column] or 0))
 
 
 def build_export(config: Config, subject_key: str | Subject, *, now: datetime) -> dict[str, Any]:
@@ -73,7 +79,8 @@ def build_export(config: Config, subject_key: str | Subject, *, now: datetime) -
     subject = resolve_subject(config, subject_key)
     pseudonyms = subject.pseudonyms
     values = sorted(set(pseudonyms.values()))
-    tables = {t: subject_rows(layout, t, values) for t in TABLES}
+    area = Layout(layout.restricted_dir)  # a restricted subject's rows are kept apart, and are theirs too
+    tables = {t: _by_time(t, subject_rows(layout, t, values) + subject_rows(area, t, values)) for t in TABLES}
     requests = [r.to_dict() for r in read_requests(layout, now=now, subject_hash=subject.hash)]
     return {
         "format": FORMAT,

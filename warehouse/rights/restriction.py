@@ -1,13 +1,12 @@
-"""Restriction of processing (and objection): the subject's stored rows hidden from every analyst view
-and query until lifted, without deleting them.
+"""Restriction of processing (and objection): the subject's stored rows are moved out of the
+analyst-readable files until lifted, without deleting them (warehouse.rights.restricted_area).
 
     <root>/_rights/restricted.parquet      one column, ``subject``: the restricted pseudonyms
 
 The list holds pseudonyms only (all key periods' pseudonyms of each restricted subject), never a
 subject key, and nothing says which pseudonyms belong together. It is replaced atomically
-(temp file, fsync, ``os.replace``), so a query reads the old list or the new one. Views built with
-`restricted_filter_sql` read the list at query time: a restriction or a lift takes effect for the
-next query, with no catalog rebuild.
+(temp file, fsync, ``os.replace``). It says whose rows the hourly sweep moves when they arrive late
+(minimised before the restriction); the views do not read it (analysts cannot: ``_rights`` is private).
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import pyarrow.parquet as pq
 from datamin.config import Config
 from datamin.files import replace_file
 from warehouse.layout import Layout, layout_of
+from warehouse.rights.restricted_area import release, sequester
 from warehouse.rights.subjects import SUBJECT_COLUMN, Subject, resolve_subject
-from warehouse.sql import quote_literal
 
 _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
 
@@ -30,31 +29,6 @@ _SCHEMA = pa.schema([pa.field(SUBJECT_COLUMN, pa.string(), nullable=False)])
 def restricted_path(layout: Layout) -> Path:
     """``<root>/_rights/restricted.parquet``."""
     return layout.restricted_file
-
-
-def restricted_filter_sql(layout: Layout) -> str:
-    """A SQL predicate over a table's ``subject`` column that is true for rows analysts may see:
-
-        subject IS NULL OR subject NOT IN (SELECT subject FROM read_parquet('<root>/_rights/restricted.parquet'))
-
-    For the catalog: ``CREATE VIEW http_request AS SELECT * FROM read_parquet(...) WHERE <this>``, in
-    every table's view (every minimised table has a nullable ``subject``), and in anything else that
-    reads the Parquet files for analysts. The list is read when the view is queried, so restrict/lift
-    take effect at once. The path is absolute (the warehouse root resolved) and quoted for SQL.
-
-    Creates an empty list file when there is none, so the predicate is always valid (DuckDB binds a
-    view when it is created). The list never holds NULL, so ``NOT IN`` is exact."""
-    path = ensure_list(layout)
-    return (f"{SUBJECT_COLUMN} IS NULL OR {SUBJECT_COLUMN} NOT IN "  # noqa: S608 - a quoted path literal
-            f"(SELECT {SUBJECT_COLUMN} FROM read_parquet({quote_literal(str(path.resolve()))}))")
-
-
-def ensure_list(layout: Layout) -> Path:
-    """The list file, written empty first if missing."""
-    path = restricted_path(layout)
-    if not path.exists():
-        write_atomically(path, _SCHEMA.empty_table())
-    return path
 
 
 def read_restricted(layout: Layout) -> set[str]:
@@ -95,14 +69,20 @@ def restrict(config: Config, subject_key: str | Subject) -> int:
     Only periods with a key file are covered: rows of a later period do not exist yet, and the
     processor keeps no identifiers for a restricted subject from the request on."""
     pseudonyms = resolve_subject(config, subject_key).pseudonyms
-    return add_restricted(layout_of(config), pseudonyms.values())
+    layout = layout_of(config)
+    added = add_restricted(layout, pseudonyms.values())
+    sequester(layout, pseudonyms.values())  # out of the analyst-readable files (also when re-run after a crash)
+    return added
 
 
 def lift(config: Config, subject_key: str | Subject) -> int:
     """Ends a restriction or objection: the rows are visible again. Returns how many pseudonyms were
     taken off the list (0: the subject was not restricted). Idempotent."""
     pseudonyms = resolve_subject(config, subject_key).pseudonyms
-    return remove_restricted(layout_of(config), pseudonyms.values())
+    layout = layout_of(config)
+    removed = remove_restricted(layout, pseudonyms.values())  # first: the sweep must not move them back
+    release(layout, pseudonyms.values())
+    return removed
 
 
 def write_atomically(path: Path, table: pa.Table) -> None:

@@ -30,6 +30,7 @@ from datamin.clock import as_utc
 from datamin.config import Config
 from datamin.keys import KeyStore, key_store, known_subject_hash, pseudonymise, require_subject_key, subject_hash
 from warehouse.arrow import time_column
+from warehouse.damage import named_damage
 from warehouse.layout import Layout
 
 SUBJECT_COLUMN: Final = "subject"
@@ -132,7 +133,7 @@ def files_holding(layout: Layout, tables: Sequence[str], pseudonyms: Mapping[str
             if not files:
                 break
             try:
-                with duckdb.connect() as con:
+                with named_damage(layout, candidates=files), duckdb.connect() as con:  # damage named, with the fix
                     rows = con.execute(sql, {**params, "files": [str(f) for f in files]}).fetchall()
             except duckdb.IOException:
                 if attempt == attempts - 1:

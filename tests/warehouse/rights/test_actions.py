@@ -198,6 +198,9 @@ def test_restriction_hides_rows_until_lifted(world: World) -> None:
     assert _visible(con, alice) == 0 and _visible(con, bob) == 3
     assert con.execute("SELECT count(*) FROM http_request WHERE subject IS NULL").fetchone() == (1,)
     assert counts(build_export(world.config, ALICE, now=NOW))["http_request"] == 3  # rows kept
+    in_files = [s for f in world.layout.table_dir("http_request").rglob("*.parquet")
+                for s in pq.read_table(f, columns=["subject"]).column(0).to_pylist()]
+    assert not set(alice) & set(in_files) and len(in_files) == 4  # not even in the files analysts can read
 
     assert lift(world.config, ALICE) == 2
     assert _visible(con, alice) == 3 and con.execute("SELECT count(*) FROM http_request").fetchone() == (7,)
@@ -209,6 +212,9 @@ def test_erasure_takes_the_subject_off_the_restricted_list(world: World) -> None
     erase_subject(world.config, ALICE, now=NOW, publish=False)
     listed = set(pq.read_table(world.layout.root / "_rights" / "restricted.parquet").column(0).to_pylist())
     assert listed == {world.pseudonym(BOB, JAN), world.pseudonym(BOB, FEB)}
+    kept_apart = [s for f in world.layout.restricted_dir.rglob("*.parquet")
+                  for s in pq.read_table(f, columns=["subject"]).column(0).to_pylist()]
+    assert kept_apart and not {world.pseudonym(ALICE, JAN), world.pseudonym(ALICE, FEB)} & set(kept_apart)
 
 
 def test_withdrawal_strips_consent_only_identifiers_and_keeps_consent_records(world: World) -> None:
@@ -301,3 +307,30 @@ def test_files_left_empty_keep_their_columns(world: World) -> None:
     table = pq.read_table(only)
     assert table.num_rows == 0 and "subject" in table.column_names
     assert os.path.exists(only)
+
+
+# -- damaged files and the quarantine ------------------------------------------------------------------
+
+
+def _flip_data_pages(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(8, len(data) // 2, 5):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["torn", "flipped"])
+def test_access_and_erasure_name_a_damaged_file(world: World, damage: str) -> None:
+    from warehouse.errors import DamagedFileError
+
+    victim = world.files["http_feb"]
+    if damage == "torn":
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    else:
+        _flip_data_pages(victim)
+    for attempt in (lambda: build_export(world.config, ALICE, now=NOW),
+                    lambda: erase_subject(world.config, ALICE, now=NOW, publish=False)):
+        with pytest.raises(DamagedFileError) as err:
+            attempt()
+        assert err.value.path == str(victim) and err.value.table == "http_request"
+        assert "_quarantine" in err.value.fix
