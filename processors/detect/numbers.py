@@ -90,6 +90,13 @@ def _classify(window: str) -> str | None:
     return "phone" if _is_phone(window, digits) else None
 
 
+def number_kind(candidate: str) -> str | None:
+    """What a run of digits (with separators, ``+`` or ``(area)``) validates as: "phone", "card",
+    "national_id", "account", "device", or None. For others that look for the same things (the
+    warehouse's leak scan), so that both call the same numbers personal."""
+    return _classify(candidate.strip())
+
+
 def _is_phone(window: str, digits: str) -> bool:
     try:
         if window.startswith("+") or window.startswith("00"):
