@@ -57,7 +57,8 @@ class Metrics:
                   "# TYPE datamin_processor_placeholders_total counter"]
         for key, value in sorted(placeholders.items()):
             lines.append(f'datamin_processor_placeholders_total{{rule="{_label(key.partition(".")[2])}"}} {value}')
-        lines += ["# HELP datamin_processor_consumer_lag records behind the end of each input partition",
+        lines += ["# HELP datamin_processor_consumer_lag records of each input partition the group has not "
+                  "committed yet (end offset minus committed offset), whichever instance owns it",
                   "# TYPE datamin_processor_consumer_lag gauge"]
         for (topic, partition), value in sorted(lag.items()):
             lines.append(f'datamin_processor_consumer_lag{{topic="{_label(topic)}",partition="{partition}"}} {value}')
