@@ -133,6 +133,10 @@ class MinimiseConfig:
     """treat Sec-GPC: 1 as an objection to marketing"""
     honour_dnt: bool = False
     """treat DNT: 1 as an objection to marketing (the policy as written does not)"""
+    phone_region: str = "NO"
+    """region (ISO 3166 code) whose national phone number format scrubbing recognises without a +country code"""
+    site_hosts: tuple[str, ...] = ()
+    """host names a kept "host" field may hold ("*.example.no" matches sub-domains); empty: any host name"""
     clock_skew_seconds: int = 300
     """an event dated more than this far in the future is refused (dead-lettered with the reason) where it
     enters and by the processor, so no one can create a partition the scheduler would not expire; an
@@ -458,6 +462,13 @@ def validate(config: Config) -> None:
     m = config.minimise
     check_ip_prefixes(m.ipv4_prefix, m.ipv6_prefix)
     _retention("minimise.consent_validity_days", m.consent_validity_days)
+    if len(m.phone_region) != 2 or not m.phone_region.isalpha() or m.phone_region.upper() == "ZZ":
+        raise ConfigError("minimise.phone_region", f"{m.phone_region!r} is not a two-letter region code",
+                          'use an ISO 3166 code such as "NO" (the default), "SE" or "GB"')
+    for host in m.site_hosts:
+        if not host or any(c in host for c in "/@:? ") or host.count("*") > (1 if host.startswith("*.") else 0):
+            raise ConfigError("minimise.site_hosts", f"{host!r} is not a host name",
+                              'list bare host names, e.g. ["www.example.no", "*.example.no"]')
     if not 0 <= m.clock_skew_seconds <= 24 * 3600:
         raise ConfigError("minimise.clock_skew_seconds", f"{m.clock_skew_seconds} is outside 0..86400 seconds",
                           "set it to 86400 or less; 300 (five minutes) is the default")
