@@ -58,6 +58,7 @@ from datamin.kafka import (
     FatalKafkaError,
     InvalidProducerEpochError,
     KafkaError,
+    KafkaTimeoutError,
     OffsetAndMetadata,
     ProducerFencedError,
     RangePartitionAssignor,
@@ -266,6 +267,11 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         except FATAL_ERRORS as exc:
             self._open = False
             raise BrokerError(_fatal_message(self._tx_id, exc)) from exc
+        except KafkaTimeoutError as exc:  # the client may never finish it (an abort would wait the same way)
+            self._open = False
+            raise BrokerError(f"the transaction of {self._tx_counts[0]} records did not complete ({exc}); "
+                              "stopping so that a restart fences it and reads its input again (nothing is "
+                              "lost); check the broker if this repeats") from exc
         except KafkaError as exc:
             log.warning("transaction of %d records aborted at commit (%s: %s); rewinding to the last committed "
                         "offsets", self._tx_counts[0], type(exc).__name__, exc)
