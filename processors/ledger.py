@@ -17,7 +17,9 @@ Guarantees:
   subject for every event up to the erasure and after it, and tombstones the consent given before it.
   Only a consent given *after* the erasure starts a new relationship (events after that consent).
 - Sec-GPC / DNT, when the configuration honours them, count as an objection to marketing: "marketing"
-  is removed from the granted categories of that event.
+  is removed from the granted categories of that event and put in its ``objected`` ones, as is
+  "marketing" of the consent choice in force when it does not grant it (what a purpose on legitimate
+  interest, ``minimise.marketing_basis``, is stopped by).
 - Memory is bounded by the number of subjects: one small history each. Entries superseded more than
   ``validity_days`` before the subject's newest entry, or beyond `MAX_ENTRIES`, are dropped; an event
   older than what is kept is answered fail-closed (no consent; restricted if a dropped entry was).
@@ -40,6 +42,7 @@ _RESTRICTING = frozenset({"restriction", "objection"})
 _CONSENT, _WITHDRAWAL = 0, 1  # rank: at equal times a withdrawal wins over a consent
 _NOT_MARKETING = frozenset({"marketing"})
 _RESTRICTED = ConsentState(restricted=True)
+_OBJECTED = ConsentState(objected=_NOT_MARKETING)
 
 # (time, rank, id, value): sortable, value is the granted categories or the restricted flag
 _ConsentEntry = tuple[datetime, int, str, frozenset[str]]
@@ -161,29 +164,32 @@ class ConsentLedger:
         """The consent in force for ``subject_key`` at ``at`` (the event's time), with the event's
         GPC / DNT signals honoured as configured."""
         history = self._subjects.get(subject_key) if subject_key else None
+        signal = bool((gpc and self.honour_gpc) or (dnt and self.honour_dnt))
         if history is None:
-            return NO_CONSENT
+            return _OBJECTED if signal else NO_CONSENT
         erasure = history.erasure
         if history.horizon is not None and at < history.horizon:
             if erasure is not None:
                 return ConsentState(erased=True)
-            return _RESTRICTED if history.restricted_before_horizon or _restricted(history, at) else NO_CONSENT
+            # fail-closed: what was chosen before the horizon is forgotten, so count marketing as objected
+            return _RESTRICTED if history.restricted_before_horizon or _restricted(history, at) else _OBJECTED
         granted: frozenset[str] = frozenset()
+        refused: frozenset[str] = frozenset()
         for when, _rank, _id, categories in reversed(history.consents):
             if when <= at:
                 if at - when < self.validity:
                     granted = categories
+                refused = _NOT_MARKETING - categories  # a choice without marketing objects to it
                 break
         if erasure is not None and (at < erasure or not any(erasure < e[0] <= at and e[1] == _CONSENT
                                                                  for e in history.consents)):
             return ConsentState(erased=True)
-        if granted and "marketing" in granted and (
-                (gpc and self.honour_gpc) or (dnt and self.honour_dnt)):
-            granted = granted - _NOT_MARKETING
+        if signal:
+            granted, refused = granted - _NOT_MARKETING, refused | _NOT_MARKETING
         restricted = _restricted(history, at)
-        if not granted and not restricted:
+        if not granted and not restricted and not refused:
             return NO_CONSENT
-        return ConsentState(granted=granted, restricted=restricted)
+        return ConsentState(granted=granted, restricted=restricted, objected=refused)
 
 
 def _restricted(history: _History, at: datetime) -> bool:

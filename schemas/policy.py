@@ -11,6 +11,7 @@ The JSON form (``fmt="json"``) is a stable structure, versioned by its ``"format
     {
       "format": "datamin.record-of-processing/1",
       "retention_cap_days": 365,
+      "marketing_basis": {"in_force": "consent" | "legitimate_interest", "effect": str, "setting": str},
       "signals": {"do_not_track": {"honoured": bool, "effect": str},
                   "global_privacy_control": {"honoured": bool, "effect": str}},
       "unknown_fields": str,                       # what happens to fields no schema declares
@@ -58,6 +59,7 @@ from datamin.config import RETENTION_CAP_DAYS, Config
 from datamin.retention import Store, cap_words, inventory
 from datamin.topics import Topics
 from schemas.annotations import METHODS, RULES, FieldPolicy
+from schemas.purposes import MARKETING_PURPOSE, Purpose, with_marketing_basis
 from schemas.registry import Registry
 
 FORMAT = "datamin.record-of-processing/1"
@@ -99,7 +101,7 @@ def policy_document(registry: Registry, config: Config, stores: Sequence[Store] 
     m = config.minimise
     purposes = {
         p.name: {"policy": p.policy, "legal_basis": p.basis, "consent": p.consent}
-        for p in registry.purposes.values()
+        for p in _purposes(registry, config).values()
     }
     return {
         "format": FORMAT,
@@ -115,6 +117,15 @@ def policy_document(registry: Registry, config: Config, stores: Sequence[Store] 
                 "effect": ("Sec-GPC: 1 is treated as an objection to marketing" if m.honour_gpc
                            else "Sec-GPC: 1 is recorded but not acted on"),
             },
+        },
+        "marketing_basis": {
+            "in_force": m.marketing_basis,
+            "effect": ("a pseudonym is kept for marketing effectiveness only with consent to marketing (stricter "
+                       "than the policy, which names legitimate interest)" if m.marketing_basis == "consent"
+                       else "marketing effectiveness rests on legitimate interest, as the policy says: a pseudonym "
+                            "is kept for it unless the person objected (declined marketing, withdrew consent, "
+                            "Global Privacy Control when honoured, restriction or objection)"),
+            "setting": "minimise.marketing_basis",
         },
         "unknown_fields": ("dropped: a field that no schema declares is refused at intake and never reaches "
                            "a topic or the warehouse; a new field needs a schema version with its annotation"),
@@ -162,6 +173,11 @@ def _security_measures(config: Config) -> list[str]:
     ]
 
 
+def _purposes(registry: Registry, config: Config) -> dict[str, Purpose]:
+    """The purpose catalogue as this deployment applies it (marketing on ``minimise.marketing_basis``)."""
+    return with_marketing_basis(registry.purposes, config.minimise.marketing_basis)
+
+
 def _stricter(registry: Registry, config: Config) -> list[dict[str, Any]]:
     """Where datamin's defaults (or settings) are stricter than the policy's words, said as such."""
     m = config.minimise
@@ -174,13 +190,13 @@ def _stricter(registry: Registry, config: Config) -> list[dict[str, Any]]:
             "datamin": "honours GPC by default; DNT is recorded but not acted on, as the policy says",
             "setting": "minimise.honour_gpc (false gives the policy's practice)",
         })
-    marketing = registry.purposes.get("marketing_effectiveness")
-    if marketing is not None and marketing.consent is not None:
+    marketing = registry.purposes.get(MARKETING_PURPOSE)
+    if marketing is not None and marketing.consent is not None and m.marketing_basis == "consent":
         out.append({
             "practice": "marketing effectiveness uses identifiers only with consent to marketing",
             "policy_says": "section 3 names legitimate interest for 'Support our marketing activities'",
             "datamin": "asks for consent (the marketing cookie category) before keeping a pseudonym for it",
-            "setting": None,
+            "setting": 'minimise.marketing_basis ("legitimate_interest" gives the policy\'s practice)',
         })
     out.append({
         "practice": "shorter retention than the year the policy allows",
@@ -245,8 +261,9 @@ def _event(registry: Registry, config: Config, name: str) -> dict[str, Any]:
     fields = []
     for policy in raw.policies:
         kept = [s for s in stores if s["store"] == "raw_topic" or policy.into]
-        purposes = [{"name": p, "policy": registry.purposes[p].policy, "legal_basis": registry.purposes[p].basis,
-                     "consent": registry.purposes[p].consent} for p in policy.purposes]
+        catalogue = _purposes(registry, config)
+        purposes = [{"name": p, "policy": catalogue[p].policy, "legal_basis": catalogue[p].basis,
+                     "consent": catalogue[p].consent} for p in policy.purposes]
         fields.append({
             "field": policy.field,
             "category": policy.category,
@@ -277,8 +294,11 @@ def _minimisation(policy: FieldPolicy, registry: Registry, config: Config) -> st
         conditions = []
         needs_consent = False
         for name in policy.purposes:
-            purpose = registry.purposes[name]
-            if purpose.consent is not None:
+            purpose = _purposes(registry, config)[name]
+            if purpose.objection is not None:
+                conditions.append(f"for {name} on the basis of {_BASIS_WORDS[purpose.basis]}, unless the person "
+                                  f"objected to {purpose.objection}")
+            elif purpose.consent is not None:
                 conditions.append(f"for {name} only with consent to {purpose.consent}")
                 needs_consent = True
             else:
@@ -317,6 +337,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"- **Global Privacy Control:** "
         f"{'honoured' if signals['global_privacy_control']['honoured'] else 'not honoured'} "
         f"({signals['global_privacy_control']['effect']}).",
+        f"- **Marketing effectiveness:** on {_BASIS_WORDS[doc['marketing_basis']['in_force']]} "
+        f"({doc['marketing_basis']['effect']}; setting {doc['marketing_basis']['setting']}).",
         f"- **Unknown fields:** {doc['unknown_fields']}.",
         f"- **Pseudonyms:** {pseudonyms['method']}; keys rotate {pseudonyms['key_rotation']}; a consent choice "
         f"counts for {pseudonyms['consent_validity_days']} days, then as none until renewed.",
