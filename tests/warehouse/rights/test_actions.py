@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
