@@ -40,7 +40,7 @@ and, describing the deployment as a whole::
       "security_measures": [str],
       "stricter_than_policy": [{"practice": str, "policy_says": str, "datamin": str, "setting": str | null}],
       "subject_key_in_clear": [str],               # the stores that hold a subject key in clear, and for how long
-      "inventory": [{"store": str, "kind": str, "location": str, "holds": str, "cap": str, "cap_days": float,
+      "inventory": [{"store": str, "kind": str, "location": str, "holds": str, "cap": str, "cap_days": float | null,
                      "enforced_by": str, "how": str}]    # every store datamin keeps (datamin retention)
 
 Each event's store also has ``"max_age"`` (same unit): retention plus a topic's segment roll or a
@@ -52,11 +52,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from datamin.config import RETENTION_CAP_DAYS, Config
-from datamin.retention import Store, cap_words, inventory
+from datamin.retention import Store, cap_cells, inventory
 from datamin.topics import Topics
 from schemas.annotations import METHODS, RULES, FieldPolicy
 from schemas.purposes import MARKETING_PURPOSE, Purpose, with_marketing_basis
@@ -143,8 +142,7 @@ def policy_document(registry: Registry, config: Config, stores: Sequence[Store] 
         "security_measures": _security_measures(config),
         "stricter_than_policy": _stricter(registry, config),
         "subject_key_in_clear": _clear_subject_keys(config),
-        "inventory": [{"store": s.name, "kind": s.kind, "location": s.location, "holds": s.holds,
-                       "cap": cap_words(s.cap), "cap_days": round(s.cap / timedelta(days=1), 3),
+        "inventory": [{"store": s.name, "kind": s.kind, "location": s.location, "holds": s.holds, **cap_cells(s),
                        "enforced_by": s.enforced_by, "how": s.how} for s in stores],
     }
 
