@@ -30,6 +30,17 @@ install() {
   fi
 }
 
+ensure_chromium() {
+  # the collector's browser test runs headless Chromium; CI installs it when missing (Debian/Ubuntu)
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then return; fi
+  if [ "${CI:-}" = "true" ] && command -v apt-get >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing chromium for the collector's browser test"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  fi
+}
+
 start_test_broker() {
   # the test broker lives apart from the demo's, on its own port, with fresh data every run
   export DATAMIN_HOME=${DATAMIN_TEST_HOME:-.datamin/test}
@@ -54,6 +65,7 @@ case "${1:-}" in
   test)
     shift
     install
+    ensure_chromium
     if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then start_test_broker; fi
     "$VENV/bin/python" -m pytest "$@"
     ;;

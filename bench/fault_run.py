@@ -503,11 +503,12 @@ def run(args: argparse.Namespace) -> int:
                          lib=LocalBroker(home=ROOT / ".datamin" / "kafka").lib
                          if not os.environ.get("DATAMIN_HOME") else LocalBroker().lib)
     prefix = f"faults-{uuid.uuid4().hex[:8]}"
-    env = make_env(tmp, broker.bootstrap, prefix)
+    env = make_env(tmp, broker.bootstrap, prefix, DATAMIN__KAFKA__CLIENT=json.dumps(args.transport))
+    print(f"transport: {args.transport}", flush=True)
     config = load_config(path=None, environ=env)
     lossy_config = load_config(path=None, environ=make_env(
         tmp, broker.bootstrap, prefix, DATAMIN__PRODUCER__SPOOL_DIR=json.dumps(str(tmp / "spool-lossy")),
-        DATAMIN__PRODUCER__SPOOL_MAX_BYTES="16384"))
+        DATAMIN__PRODUCER__SPOOL_MAX_BYTES="16384", DATAMIN__KAFKA__CLIENT=json.dumps(args.transport)))
     procs = [Supervised("process", child_env(env), tmp, tmp / "processor.log"),
              Supervised("sink", child_env(env), tmp, tmp / "sink.log")]
     processor, sink = procs
@@ -702,6 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="seconds of paced traffic")
     parser.add_argument("--events", type=int, help="traffic events of the main producer")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--transport", choices=("kafka-python", "confluent-kafka"), default="kafka-python",
+                        help="the Kafka transport (kafka.client) of the processor, the sink and the producers")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, warehouse)")
     args = parser.parse_args(argv)
 

@@ -55,8 +55,13 @@ def _env(config: Config, instance: str) -> dict[str, str]:
                 "DATAMIN__PROCESSOR__GROUP_ID": json.dumps(config.processor.group_id),
                 "DATAMIN__PROCESSOR__TRANSACTIONAL_ID": json.dumps(config.processor.transactional_id),
                 "DATAMIN__PSEUDONYMISE__KEY_DIR": json.dumps(config.pseudonymise.key_dir),
-                "DATAMIN_INSTANCE": instance, "PYTHONPATH": str(ROOT)})
+                "DATAMIN_INSTANCE": instance, "PYTHONPATH": str(ROOT),
+                "DATAMIN__KAFKA__CLIENT": json.dumps(TRANSPORT[0])})
     return env
+
+
+TRANSPORT = ["kafka-python"]
+"""the transport of `datamin process` in this run (--transport)"""
 
 
 def fill(config: Config, events: list[bytes]) -> int:
@@ -176,7 +181,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--transport", choices=("kafka-python", "confluent-kafka"), default="kafka-python",
+                        help="the Kafka transport of `datamin process` (the passthrough baseline stays kafka-python)")
     args = parser.parse_args()
+    TRANSPORT[0] = args.transport
+    print(f"transport of datamin process: {args.transport}", file=sys.stderr)
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         raise SystemExit("set KAFKA_BOOTSTRAP_SERVERS to a broker (e.g. 127.0.0.1:19092)")
     from minimise_transform import make_events

@@ -123,13 +123,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="60k rows instead of 210k")
     parser.add_argument("--rows", type=int, help="rounded up to whole flushes per partition")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--transport", choices=("kafka-python", "confluent-kafka"), default="kafka-python",
+                        help="the sink's Kafka transport (kafka.client)")
     args = parser.parse_args()
+    print(f"transport of the sink: {args.transport}", file=sys.stderr)
     registry = default_registry()
     schema = registry.latest("http_request", "minimised")
 
     with tempfile.TemporaryDirectory(prefix="sink-bench-") as tmp:
         work = Path(tmp)
-        base_env = bench_env(work, DATAMIN__WAREHOUSE__FLUSH_ROWS=str(FLUSH_ROWS))
+        base_env = bench_env(work, DATAMIN__WAREHOUSE__FLUSH_ROWS=str(FLUSH_ROWS),
+                             DATAMIN__KAFKA__CLIENT=json.dumps(args.transport))
         config = config_from(base_env)
         partitions = config.topics.partitions
         whole = partitions * FLUSH_ROWS

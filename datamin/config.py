@@ -10,6 +10,7 @@ key, the problem and the fix. Secrets (passwords) are never printed: see `redact
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import os
 import tomllib
@@ -49,6 +50,10 @@ SECRET_KEYS = frozenset({"ssl_password", "sasl_password"})
 TABLES = ("http_request", "usage_event", "device_report", "consent_record", "privacy_request")
 
 
+KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
+"""the Kafka transports datamin has (datamin.kafka.client and datamin.kafka.confluent)"""
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -73,6 +78,9 @@ class KafkaConfig:
     """password for SASL (never printed: hidden from repr() and `datamin config`)"""
     client_id: str = "datamin"
     """client id the brokers see in their logs and quotas"""
+    client: str = "kafka-python"
+    """the Kafka transport: "kafka-python" (pure Python, the default) or "confluent-kafka" (librdkafka,
+    several times less CPU per event; install it with `pip install datamin[confluent]`)"""
 
     def client_kwargs(self) -> dict[str, Any]:
         """The settings as keyword arguments for kafka-python's clients."""
@@ -152,6 +160,10 @@ class WarehouseConfig:
     """consumer group of the warehouse sinks"""
     catalog: str = "data/catalog.duckdb"
     """the DuckDB file analysts open read-only; views over the partitions"""
+    min_visitors: int = 10
+    """small-cell suppression: analyst views that group people (pages, referrers, search terms,
+    countries, devices…) show a group only with at least this many distinct visitors, folding smaller
+    ones into one "(other)" row (warehouse.suppression); at least 2"""
     flush_rows: int = 50_000
     """the sink writes a file when this many rows are waiting…"""
     flush_seconds: float = 2.0
@@ -183,6 +195,10 @@ class ProducerConfig:
     """bound of the spool; events beyond it are dropped, counted and logged"""
     queue_size: int = 10_000
     """events a request thread may queue for the background sender before spooling"""
+    linger_ms: int = 200
+    """how long the sender, woken by an event, waits for more before sending them together: one
+    wake-up per batch keeps the CPU a request costs small (0: send each event at once); it is also
+    the most an event waits before it is sent"""
     spool_retention_days: int = 7
     """spool segments (raw events in clear) last written longer ago than this are deleted by the
     scheduler even if Kafka never came back; at most 7 days, like raw topics"""
@@ -196,6 +212,31 @@ class ProcessorConfig:
     """consumer group of the minimisation processors"""
     transactional_id: str = "datamin-processor"
     """prefix of the transactional ids (one per instance) that make output and offsets commit together"""
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    prefix: str = "/collect"
+    """path the collector answers at (POST events there; the page snippet is <prefix>/datamin.js)"""
+    allowed_origins: tuple[str, ...] = ()
+    """origins (https://host[:port]) whose pages may post from a browser, the site's own included:
+    browsers send Origin on same-origin POSTs too"""
+    consent_cookie: str = "datamin_consent"
+    """cookie holding the visitor id the web server issued (`Identity.issue_visitor`)"""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of the reverse proxies in front of the collector, whose X-Forwarded-For is believed"""
+    rate_per_second: float = 5.0
+    """requests a second one client (IP address) may make after its burst"""
+    burst: int = 50
+    """requests one client may make at once"""
+    consent_records_per_day: int = 20
+    """consent choices one visitor may record a day; more are refused (a banner needs a few)"""
+    header_timeout_seconds: float = 10.0
+    """time a client has to send a request's headers before the connection is closed (slowloris)"""
+    body_timeout_seconds: float = 10.0
+    """time a client has to send a request's body once its headers came; then 408"""
+    max_body_bytes: int = 256 * 1024
+    """largest request body accepted (413 beyond)"""
 
 
 @dataclass(frozen=True)
@@ -232,6 +273,7 @@ class Config:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
 
@@ -372,6 +414,12 @@ def validate(config: Config) -> None:
         if not k.sasl_username or k.sasl_password is None:
             raise ConfigError("kafka.sasl_username", "SASL needs a user name and a password",
                               "set kafka.sasl_username and kafka.sasl_password (or DATAMIN__KAFKA__SASL_PASSWORD)")
+    if k.client not in KAFKA_CLIENTS:
+        raise ConfigError("kafka.client", f"{k.client!r} is not a Kafka transport datamin has",
+                          f"use one of {', '.join(repr(c) for c in KAFKA_CLIENTS)}")
+    if k.client == "confluent-kafka" and importlib.util.find_spec("confluent_kafka") is None:
+        raise ConfigError("kafka.client", "'confluent-kafka' is chosen but the confluent-kafka package is not "
+                          "installed", "install it with `pip install 'datamin[confluent]'`, or use 'kafka-python'")
     for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
         value = getattr(k, key)
         if value is not None and not Path(value).is_file():
@@ -407,6 +455,7 @@ def validate(config: Config) -> None:
 
     w = config.warehouse
     _positive("warehouse.flush_rows", w.flush_rows)
+    check_min_visitors(w.min_visitors)
     if not 0 < w.flush_seconds < float("inf"):  # also refuses nan
         raise ConfigError("warehouse.flush_seconds", "must be a finite number more than 0", "use e.g. 2.0")
     for table, days in w.retention_days.items():
@@ -423,6 +472,24 @@ def validate(config: Config) -> None:
     p = config.producer
     _positive("producer.spool_max_bytes", p.spool_max_bytes)
     _positive("producer.queue_size", p.queue_size)
+    if not 0 <= p.linger_ms <= 1000:
+        raise ConfigError("producer.linger_ms", f"{p.linger_ms} is outside 0..1000 milliseconds",
+                          "use 200 (the default); 0 sends each event at once")
+
+    c = config.collector
+    for origin in c.allowed_origins:
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError("collector.allowed_origins", f"{origin!r} is not an origin",
+                              'write origins as scheme://host[:port], e.g. "https://techpros.no", no path')
+    for key in ("rate_per_second", "header_timeout_seconds", "body_timeout_seconds"):
+        if not 0 < getattr(c, key) < float("inf"):
+            raise ConfigError(f"collector.{key}", "must be a finite number more than 0", "use e.g. 10.0")
+    _positive("collector.burst", c.burst)
+    _positive("collector.consent_records_per_day", c.consent_records_per_day)
+    _positive("collector.max_body_bytes", c.max_body_bytes)
+    if not c.prefix.startswith("/"):
+        raise ConfigError("collector.prefix", f"{c.prefix!r} is not a path", 'write it as e.g. "/collect"')
     _positive("producer.spool_retention_days", p.spool_retention_days)
     if p.spool_retention_days * 24 > RAW_RETENTION_CAP_HOURS:
         raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "
@@ -497,6 +564,19 @@ def check_ip_prefixes(ipv4_prefix: object, ipv6_prefix: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(key, f"{value!r} is outside the accepted {low}..{high} bits ({why})",
                               f"use a whole number from {low} to {high}: {default} (the default) or at most {high}")
+
+
+MIN_VISITORS_FLOOR = 2
+"""The smallest ``warehouse.min_visitors`` accepted: a group of one visitor is that visitor."""
+
+
+def check_min_visitors(k: object) -> int:
+    """``k`` when it is a whole number of at least `MIN_VISITORS_FLOOR`; else ConfigError. The one check
+    of ``warehouse.min_visitors``, for the config and the catalog alike."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < MIN_VISITORS_FLOOR:
+        raise ConfigError("warehouse.min_visitors", f"{k!r} would let views show groups of a single visitor",
+                          f"use a whole number of at least {MIN_VISITORS_FLOOR}: 10 (the default) or more")
+    return k
 
 
 def retention_for(table: str, retention_days: Mapping[str, int]) -> int:

@@ -149,8 +149,8 @@ def provision(config: Config) -> list[str]:
         KafkaError,
         NewTopic,
         TopicAlreadyExistsError,
-        new_admin,
     )
+    from datamin.kafka.transport import new_admin
 
     specs = Topics(config).all()
     require_reachable("provisioning topics", config)

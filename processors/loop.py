@@ -48,6 +48,7 @@ from datamin.identity import is_hashed, subject_of_raw
 from datamin.kafka import (
     AuthorizationError,
     ConsumerRebalanceListener,
+    FatalKafkaError,
     InvalidProducerEpochError,
     KafkaError,
     OffsetAndMetadata,
@@ -76,7 +77,7 @@ from schemas.encoding import HEADER_SIZE, MAGIC
 log = logging.getLogger("datamin.processor")
 
 FATAL_ERRORS: tuple[type[KafkaError], ...] = (
-    ProducerFencedError, InvalidProducerEpochError, AuthorizationError, UnsupportedVersionError,
+    ProducerFencedError, InvalidProducerEpochError, AuthorizationError, UnsupportedVersionError, FatalKafkaError,
 )
 """errors after which this producer can never commit again: stop, do not retry"""
 RESTORE_TIMEOUT_S = 300.0
@@ -143,6 +144,8 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             self._producer = new_producer(
                 self.config, transactional_id=tx_id, enable_idempotence=True, acks="all",
                 linger_ms=5, batch_size=256 * 1024, partitioner=KeyHashPartitioner())
+            # no delivery future per record where the transport can do without (the commit reports failures)
+            self._send = getattr(self._producer, "send_nowait", self._producer.send)
             try:
                 self._producer.init_transactions()
             except FATAL_ERRORS as exc:
@@ -272,8 +275,7 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         target = self._out_topics.get(result.schema.name)
         if target is None:
             target = self._out_topics[result.schema.name] = self.topics.minimised(result.schema.name)
-        self._producer.send(target, value=out,
-                            key=subject.encode() if isinstance(subject, str) else None)
+        self._send(target, value=out, key=subject.encode() if isinstance(subject, str) else None)
         return True
 
     def _dead_letter(self, tp: TopicPartition, record: Any, reason: str) -> None:

@@ -37,6 +37,11 @@ def kafka_factory(config: Config, *, linger_ms: int = 5, batch_size: int = 64 * 
             request_timeout_ms=min(5_000, delivery_timeout_ms - linger_ms - 1), max_block_ms=1_000,
             bootstrap_timeout_ms=2_000, retry_backoff_ms=100, reconnect_backoff_max_ms=2_000,
             partitioner=KeyHashPartitioner())
+        # the sender closes its client itself (at exit too, after sending what is queued); kafka-python's
+        # own exit hook would run first and close it under the sender, sending the rest to the spool
+        unregister = getattr(client, "_unregister_cleanup", None)
+        if callable(unregister):
+            unregister()
         return client
 
     return make

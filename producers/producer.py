@@ -40,9 +40,12 @@ keys exactly as kafka-python's DefaultPartitioner does, remembering recent keys'
 from __future__ import annotations
 
 import logging
+import os
 import queue
 from typing import Any
 
+from datamin.config import Config
+from producers import forksafe
 from producers.client import KafkaClient, kafka_factory
 from producers.queue import Bytes
 from producers.sender import ProducerStats, Sender
@@ -53,7 +56,18 @@ log = logging.getLogger(__name__)
 
 
 class EventProducer(Sender):
-    """Publishes raw events; see the module docstring for what is guaranteed."""
+    """Publishes raw events; see the module docstring for what is guaranteed. Safe to create before a
+    fork: the child process gets a sender of its own (``producers.forksafe``)."""
+
+    def __init__(self, config: Config, **options: Any) -> None:
+        super().__init__(config, **options)
+        self._pid = os.getpid()
+
+        def restart() -> None:  # in the child: everything of its own, the spool too
+            Sender.__init__(self, config, **{k: v for k, v in options.items() if k != "spool"})
+            self._pid = os.getpid()
+
+        forksafe.watch(self, restart)
 
     # -- the caller's side: never raises, never blocks ------------------------------------------
 
@@ -64,6 +78,8 @@ class EventProducer(Sender):
         web requests keep the default 0 and never wait. The record is owned by the producer from here
         on: do not change it after the call."""
         try:
+            if self._pid != os.getpid():  # forked without Python's fork hooks
+                forksafe.restart_in_child(self)
             if event_type not in self._topics or not isinstance(record, dict):
                 self._count("invalid")
                 return False
@@ -84,6 +100,8 @@ class EventProducer(Sender):
         """Queues an already-encoded message (e.g. a dead-letter JSON) for ``topic``: same queue, spool
         and guarantees as ``publish``; False only when it was refused."""
         try:
+            if self._pid != os.getpid():
+                forksafe.restart_in_child(self)
             if self._closed:
                 self._drop("the producer is closed")
                 return False

@@ -12,6 +12,7 @@ address (``unknown``, an obfuscated name) ends the walk at the proxy that report
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -69,8 +70,10 @@ class MiddlewareSettings:
             object.__setattr__(self, "cdn_country_header", self.cdn_country_header.lower())
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress | None:
-    """An address from a header entry: bare, with a port, or [IPv6]:port, in quotes or not."""
+    """An address from a header entry: bare, with a port, or [IPv6]:port, in quotes or not (remembered:
+    a server sees the same few peers, its proxies, again and again)."""
     text = text.strip().strip('"')
     if text.startswith("["):
         text = text[1:text.find("]")] if "]" in text else ""

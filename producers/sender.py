@@ -69,7 +69,7 @@ class Sender:
         self._retry_interval = retry_interval
         self._max_retry_interval = max_retry_interval
         self._queue_size = config.producer.queue_size
-        self._queue = EventQueue(self._queue_size)
+        self._queue = EventQueue(self._queue_size, linger=config.producer.linger_ms / 1000.0)
         self._held = 0
         """events the sender took from the queue and has not yet handed to Kafka or the spool"""
         if spool is None:

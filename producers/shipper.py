@@ -8,10 +8,21 @@ the lines since the last checkpoint, and those carry the same ``event_id`` as th
 from host, path, inode and offset), so the warehouse's ``duplicate_events`` view shows them and
 ``count(DISTINCT event_id)`` counts them once.
 
+The state also holds a fingerprint of the file: a SHA-256 of its first bytes (up to ``FINGERPRINT_BYTES``,
+never past the offset). It tells the file read so far from another one that took its name or its inode.
+
 Rotation: by rename (the path names a new inode) the old file is read to its end, then the new one
-from its start; if the process was down during the rename, the old inode is looked for beside the
-path (``access.log.1``) and finished first. By copytruncate (the file shrinks below the offset) the
-file is read again from 0. Lines that are not access-log lines, binary garbage and lines longer than
+from its start. By copytruncate (the file shrinks below the offset, or its first bytes change) the
+file is read again from 0 — after the rest of the copy: the lines written between the last read and
+the copy are in ``access.log.1``, found beside the path by its fingerprint and read from the saved
+offset first. Both are also noticed at start-up, when the rotation happened while the shipper was
+stopped (the old inode, or a copy with the same first bytes, is looked for among ``access.log*``;
+compressed copies cannot be read and are not found). What copytruncate itself loses is outside any
+reader's reach: lines the server writes after the copy was taken and before the truncation are in
+neither file (logrotate's documented race); prefer rename rotation with a reopen signal (nginx:
+``kill -USR1``; logrotate's ``postrotate``) where losing a line matters.
+
+Lines that are not access-log lines, binary garbage and lines longer than
 ``max_line`` bytes are counted and sent to the dead-letter topic as
 ``{"source", "line_number", "reason", "stage": "shipper"}`` — never the line itself.
 """
@@ -58,6 +69,8 @@ class ShipProgress:
     size: int = 0
     """size of the file being read"""
     started: float = field(default_factory=time.monotonic)
+    name: str = ""
+    """the file being read: the path's name, or a rotated copy's (``access.log.1``) while that is finished"""
 
 
 @dataclass(frozen=True)
@@ -70,21 +83,49 @@ class ShipResult:
 
 def stderr_progress(interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
                     stream: IO[str] | None = None) -> Callable[[ShipProgress], None]:
-    """A progress printer for stderr: lines/s, bytes and % of the file, at most once per ``interval``."""
+    """A progress printer for a terminal: one line naming every file with its lines, lines/s and % read,
+    at most once per ``interval`` and only when something was read since the last line (idle: silent)."""
     last = [-1e18]
+    latest: dict[str, ShipProgress] = {}
+    shown: dict[str, int] = {}
 
     def show(p: ShipProgress) -> None:
+        latest[p.path] = p
         now = clock()
-        if now - last[0] < interval:
+        if now - last[0] < interval or all(shown.get(k, -1) == v.lines for k, v in latest.items()):
             return
         last[0] = now
-        elapsed = max(now - p.started, 1e-9)
-        pct = 100.0 * p.offset / p.size if p.size else 100.0
-        print(f"\r{Path(p.path).name}: {p.lines:,} lines ({p.lines / elapsed:,.0f}/s), "
-              f"{p.bytes_read / 1e6:,.1f} MB, {pct:5.1f}% of file, {p.bad_lines:,} unparsable",
-              end="", file=stream or sys.stderr, flush=True)
+        parts = []
+        for q in latest.values():
+            elapsed = max(now - q.started, 1e-9)
+            pct = 100.0 * q.offset / q.size if q.size else 100.0
+            parts.append(f"{q.name or Path(q.path).name}: {q.lines:,} lines ({q.lines / elapsed:,.0f}/s), "
+                         f"{pct:5.1f}% of file, {q.bad_lines:,} unparsable")
+            shown[q.path] = q.lines
+        print("\r" + " | ".join(parts) + "\x1b[K", end="", file=stream or sys.stderr, flush=True)
 
     return show
+
+
+FINGERPRINT_BYTES = 4096
+"""How many of a log's first bytes its fingerprint covers."""
+
+
+def fingerprint(fd: int, length: int) -> str:
+    """SHA-256 (hex) of the first ``length`` bytes of the open file ``fd`` ("" when it is shorter)."""
+    data = os.pread(fd, length, 0) if length > 0 else b""
+    return hashlib.sha256(data).hexdigest() if len(data) == length else ""
+
+
+def _file_fingerprint(path: Path, length: int) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        return fingerprint(fd, length)
+    finally:
+        os.close(fd)
 
 
 def _state_path(state_dir: Path, path: Path) -> Path:
@@ -92,11 +133,12 @@ def _state_path(state_dir: Path, path: Path) -> Path:
     return state_dir / f"{path.name[:40]}.{digest}.state"
 
 
-def _load_state(file: Path) -> dict[str, int] | None:
+def _load_state(file: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
         return {"dev": int(data["dev"]), "inode": int(data["inode"]), "offset": int(data["offset"]),
-                "line_number": int(data["line_number"])}
+                "line_number": int(data["line_number"]), "fp_len": int(data.get("fp_len", 0)),
+                "fp": str(data.get("fp", ""))}
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError):
@@ -104,7 +146,7 @@ def _load_state(file: Path) -> dict[str, int] | None:
         return None
 
 
-def _save_state(file: Path, state: dict[str, int]) -> None:
+def _save_state(file: Path, state: dict[str, Any]) -> None:
     replace_file(file, lambda f: f.write(json.dumps(state).encode("utf-8")))
 
 
@@ -132,44 +174,64 @@ class _Tail:
         self.skip_start = 0
         """while ``skipping``: the file offset where the over-long line began (what a checkpoint saves)"""
         self.host = socket.gethostname()
+        self.fp_len = 0
+        self.fp = ""
+        """fingerprint of the first ``fp_len`` bytes of the file being read"""
 
     # -- opening and rotation --------------------------------------------------------------------
 
     def open(self) -> bool:
-        """Opens the path, resuming from the saved state (finishing a renamed predecessor first)."""
+        """Opens the path, resuming from the saved state (finishing a rotated predecessor first)."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return False
         state = _load_state(self.state_file)
-        if state is not None and (state["dev"], state["inode"]) != (st.st_dev, st.st_ino):
-            old = self._find_inode(state["dev"], state["inode"])
+        if state is not None:
+            same_inode = (state["dev"], state["inode"]) == (st.st_dev, st.st_ino)
+            if same_inode and state["offset"] <= st.st_size and self._same_start(self.path, state):
+                self._attach(self.path, state["offset"], state["line_number"], state)
+                return True
+            old = self._find_rotated(state)
             if old is not None:
-                log.info("shipper: %s was rotated while stopped; finishing %s first", self.path.name, old.name)
-                self._attach(old, state["offset"], state["line_number"])
-                self.read_available(final=True)
-                self.close()
-            state = None
-        if state is not None and state["offset"] <= st.st_size:
-            self._attach(self.path, state["offset"], state["line_number"])
-        else:
-            if state is not None:
-                log.warning("shipper: %s is shorter than the saved position (copytruncate); reading it "
-                            "from the start", self.path.name)
-            self._attach(self.path, 0, 0)
+                log.info("shipper: %s was rotated while stopped; reading the rest of %s first",
+                         self.path.name, old.name)
+                self._finish(old, state["offset"], state["line_number"])
+            elif same_inode:
+                log.warning("shipper: %s was truncated while stopped (copytruncate) and its copy was not found "
+                            "beside it; reading it from the start", self.path.name)
+        self._attach(self.path, 0, 0)
         return True
 
-    def _find_inode(self, dev: int, inode: int) -> Path | None:
-        for candidate in sorted(self.path.parent.glob(self.path.name + "*")):
+    def _same_start(self, path: Path, state: dict[str, Any]) -> bool:
+        return not state["fp"] or _file_fingerprint(path, state["fp_len"]) == state["fp"]
+
+    def _find_rotated(self, state: dict[str, Any]) -> Path | None:
+        """The file the saved position belongs to, beside the path: its old inode (renamed away), else a
+        copy with the same first bytes at least as long as the offset (copytruncate)."""
+        copies: list[Path] = []
+        for candidate in sorted(self.path.parent.glob(self.path.name + "?*")):
             try:
                 st = candidate.stat()
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) == (dev, inode) and candidate.is_file():
+            if not candidate.is_file() or st.st_size < state["offset"] or not self._same_start(candidate, state):
+                continue
+            if (st.st_dev, st.st_ino) == (state["dev"], state["inode"]):
                 return candidate
-        return None
+            if state["fp"]:
+                copies.append(candidate)
+        return copies[0] if copies else None
 
-    def _attach(self, path: Path, offset: int, line_number: int) -> None:
+    def _finish(self, path: Path, offset: int, line_number: int) -> None:
+        """Reads ``path`` from ``offset`` to its end (a rotated file: it will not grow any more)."""
+        keep = self.dev, self.inode
+        self._attach(path, offset, line_number)
+        self.read_available(final=True)
+        self.close()
+        self.dev, self.inode = keep
+
+    def _attach(self, path: Path, offset: int, line_number: int, state: dict[str, Any] | None = None) -> None:
         self.file = open(path, "rb")  # kept open while tailing
         st = os.fstat(self.file.fileno())
         self.dev, self.inode = st.st_dev, st.st_ino
@@ -177,6 +239,16 @@ class _Tail:
         self.offset, self.line_number = offset, line_number
         self.buffer, self.skipping = b"", False
         self.stats.size = st.st_size
+        self.fp_len, self.fp = (state["fp_len"], state["fp"]) if state and state["fp"] else (0, "")
+        self.stats.name = path.name
+
+    def _update_fingerprint(self) -> None:
+        """Extends the fingerprint over newly read bytes until it covers FINGERPRINT_BYTES."""
+        want = min(FINGERPRINT_BYTES, self.offset)
+        if self.file is not None and want > self.fp_len:
+            fp = fingerprint(self.file.fileno(), want)
+            if fp:
+                self.fp_len, self.fp = want, fp
 
     def close(self) -> None:
         if self.file is not None:
@@ -200,10 +272,20 @@ class _Tail:
             self._attach(self.path, 0, 0)
             self.saved_offset = -1
             self.checkpoint(force=True)
-        elif st.st_size < self.offset:
-            log.warning("shipper: %s shrank (copytruncate); reading it from the start", self.path.name)
+        elif st.st_size < self.offset or (self.fp_len and fingerprint(self.file.fileno(), self.fp_len) != self.fp):
+            log.warning("shipper: %s was truncated (copytruncate); reading the rest of its copy, then it from "
+                        "the start", self.path.name)
+            state = {"dev": self.dev, "inode": self.inode, "offset": self.offset, "fp_len": self.fp_len,
+                     "fp": self.fp}
+            copy = self._find_rotated(state) if self.fp else None
+            if copy is not None and (copy.stat().st_dev, copy.stat().st_ino) != (self.dev, self.inode):
+                file, self.file = self.file, None
+                self._finish(copy, self.offset, self.line_number)
+                self.file = file
+                self.stats.name = self.path.name
             self.file.seek(0)
             self.offset, self.buffer, self.skipping = 0, b"", False
+            self.fp_len, self.fp = 0, ""
             self.checkpoint(force=True)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -237,6 +319,8 @@ class _Tail:
             self.offset, self.buffer, self.skipping = end, b"", False
             total += 1
         self._report()
+        if self.fp_len < FINGERPRINT_BYTES:
+            self._update_fingerprint()
         return total
 
     def _feed(self, data: bytes) -> int:
@@ -324,8 +408,9 @@ class _Tail:
         # in the middle of an over-long line, save where it began: a restart then reads it again and
         # dead-letters it, instead of losing it or taking its tail for a line of its own
         offset = self.skip_start if self.skipping else self.offset
+        self._update_fingerprint()
         _save_state(self.state_file, {"dev": self.dev, "inode": self.inode, "offset": offset,
-                                      "line_number": self.line_number})
+                                      "line_number": self.line_number, "fp_len": self.fp_len, "fp": self.fp})
         self.saved_offset = self.offset
         return True
 

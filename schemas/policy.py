@@ -16,6 +16,7 @@ The JSON form (``fmt="json"``) is a stable structure, versioned by its ``"format
                   "global_privacy_control": {"honoured": bool, "effect": str}},
       "unknown_fields": str,                       # what happens to fields no schema declares
       "pseudonyms": {"method": str, "key_rotation": str, "consent_validity_days": int},
+      "small_groups": {"min_visitors": int, "effect": str},   # small-cell suppression of analyst views
       "purposes": {name: {"policy": str, "legal_basis": str, "consent": str | null}},
       "events": [{
         "event": str, "raw_schema": str, "minimised_schema": str | null,
@@ -132,6 +133,12 @@ def policy_document(registry: Registry, config: Config, stores: Sequence[Store] 
             "method": "HMAC-SHA-256 with a secret key kept outside the warehouse",
             "key_rotation": config.pseudonymise.rotation,
             "consent_validity_days": m.consent_validity_days,
+        },
+        "small_groups": {
+            "min_visitors": config.warehouse.min_visitors,
+            "effect": (f"analyst views and the report show a page, referrer, search term, country, browser, OS "
+                       f"or device group only when at least {config.warehouse.min_visitors} distinct visitors "
+                       "are in it; smaller groups are folded into one \"(other)\" row"),
         },
         "purposes": purposes,
         "events": [_event(registry, config, name) for name in registry.event_types("raw")],
@@ -340,6 +347,7 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"- **Unknown fields:** {doc['unknown_fields']}.",
         f"- **Pseudonyms:** {pseudonyms['method']}; keys rotate {pseudonyms['key_rotation']}; a consent choice "
         f"counts for {pseudonyms['consent_validity_days']} days, then as none until renewed.",
+        f"- **Small groups:** {doc['small_groups']['effect']}.",
         "",
         f"- **Controller:** {doc['controller']['name']}, {doc['controller']['address']}; contact "
         f"{doc['controller']['contact']}.",

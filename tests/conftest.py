@@ -8,6 +8,7 @@ Under CI=true there is no skipping: no broker is an error.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -55,6 +56,32 @@ def _docker_answers() -> bool:
     return False
 
 
+KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kafka-client", choices=KAFKA_CLIENTS,
+                     default=os.environ.get("DATAMIN_TEST_KAFKA_CLIENT", "kafka-python"),
+                     help="the Kafka transport (kafka.client) of every Config the kafka_config fixture makes; "
+                          ".ci/run runs the transport conformance tests once more with confluent-kafka")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the processes the tests start (`datamin process`, `datamin sink`, the fault run) inherit it
+    if config.getoption("--kafka-client") != "kafka-python":
+        os.environ["DATAMIN__KAFKA__CLIENT"] = json.dumps(config.getoption("--kafka-client"))
+
+
+@pytest.fixture(scope="session")
+def kafka_client(request: pytest.FixtureRequest) -> str:
+    """The Kafka transport under test (--kafka-client, or DATAMIN_TEST_KAFKA_CLIENT)."""
+    return str(request.config.getoption("--kafka-client"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"datamin Kafka transport under test: {config.getoption('--kafka-client')}"
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """host:port of a real Kafka broker for this test session."""
@@ -84,7 +111,7 @@ def unique() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
+def make_config(tmp_path: Path, kafka_client: str) -> Callable[..., Config]:
     """Factory of a Config whose data lives under tmp_path, with env-style overrides:
     make_config(kafka="127.0.0.1:9092", **{"TOPICS__PREFIX": "t-abc"})."""
 
@@ -94,6 +121,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
             "DATAMIN__WAREHOUSE__ROOT": f'"{tmp_path / "warehouse"}"',
             "DATAMIN__WAREHOUSE__CATALOG": f'"{tmp_path / "catalog.duckdb"}"',
             "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "spool"}"',
+            "DATAMIN__KAFKA__CLIENT": json.dumps(kafka_client),  # the transport under test
         }
         if kafka:
             environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka
@@ -107,7 +135,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 def kafka_config(kafka_bootstrap: str, make_config: Callable[..., Config],
                  unique: Callable[[str], str]) -> Config:
     """A Config on the test broker with a topic prefix and group ids of its own, so that tests
-    never see each other's data."""
+    never see each other's data, on the transport under test (``kafka_client``)."""
     prefix = unique("t")
     return make_config(kafka=kafka_bootstrap, **{
         "TOPICS__PREFIX": f'"{prefix}"',

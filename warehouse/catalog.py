@@ -16,6 +16,8 @@ moment. Guarantees:
   table's id column (foreign) is moved to ``_quarantine/`` with a warning before it can break a view,
   and the move is recorded in the audit trail (``audit_log``; see warehouse.quarantine).
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
+- The file is written in DuckDB's storage format of ``STORAGE_VERSION``, which the stock DuckDB CLI
+  on PyPI (``duckdb-cli``, 1.4 and later) opens, whichever newer duckdb library wrote it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,13 @@ from warehouse.layout import PARTITION_KEY, Layout
 from warehouse.permissions import give_to_group, prepare_warehouse
 from warehouse.quarantine import quarantine
 from warehouse.sql import quote_identifier, quote_literal
+from warehouse.suppression import VISITOR, suppressed_view_statements
 
 log = logging.getLogger(__name__)
+
+STORAGE_VERSION = "v1.4.0"
+"""DuckDB storage compatibility of the catalog file: the oldest release whose CLI must open it (1.4 is a
+long-term release; duckdb 2.0 writes a format the 1.x CLIs refuse by default)."""
 
 AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("at", "TIMESTAMPTZ"), ("job", "VARCHAR"), ("action", "VARCHAR"), ("table_name", "VARCHAR"),
@@ -51,52 +58,17 @@ AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
 """The audit trail's columns (written by the scheduler's jobs under ``<root>/_audit/<kind>/``)."""
 
 ANALYST_VIEWS: tuple[tuple[str, str], ...] = (
-    ("daily_requests", """
-        SELECT event_date AS date, count(*) AS requests, count(DISTINCT subject) AS visitors
-        FROM http_request GROUP BY event_date ORDER BY event_date"""),
-    ("top_pages", """
-        SELECT host, url, count(*) AS requests, count(DISTINCT subject) AS visitors
-        FROM http_request WHERE status < 400 OR status IS NULL
-        GROUP BY host, url ORDER BY requests DESC, host, url"""),
-    ("referrer_domains", """
-        SELECT regexp_extract(referrer_origin, '^[A-Za-z][A-Za-z0-9+.-]*://([^/:]+)', 1) AS domain,
-               count(*) AS requests
-        FROM http_request WHERE referrer_origin IS NOT NULL
-        GROUP BY domain ORDER BY requests DESC, domain"""),
-    ("browser_share", """
-        SELECT coalesce(browser_family, 'unknown') AS browser, count(*) AS requests,
-               round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS percent
-        FROM http_request GROUP BY browser ORDER BY requests DESC, browser"""),
-    ("os_share", """
-        SELECT coalesce(os_family, 'unknown') AS os, count(*) AS requests,
-               round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS percent
-        FROM http_request GROUP BY os ORDER BY requests DESC, os"""),
-    ("device_share", """
-        SELECT coalesce(device_class, 'unknown') AS device, count(*) AS requests,
-               round(100.0 * count(*) / sum(count(*)) OVER (), 2) AS percent
-        FROM http_request GROUP BY device ORDER BY requests DESC, device"""),
-    ("countries", """
-        SELECT coalesce(country, 'unknown') AS country, count(*) AS requests,
-               count(DISTINCT subject) AS visitors
-        FROM http_request GROUP BY 1 ORDER BY requests DESC, country"""),
-    ("search_terms", """
-        SELECT lower(trim(search_terms)) AS term, count(*) AS searches
-        FROM usage_event WHERE kind = 'search' AND search_terms IS NOT NULL AND trim(search_terms) <> ''
-        GROUP BY term ORDER BY searches DESC, term"""),
-    ("error_rate", """
-        SELECT app_version, hardware_model, count(*) AS reports,
-               count(*) FILTER (WHERE event_kind = 'error_report') AS errors,
-               count(*) FILTER (WHERE event_kind = 'crash') AS crashes,
-               round(count(*) FILTER (WHERE event_kind IN ('error_report', 'crash')) / count(*), 4) AS error_rate
-        FROM device_report GROUP BY app_version, hardware_model
-        ORDER BY error_rate DESC, reports DESC, app_version, hardware_model"""),
+    ("daily_requests", f"""
+        SELECT event_date AS date, count(*) AS requests, count(DISTINCT {VISITOR['http_request']}) AS visitors
+        FROM http_request GROUP BY event_date ORDER BY event_date"""),  # noqa: S608 - this module's SQL
     ("http_error_rate", """
         SELECT event_date AS date, count(*) AS requests,
                count(*) FILTER (WHERE status >= 500) AS server_errors,
                round(count(*) FILTER (WHERE status >= 500) / count(*), 4) AS error_rate
         FROM http_request GROUP BY event_date ORDER BY event_date"""),
 )
-"""(name, SELECT) of the views analysts start from; they read only the table views."""
+"""(name, SELECT) of the views analysts start from that group by day only; they read only the table
+views. The views that group people are suppressed (`warehouse.suppression`)."""
 
 
 @dataclass
@@ -116,7 +88,9 @@ class CatalogBuilder:
 
     def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None,
                  *, analyst_group: str | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), min_visitors: int = 10) -> None:
+        self.min_visitors = min_visitors
+        """warehouse.min_visitors: the smallest group of people an analyst view shows"""
         self.layout = layout
         self.catalog_path = Path(catalog_path)
         self.registry = registry or default_registry()
@@ -151,6 +125,8 @@ class CatalogBuilder:
         statements.append("CREATE VIEW audit_log AS " + (
             _read_parquet(audit_glob, hive=False) if audit else _empty_select(AUDIT_COLUMNS)))
         statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
+        statements += suppressed_view_statements(self.min_visitors)  # the views that group people
+        statements.append(f"CREATE VIEW table_freshness AS {self._freshness()}")
         statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
         # what an analyst's connection may read (warehouse.boundary): these folders, no more
         statements += record_read_paths_sql(self._read_folders(), [])
@@ -195,6 +171,17 @@ class CatalogBuilder:
                  for event in self.registry.event_types("minimised")]
         return f"SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE duplicates > 0 ORDER BY table_name, date"  # noqa: S608
 
+    def _freshness(self) -> str:
+        """Per table: rows, first and last day, newest event time (how fresh the data is)."""
+        parts = []
+        for event in self.registry.event_types("minimised"):
+            stamps = [f.name for f in arrow_schema(self.registry.latest(event, "minimised"))
+                      if pa.types.is_timestamp(f.type)]
+            newest = f"max({quote_identifier(stamps[0])})" if stamps else "CAST(NULL AS TIMESTAMPTZ)"
+            parts.append(f"SELECT '{event}' AS table_name, count(*) AS rows, min({PARTITION_KEY}) AS first_day, "  # noqa: S608
+                         f"max({PARTITION_KEY}) AS last_day, {newest} AS newest FROM {quote_identifier(event)}")
+        return " UNION ALL ".join(parts)
+
     def _empty_table(self, event: str) -> str:
         schema = arrow_schema(self.registry.latest(event, "minimised"))
         columns = [(f.name, _duckdb_type(f.type)) for f in schema] + [(PARTITION_KEY, "DATE")]
@@ -205,8 +192,7 @@ class CatalogBuilder:
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False,
-                                                    "autoload_known_extensions": False})
+            con = _connect_for_writing(tmp)
             try:
                 # the builder, too, reads only the folders its views read (warehouse.boundary)
                 lock_to(con, self._read_folders())
@@ -229,19 +215,32 @@ class CatalogBuilder:
                     pass
 
 
+def _connect_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
+    no_extensions: dict[str, str | bool | int | float | list[str]] = {
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    try:
+        return duckdb.connect(str(path), config={**no_extensions, "storage_compatibility_version": STORAGE_VERSION})
+    except duckdb.Error as exc:
+        # a duckdb older than STORAGE_VERSION neither knows the setting's value nor writes anything newer
+        if STORAGE_VERSION not in str(exc) and "storage_compatibility_version" not in str(exc):
+            raise
+        return duckdb.connect(str(path), config=no_extensions)
+
+
 def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.PathLike[str] | None = None,
                   registry: Registry | None = None) -> CatalogReport:
     """Builds the catalog once. ``catalog_path`` defaults to ``config.warehouse.catalog``."""
-    group = None
+    group, min_visitors = None, 10
     if isinstance(config_or_layout, Config):
         layout = Layout(Path(config_or_layout.warehouse.root))
         catalog_path = catalog_path or config_or_layout.warehouse.catalog
         group = config_or_layout.warehouse.analyst_group
+        min_visitors = config_or_layout.warehouse.min_visitors
     else:
         layout = config_or_layout
     if catalog_path is None:
         raise CatalogError("build_catalog needs a catalog path when given a Layout")
-    return CatalogBuilder(layout, catalog_path, registry, analyst_group=group).build()
+    return CatalogBuilder(layout, catalog_path, registry, analyst_group=group, min_visitors=min_visitors).build()
 
 
 def _check_parquet(path: Path, required: str | None) -> str | None:

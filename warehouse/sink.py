@@ -10,7 +10,8 @@ value) and are skipped.
 
 A buffer is flushed at ``warehouse.flush_rows`` rows or when its oldest message is
 ``warehouse.flush_seconds`` old; the catalog is rebuilt at most every ``CATALOG_INTERVAL`` seconds
-after a flush, so new events become queryable within a few seconds. A write error (disk full)
+after a flush (longer when a build takes over a tenth of that), so new events become queryable within a
+few seconds. A write error (disk full)
 stops the sink with that error and nothing of the failed flush visible.
 
 Run it with ``datamin sink`` (SIGTERM or SIGINT flush and exit) or from a thread (pass ``stop``).
@@ -56,7 +57,9 @@ from warehouse.writer import Flush, PartitionWriter
 log = logging.getLogger(__name__)
 
 CATALOG_INTERVAL = 1.0
-"""seconds between catalog rebuilds while events stream in"""
+"""seconds between catalog rebuilds while events stream in (at least)"""
+CATALOG_SHARE = 9.0
+"""and at least this many times the last build's duration: the catalog takes at most a tenth of the time"""
 PROGRESS_INTERVAL = 10.0
 """seconds between progress lines in the log"""
 POLL_MS = 100
@@ -111,13 +114,16 @@ class _Sink:
         layout = layout_of(config)
         self.writer = PartitionWriter(layout)
         self.catalog = CatalogBuilder(layout, config.warehouse.catalog, registry,
-                                      analyst_group=config.warehouse.analyst_group)
+                                      analyst_group=config.warehouse.analyst_group,
+                                      min_visitors=config.warehouse.min_visitors)
         self.batcher = Batcher(config.warehouse.flush_rows, config.warehouse.flush_seconds)
         self.stats = SinkStats()
         self.lock = threading.RLock()
         self.to_commit: dict[TopicPartition, int] = {}
         self.catalog_dirty = True
         self.last_catalog = float("-inf")
+        self.catalog_cost = 0.0
+        """seconds the last catalog build took"""
         self.listener_error: BaseException | None = None
         self.today: Callable[[], date] = lambda: datetime.now(UTC).date()
         """the calendar day retention is judged on (a clock, so tests can move it)"""
@@ -262,12 +268,17 @@ class _Sink:
 
     def maybe_rebuild_catalog(self, *, force: bool = False) -> None:
         now = self.clock()
-        if not (force or (self.catalog_dirty and now - self.last_catalog >= CATALOG_INTERVAL)):
+        # a build costs ~0.1-0.5 s on a large warehouse: under load, wait at least 9 builds' time between
+        # two, so that the catalog never takes more than a tenth of the sink's time
+        wait = max(CATALOG_INTERVAL, CATALOG_SHARE * self.catalog_cost)
+        if not (force or (self.catalog_dirty and now - self.last_catalog >= wait)):
             return
         self.catalog_dirty = False
         self.last_catalog = now
         try:
+            started = time.perf_counter()
             report = self.catalog.build()
+            self.catalog_cost = time.perf_counter() - started
             self.stats.catalog_builds += 1
             if report.quarantined:
                 log.warning("quarantined %d file(s) while building the catalog", len(report.quarantined))

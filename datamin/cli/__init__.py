@@ -1,10 +1,11 @@
 """The `datamin` command: one entry point, a subcommand per job, a module per command group.
 
     demo       the whole pipeline on synthetic traffic
-    pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs
+    pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs, collector
     inspect    query, minimise, schemas, policy, audit (the leak scan), config
     rights     people's rights (warehouse.rights)
     retention  the retention inventory (warehouse.retention)
+    report     the analysts' views as one self-contained HTML page of charts (warehouse.report)
 
 The one room allowed to import every stage.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from datamin.cli import demo, inspect, pipeline, retention, rights
+from datamin.cli import demo, inspect, pipeline, report, retention, rights
 from datamin.cli.command import Handler
 from datamin.config import load_config
 from datamin.exceptions import DataminError
@@ -31,6 +33,7 @@ EPILOG = """\
 quick start:
   datamin demo                      broker, pipeline and synthetic traffic, then what analysts see
   datamin query "SELECT * FROM http_request LIMIT 5"
+  datamin report --out report.html  charts of the analysts' views, one HTML file that opens offline
 
 running the pipeline (each is a long-running process; run several for scale):
   datamin kafka start               a local Apache Kafka broker (fetched with Maven) on 127.0.0.1:9092
@@ -39,6 +42,7 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin sink                      the warehouse sink: minimised topics -> Parquet partitions
   datamin scheduler                 daily expiry and compaction, hourly retention of every other store
   datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
+  datamin collector                 the HTTP endpoint pages and apps post events and consent to
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
 KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
@@ -59,12 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    for group in (demo, pipeline, inspect, rights, retention):
+    for group in (demo, pipeline, inspect, rights, retention, report):
         group.register(add)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of our output went away (`datamin config | head`): stop quietly, as Unix tools do.
+    stdout is pointed at /dev/null so that the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,

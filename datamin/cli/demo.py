@@ -80,8 +80,22 @@ def run_demo(config: Config, *, events: int = 2000, keep_running: bool = False,
     say(f"\nQuery it yourself:\n  datamin query \"SELECT * FROM top_pages\"\n"  # noqa: S608 - advice printed, not run
         f"  duckdb -readonly {catalog}        (the DuckDB CLI)\n"
         f"  python -c \"import duckdb; print(duckdb.connect('{catalog}', read_only=True)"
-        f".sql('SELECT * FROM countries'))\"")
+        f".sql('SELECT * FROM countries'))\"\n"
+        f"  datamin report --out report.html   (charts of the analysts' views, one file that opens offline)")
+    _write_report(config, say)
     return 0
+
+
+def _write_report(config: Config, say: Callable[[str], None]) -> None:
+    """The analysts' views as a page of charts beside the catalog (`datamin report`)."""
+    from datetime import UTC, datetime
+
+    from warehouse.report import write_report
+
+    out = Path(config.warehouse.catalog).parent / "report.html"
+    result = write_report(config, out, now=datetime.now(UTC))
+    say(f"\nReport: {out.resolve()} ({result.bytes / 1024:.0f} KiB, {result.seconds:.1f} s; open it in a browser, "
+        f"it needs no network; groups of fewer than {result.min_visitors} visitors are folded into \"(other)\")")
 
 
 def _start_pipeline(config: Config, stop: threading.Event) -> list[threading.Thread]:

@@ -44,6 +44,16 @@ def register(add: Add) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="access log files (combined format or JSON lines)")
     p.add_argument("--once", action="store_true", help="read to the end and stop instead of following")
     p.add_argument("--state-dir", help="where read positions are kept (default producer.shipper_state_dir)")
+    p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+
+    p = add("collector", "serve the collector: pages and apps post usage events and consent choices", _collector,
+            "Serves the collector with uvicorn: POST events to /collect (or /collect/; collector.prefix),\n"
+            "the page snippet at /collect/datamin.js. Per-client rate limits, deadlines for slow clients and\n"
+            "a daily bound of consent records per visitor come from [collector] in datamin.toml. It speaks\n"
+            "plain HTTP: put TLS in a reverse proxy and list that proxy in collector.trusted_proxies.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    p.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own producer (default 1)")
 
 
 def _kafka(args: argparse.Namespace, config: Config) -> int:
@@ -115,9 +125,18 @@ def _ship_logs(args: argparse.Namespace, config: Config) -> int:
     from producers.shipper import ship_logs, stderr_progress
 
     with stop_on_signals(doing="stopping the shipper") as stop:
+        show = args.progress or sys.stderr.isatty()
         result = ship_logs(config, [Path(p) for p in args.paths],
                            state_dir=Path(args.state_dir or config.producer.shipper_state_dir),
-                           follow=not args.once, stop=stop, progress=stderr_progress())
+                           follow=not args.once, stop=stop, progress=stderr_progress() if show else None)
     print(f"\nshipped {result.events:,} events from {result.lines:,} lines; {result.bad_lines:,} unparsable "
           "lines went to the dead-letter topic (with their line numbers, not their text)", file=sys.stderr)
+    return 0
+
+
+def _collector(args: argparse.Namespace, config: Config) -> int:
+    from producers.collector_serve import serve
+
+    serve(args.config, host=args.host, port=args.port, workers=args.workers,
+          log_level="debug" if args.verbose else "info")
     return 0

@@ -1,6 +1,10 @@
 """datamin's one Kafka boundary: nothing outside this package imports a Kafka client library.
 
-    client        the transport (kafka-python): clients made from the config, the types and errors used
+    transport     the interface (the operations datamin uses) and the factories: new_producer, new_consumer,
+                  new_admin make clients of the transport ``kafka.client`` names
+    client        the kafka-python transport, and the value types and errors both transports use
+    confluent     the confluent-kafka (librdkafka) transport: adapters offering the same operations
+                  (confluent_clients: producer and consumer; confluent_settings: settings and errors translated)
     errors        the transport's errors become BrokerError with the fix; fail fast when no broker answers
     send          send_and_wait: one record, acks=all, waited for
     dead_letter   the one format of a dead-letter note
@@ -10,6 +14,7 @@
 from datamin.kafka.client import (
     AuthorizationError,
     ConsumerRebalanceListener,
+    FatalKafkaError,
     InvalidProducerEpochError,
     KafkaError,
     OffsetAndMetadata,
@@ -17,17 +22,16 @@ from datamin.kafka.client import (
     RangePartitionAssignor,
     TopicPartition,
     UnsupportedVersionError,
-    new_admin,
-    new_consumer,
-    new_producer,
 )
 from datamin.kafka.dead_letter import dead_letter_note
 from datamin.kafka.errors import require_reachable, translate_kafka_errors
 from datamin.kafka.send import send_and_wait
+from datamin.kafka.transport import new_admin, new_consumer, new_producer
 
 __all__ = [
     "AuthorizationError",
     "ConsumerRebalanceListener",
+    "FatalKafkaError",
     "InvalidProducerEpochError",
     "KafkaError",
     "OffsetAndMetadata",

@@ -1,8 +1,8 @@
-"""The Kafka transport: kafka-python. The only module (with `datamin.kafka.partitioner`) that imports
-the ``kafka`` package; everything else reaches Kafka through `datamin.kafka`.
+"""The kafka-python transport, and the value types and errors both transports use. The only module (with
+`datamin.kafka.partitioner`) that imports the ``kafka`` package; everything else reaches Kafka through
+`datamin.kafka`, which picks this transport or `datamin.kafka.confluent` as ``kafka.client`` says.
 
-A second transport (confluent-kafka) would be a sibling of this module offering the same names:
-``new_producer``, ``new_consumer``, ``new_admin`` and the types and errors re-exported below.
+kafka-python's clients offer the operations of `datamin.kafka.transport` as they are.
 """
 
 from __future__ import annotations
@@ -29,11 +29,18 @@ with warnings.catch_warnings():  # kafka-python 3.0's import-time DeprecationWar
     )
     from kafka.structs import OffsetAndMetadata, TopicPartition
 
+
+
+class FatalKafkaError(KafkaError):  # type: ignore[misc]
+    """The client can never be used again (librdkafka's fatal errors other than fencing)."""
+
+
 __all__ = [
     "AuthorizationError",
     "ConfigResource",
     "ConfigResourceType",
     "ConsumerRebalanceListener",
+    "FatalKafkaError",
     "InvalidProducerEpochError",
     "KafkaError",
     "KafkaTimeoutError",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datamin.config import Config
-from datamin.kafka.client import new_producer
 from datamin.kafka.errors import require_reachable, translate_kafka_errors
+from datamin.kafka.transport import new_producer
 
 
 def send_and_wait(config: Config, topic: str, *, key: bytes | None, value: bytes, doing: str,

@@ -55,8 +55,9 @@ def test_plan_has_the_asked_faults_and_no_kill_inside_an_outage() -> None:
 
 
 @pytest.mark.broker_control
-def test_quick_fault_run_loses_duplicates_and_leaks_nothing(kafka_bootstrap: str) -> None:
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick"], cwd=ROOT, capture_output=True, text=True,
+def test_quick_fault_run_loses_duplicates_and_leaks_nothing(kafka_bootstrap: str, kafka_client: str) -> None:
+    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--transport", kafka_client], cwd=ROOT,
+                            capture_output=True, text=True,
                             timeout=600, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT faults ")]
     assert lines, f"no RESULT line; exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

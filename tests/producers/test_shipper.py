@@ -155,6 +155,7 @@ def test_progress_is_rate_limited() -> None:
     p = ShipProgress("/var/log/nginx/access.log", lines=1000, bytes_read=2_000_000, offset=50, size=100,
                      started=-1.0)
     show(p)
+    p.lines += 1
     show(p)
     now[0] = 2.0
     show(p)
@@ -183,3 +184,100 @@ def test_ship_to_real_broker_resumes_without_duplicates(kafka_config: Config, tm
     dead = [json.loads(m.value) for m in messages if m.topic == Topics(kafka_config).dead_letter]
     assert dead == [{"source": "access.log", "line_number": 81, "reason": pytest.approx(dead[0]["reason"]),
                      "stage": "shipper"}]
+
+
+def test_copytruncate_while_stopped_reads_the_rest_of_the_copy_first(make_config: Callable[..., Config],
+                                                                      tmp_path: Path) -> None:
+    config, log, state, sink = make_config(), tmp_path / "access.log", tmp_path / "state", FakeSink()
+    log.write_text("".join(line(i) for i in range(100)))
+    _ship(config, log, state, sink)
+    with log.open("a") as f:  # written while the shipper is stopped...
+        f.write("".join(line(i) for i in range(100, 170)))
+    (tmp_path / "access.log.1").write_bytes(log.read_bytes())  # ...then logrotate's copytruncate
+    with log.open("r+") as f:
+        f.truncate(0)
+    with log.open("a") as f:
+        f.write("".join(line(i) for i in range(170, 300)))
+    _ship(config, log, state, sink)
+    assert sink.urls() == [f"/p/{i}" for i in range(300)]  # none lost, none twice, in order
+    _ship(config, log, state, sink)  # and a restart after that resumes in the new file
+    assert len(sink.urls()) == 300
+
+
+def test_a_truncated_file_that_grew_past_the_offset_is_noticed_by_its_first_bytes(
+        make_config: Callable[..., Config], tmp_path: Path) -> None:
+    config, log, state, sink = make_config(), tmp_path / "access.log", tmp_path / "state", FakeSink()
+    log.write_text("".join(line(i) for i in range(10)))
+    _ship(config, log, state, sink)
+    (tmp_path / "access.log.1").write_bytes(log.read_bytes())
+    with log.open("r+") as f:
+        f.truncate(0)
+    with log.open("a") as f:  # the new file is already longer than the saved offset
+        f.write("".join(line(i, ip="198.51.100.9") for i in range(1000, 1050)))
+    _ship(config, log, state, sink)
+    assert sink.urls() == [f"/p/{i}" for i in range(10)] + [f"/p/{i}" for i in range(1000, 1050)]
+
+
+def test_copytruncate_while_following_reads_the_unread_tail_from_the_copy(make_config: Callable[..., Config],
+                                                                          tmp_path: Path) -> None:
+    config, log, sink = make_config(), tmp_path / "access.log", FakeSink()
+    log.write_text(line(0) + line(1))
+    tail = _Tail(log, tmp_path / "state", sink, Topics(config), max_line=4096, flush_timeout=1, progress=None)
+    (tmp_path / "state").mkdir()
+    tail.open()
+    tail.read_available()
+    tail.checkpoint()
+    with log.open("a") as f:  # appended after the shipper's last read, before the copy
+        f.write(line(2) + line(3))
+    (tmp_path / "access.log.1").write_bytes(log.read_bytes())
+    with log.open("r+") as f:
+        f.truncate(0)
+    with log.open("a") as f:
+        f.write(line(4))
+    tail.check_rotation()
+    tail.read_available()
+    tail.close()
+    assert sink.urls() == ["/p/0", "/p/1", "/p/2", "/p/3", "/p/4"]
+
+
+def test_progress_names_every_file_and_is_silent_when_idle() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    show = stderr_progress(interval=1.0, clock=lambda: now[0], stream=out)
+    a = ShipProgress("/var/log/nginx/access.log", lines=10, offset=1, size=2, started=-1.0)
+    b = ShipProgress("/var/log/nginx/other.log", lines=5, offset=2, size=2, started=-1.0)
+    show(a)
+    now[0] = 2.0
+    show(b)
+    assert "access.log: 10 lines" in out.getvalue().split("\r")[-1] and "other.log: 5 lines" in out.getvalue()
+    printed = out.getvalue()
+    for t in range(3, 100):  # idle: nothing new was read
+        now[0] = float(t)
+        show(a)
+        show(b)
+    assert out.getvalue() == printed
+
+
+def test_cli_keeps_state_where_the_config_says_and_shows_no_progress_off_a_terminal(
+        kafka_config: Config, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    provision(kafka_config)
+    log = tmp_path / "access.log"
+    log.write_text("".join(line(i) for i in range(50)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAMIN")}
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka_config.kafka.bootstrap_servers,
+                "DATAMIN__TOPICS__PREFIX": f'"{kafka_config.topics.prefix}"',
+                "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "spool"}"',
+                "DATAMIN__PRODUCER__SHIPPER_STATE_DIR": f'"{tmp_path / "shipper-state"}"'})
+    datamin = str(Path(sys.executable).parent / "datamin")
+    result = subprocess.run([datamin, "ship-logs", "--once", str(log)], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert [p.name.split(".")[0] for p in (tmp_path / "shipper-state").iterdir()] == ["access"]
+    assert not (tmp_path / "data").exists()
+    assert "lines (" not in result.stderr and "shipped 50 events" in result.stderr
+    shown = subprocess.run([datamin, "ship-logs", "--once", "--progress", str(log)], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=180)
+    assert shown.returncode == 0 and "shipped 0 events" in shown.stderr  # resumed at the end

@@ -11,7 +11,7 @@ import pytest
 from datamin.cli import main
 
 SUBCOMMANDS = ("demo", "kafka", "topics", "process", "sink", "scheduler", "expire", "query", "minimise",
-               "schemas", "policy", "ship-logs", "rights", "audit", "config")
+               "schemas", "policy", "ship-logs", "rights", "audit", "config", "report")
 
 
 def test_help_lists_every_subcommand_with_a_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,81 @@
+"""Starting and measuring bench/_webapp.py under a real gunicorn, for the web benchmarks."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+HEADERS = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "Accept-Language": "nb-NO,nb",
+           "Cookie": "session=s-1; datamin_consent=visitor-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(port: int, path: str) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers=HEADERS)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status}")
+        return body
+    finally:
+        conn.close()
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], *, middleware: bool, workers: int, preload: bool) -> Iterator[int]:
+    """Yields the port of a running gunicorn serving the bench app; stops it (SIGTERM) afterwards."""
+    port = free_port()
+    full = {**os.environ, **env, "DATAMIN_BENCH_MIDDLEWARE": "1" if middleware else "0"}
+    argv = [str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--chdir", str(BENCH), "--log-level", "warning", *(["--preload"] if preload else []), "_webapp:app"]
+    server = subprocess.Popen(argv, env=full)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get(port, "/")
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+
+
+def workers_of(port: int) -> list[int]:
+    """Pids of the gunicorn worker processes listening on ``port`` (children of its master)."""
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    rows = [line.split(None, 2) for line in out.splitlines()[1:]]
+    masters = {r[0] for r in rows if len(r) == 3 and f"127.0.0.1:{port}" in r[2] and "gunicorn" in r[2]}
+    return [int(r[0]) for r in rows if len(r) == 3 and r[1] in masters]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def producer_stats(port: int) -> dict[str, Any]:
+    return dict(json.loads(get(port, "/_stats")))

@@ -1,0 +1,76 @@
+"""CPU per request that the middleware and the real EventProducer cost the app process at web pacing.
+
+A Flask app under gunicorn (one sync worker: the app process), requested at Poisson arrivals of about
+300 a second (one request at a time, as a web server sees them), with DataminWSGIMiddleware publishing
+to the real broker in KAFKA_BOOTSTRAP_SERVERS, against the same app without middleware. The worker's
+CPU time (all its threads: the request thread, the producer's sender and kafka-python's I/O thread) is
+read from /proc before and after; rounds alternate, the median of each is taken.
+
+    python bench/middleware_cpu.py [--quick] [--rate 300] [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import bench_env, config_from  # noqa: E402
+from _gunicorn import cpu_seconds, get, gunicorn, producer_stats, workers_of  # noqa: E402
+
+from datamin.topics import provision  # noqa: E402
+
+
+def paced_run(port: int, worker: int, n: int, rate: float, rng: random.Random) -> tuple[float, float]:
+    """(CPU seconds of the worker per request, achieved requests/s) for ``n`` Poisson-paced requests."""
+    cpu0, t0 = cpu_seconds(worker), time.monotonic()
+    due = t0
+    for i in range(n):
+        due += rng.expovariate(rate)
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        get(port, f"/p/{i % 500}")
+    elapsed = time.monotonic() - t0
+    time.sleep(0.3)  # let the sender finish the last batch: its CPU counts too
+    return (cpu_seconds(worker) - cpu0) / n, n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
+    parser.add_argument("--rate", type=float, default=300.0, help="mean requests per second (default 300)")
+    parser.add_argument("--requests", type=int, help="requests per round")
+    args = parser.parse_args()
+    n = args.requests or (1500 if args.quick else 4500)
+    rounds = 1 if args.quick else 3
+    with tempfile.TemporaryDirectory() as tmp:
+        env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"')
+        provision(config_from(env))
+        rng = random.Random(7)
+        per_request: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(rounds):
+            for middleware in (False, True):
+                with gunicorn(env, middleware=middleware, workers=1, preload=False) as port:
+                    [worker] = workers_of(port)
+                    for i in range(300):  # warm-up: imports, the producer's connection and metadata
+                        get(port, f"/p/{i}")
+                    cpu, achieved = paced_run(port, worker, n, args.rate, rng)
+                    stats = producer_stats(port)
+                per_request[middleware].append(cpu)
+                sent = f", producer sent {stats.get('sent', 0)} spooled {stats.get('spooled', 0)}" if stats else ""
+                print(f"round {r + 1} {'with   ' if middleware else 'without'} middleware: "
+                      f"{cpu * 1e6:7.1f} µs CPU/request at {achieved:5.0f} req/s{sent}", flush=True)
+    without, with_ = statistics.median(per_request[False]), statistics.median(per_request[True])
+    print(f"RESULT middleware_cpu {(with_ - without) * 1e6:.1f} us ratio={with_ / without:.2f} "
+          "baseline=same WSGI app without middleware, real producer and broker at web pacing")
+
+
+if __name__ == "__main__":
+    main()
