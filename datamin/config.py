@@ -138,6 +138,10 @@ class MinimiseConfig:
     pseudonym is kept for it only with consent to marketing) or "legitimate_interest" (the policy's
     section 3: kept unless the person objected: declined marketing in the banner, withdrew consent,
     sent Global Privacy Control when honoured, or asked for restriction or objection)"""
+    phone_region: str = "NO"
+    """region (ISO 3166 code) whose national phone number format scrubbing recognises without a +country code"""
+    site_hosts: tuple[str, ...] = ()
+    """host names a kept "host" field may hold ("*.example.no" matches sub-domains); empty: any host name"""
     clock_skew_seconds: int = 300
     """an event dated more than this far in the future is refused (dead-lettered with the reason) where it
     enters and by the processor, so no one can create a partition the scheduler would not expire; an
@@ -212,6 +216,14 @@ class ProcessorConfig:
     """consumer group of the minimisation processors"""
     transactional_id: str = "datamin-processor"
     """prefix of the transactional ids (one per instance) that make output and offsets commit together"""
+    transaction_seconds: float = 0.5
+    """a transaction (minimised events and the input offsets they came from) commits when it is this
+    old, however few records it holds: a caught-up processor commits twice a second, not per poll…"""
+    transaction_bytes: int = 4 * 1024 * 1024
+    """…or when it has read this many bytes of input, whichever comes first"""
+    ledger_memory_subjects: int = 200_000
+    """subjects whose consent state an instance keeps in memory per input partition (about 160 bytes
+    each); the least recently used beyond that spill to an SQLite temporary file (SQLITE_TMPDIR)"""
 
 
 @dataclass(frozen=True)
@@ -237,6 +249,18 @@ class CollectorConfig:
     """time a client has to send a request's body once its headers came; then 408"""
     max_body_bytes: int = 256 * 1024
     """largest request body accepted (413 beyond)"""
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    retention_days: int = 30
+    """days a backup is kept before the scheduler deletes it; at most 365 (backups are within the cap)"""
+    dest: str | None = None
+    """where `datamin backup create` writes by default and the scheduler expires: a folder, or an
+    s3:// / gs:// URL (pyarrow's filesystems, credentials from the usual environment)"""
+    key_file: str | None = None
+    """file holding the 32-byte backup key (raw, hex or base64); when set, every backup file is
+    encrypted with AES-256-GCM. Keep it apart from the backups; it is never printed"""
 
 
 @dataclass(frozen=True)
@@ -274,6 +298,7 @@ class Config:
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     processor: ProcessorConfig = field(default_factory=ProcessorConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
 
@@ -442,6 +467,13 @@ def validate(config: Config) -> None:
     m = config.minimise
     check_ip_prefixes(m.ipv4_prefix, m.ipv6_prefix)
     _retention("minimise.consent_validity_days", m.consent_validity_days)
+    if len(m.phone_region) != 2 or not m.phone_region.isalpha() or m.phone_region.upper() == "ZZ":
+        raise ConfigError("minimise.phone_region", f"{m.phone_region!r} is not a two-letter region code",
+                          'use an ISO 3166 code such as "NO" (the default), "SE" or "GB"')
+    for host in m.site_hosts:
+        if not host or any(c in host for c in "/@:? ") or host.count("*") > (1 if host.startswith("*.") else 0):
+            raise ConfigError("minimise.site_hosts", f"{host!r} is not a host name",
+                              'list bare host names, e.g. ["www.example.no", "*.example.no"]')
     if not 0 <= m.clock_skew_seconds <= 24 * 3600:
         raise ConfigError("minimise.clock_skew_seconds", f"{m.clock_skew_seconds} is outside 0..86400 seconds",
                           "set it to 86400 or less; 300 (five minutes) is the default")
@@ -495,7 +527,16 @@ def validate(config: Config) -> None:
         raise ConfigError("producer.spool_retention_days", f"{p.spool_retention_days} days is beyond the cap of "
                           f"{RAW_RETENTION_CAP_HOURS // 24} days for raw events in clear",
                           f"set it to {RAW_RETENTION_CAP_HOURS // 24} or less")
+    _positive("processor.ledger_memory_subjects", config.processor.ledger_memory_subjects)
+    _positive("processor.transaction_bytes", config.processor.transaction_bytes)
+    if not 0 < config.processor.transaction_seconds <= 60:  # also refuses nan
+        raise ConfigError("processor.transaction_seconds", "must be more than 0 and at most 60",
+                          "use e.g. 0.5: events reach the minimised topics at most this much later")
 
+    _retention("backup.retention_days", config.backup.retention_days)
+    if config.backup.key_file is not None and not Path(config.backup.key_file).is_file():
+        raise ConfigError("backup.key_file", f"file {config.backup.key_file!r} does not exist",
+                          "create one with `datamin backup keygen PATH`, or leave backup.key_file unset")
     i = config.identity
     if not 0 < i.max_token_seconds <= 86400:
         raise ConfigError("identity.max_token_seconds", f"{i.max_token_seconds} is outside 1..86400 seconds",

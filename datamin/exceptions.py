@@ -11,7 +11,8 @@ the fix; none repeats a submitted value, since a value may be personal data.
     │   ├── DecodeError        bytes that are not an event datamin knows
     │   ├── ValidationError    a value that does not fit its schema (JSON or a record to encode)
     │   └── EventTimeError     dated beyond the clock skew in the future, or older than its table's retention
-    └── BrokerError            the local Kafka broker could not be fetched, started or stopped
+    ├── BrokerError            the local Kafka broker could not be fetched, started or stopped
+    └── BackupError            a backup is damaged, needs another key, or cannot be restored there
 """
 
 from __future__ import annotations
@@ -69,3 +70,8 @@ class ValidationError(EventError):
 
 class BrokerError(DataminError):
     """The local Kafka broker could not be fetched, started, reached or stopped."""
+
+
+class BackupError(DataminError):
+    """A backup cannot be made, verified or restored: a damaged or missing file (named), a wrong or
+    missing backup key, a sink still running on the target. Nothing was changed; the message has the fix."""

@@ -3,18 +3,24 @@
 One consumer (consumer group processor.group_id, read_committed, no auto-commit, range assignment so
 that partition p of every input topic — raw topics, consent, privacy requests, all keyed by subject
 key with the same partition count — lands on the same instance) and one transactional producer
-(transactional id ``<processor.transactional_id>-<instance>``). Per poll batch:
+(transactional id ``<processor.transactional_id>-<instance>``):
 
-    begin transaction → each record: decode → ledger / minimise → minimised topic (or dead letter)
-    → consumed offsets into the transaction → commit
+    begin transaction → polls: each record: decode → ledger / minimise → minimised topic (or dead
+    letter) → … → consumed offsets into the transaction → commit
 
 so output and input offsets commit together: a process killed at any moment loses and duplicates
 nothing (the next owner reads from the last committed offsets; an open transaction is aborted).
+A transaction spans as many polls as fit in ``processor.transaction_seconds`` or
+``processor.transaction_bytes`` of input, whichever comes first, so a caught-up processor (small
+polls) still commits a few times a second rather than once per poll. Partitions being revoked
+commit the open transaction first.
 
-- Consent is held per input partition (`ConsentLedger`). When partitions are assigned, the ledger of
-  each new one is restored by reading its consent and privacy-request partitions from the beginning
-  to their current end (a separate read_committed consumer) before any of its events is processed.
-  Within a batch, consent and privacy-request records are handled before events.
+- Consent is held per input partition (`ConsentLedger`, bounded: expired every ``EXPIRE_INTERVAL_S``
+  and spilling past ``processor.ledger_memory_subjects``). When partitions are assigned, their input
+  partitions are paused and their ledgers restored in the background (`processors.restore`) from
+  their consent and privacy-request partitions; they resume once restored, so no event is processed
+  without its consent state and the loop keeps polling (and heartbeating) meanwhile. Within a poll,
+  consent and privacy-request records are handled before events.
 - Anything undecodable or failing validation goes to the dead-letter topic as JSON with the source
   topic, partition, offset, reason, stage and schema fingerprint — never the payload; the loop goes on.
 - A Kafka error mid-batch aborts the transaction and rewinds the batch's partitions to where the
@@ -22,7 +28,8 @@ nothing (the next owner reads from the last committed offsets; an open transacti
   processor with a BrokerError saying so.
 - SIGTERM / SIGINT (when run in the main thread) or ``stop.set()``: the batch in hand is finished and
   committed, then the processor exits.
-- Metrics: events in / out / dead-lettered per second, fields dropped by rule, consumer lag; logged
+- Metrics: events in / out / dead-lettered per second, fields dropped by rule, the group's lag per
+  input partition (committed vs end offset, `processors.lag`); logged
   every ``log_interval`` seconds and served in Prometheus text format on 127.0.0.1:``metrics_port``.
 
 Run it with ``datamin process`` (configuration from datamin.toml / the environment; ``--instance`` or
@@ -36,7 +43,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +51,7 @@ from typing import Any
 from datamin.config import Config
 from datamin.event_time import check_event_time
 from datamin.exceptions import BrokerError, DecodeError, EventError
-from datamin.identity import is_hashed, subject_of_raw
+from datamin.identity import subject_of_raw
 from datamin.kafka import (
     AuthorizationError,
     ConsumerRebalanceListener,
@@ -66,10 +73,12 @@ from datamin.signals import stop_on_signals
 from datamin.topics import Topics
 from processors.erased import ErasedSubjects
 from processors.hashed_requests import HashedRequests
+from processors.lag import GroupLag
 from processors.ledger import ConsentLedger
 from processors.metrics import Metrics, serve_metrics
 from processors.minimise import Minimiser
 from processors.pipeline import new_ledger, process_event, subject_of
+from processors.restore import LedgerRestore
 from processors.transforms import KeyStore
 from schemas import decode, default_registry, encode
 from schemas.encoding import HEADER_SIZE, MAGIC
@@ -80,9 +89,10 @@ FATAL_ERRORS: tuple[type[KafkaError], ...] = (
     ProducerFencedError, InvalidProducerEpochError, AuthorizationError, UnsupportedVersionError, FatalKafkaError,
 )
 """errors after which this producer can never commit again: stop, do not retry"""
-RESTORE_TIMEOUT_S = 300.0
 MAX_POLL_RECORDS = 5000
-"""records per poll, so per transaction: each commit costs a few broker round trips, paid per batch"""
+"""records per poll (a transaction spans polls: see processor.transaction_seconds)"""
+EXPIRE_INTERVAL_S = 3600.0
+"""seconds between two expiries of the consent ledgers"""
 
 
 def run_processor(config: Config, *, instance: str | None = None, stop: threading.Event | None = None,
@@ -111,14 +121,17 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     """The consume → minimise → produce loop of one instance. Use `run_processor`."""
 
     def __init__(self, config: Config, instance: str, stop: threading.Event, *, log_interval: float = 30.0,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 consumer_options: Mapping[str, Any] | None = None) -> None:
         self.config = config
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.consumer_options = dict(consumer_options or {})
+        """extra KafkaConsumer settings (session and poll timeouts), over the defaults"""
         self.instance = instance
         self.stop = stop
         self.log_interval = log_interval
         self.topics = Topics(config)
         self.registry = default_registry()
-        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.keys = KeyStore(Path(config.pseudonymise.key_dir), config.pseudonymise.rotation, self.clock)
         self.minimiser = Minimiser(self.registry, config.minimise, self.keys)
         self.erased = ErasedSubjects(config)
@@ -128,12 +141,23 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.metrics = Metrics(self.minimiser.counters)
         self.ledgers: dict[int, ConsentLedger] = {}
         """one consent ledger per input partition number"""
+        self.restore = LedgerRestore(config, lambda: new_ledger(config), self.clock)
+        self.group_lag = GroupLag(config, config.processor.group_id, self.topics.inputs(), self._publish_lag)
+        self.assignments = 0
+        """how many times partitions were assigned to this instance (1 unless the group rebalanced)"""
+        self.transactions = 0
+        """transactions committed"""
         self._control = {self.topics.consent, self.topics.privacy_requests}
         self._out_topics: dict[str, str] = {}
         """minimised topic per event type (names built once)"""
-        self._next: dict[TopicPartition, int] = {}
         self._open = False
         self._batch_start: dict[TopicPartition, int] = {}
+        """first offset of each partition in the open transaction (where an abort rewinds to)"""
+        self._tx_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._tx_deadline = 0.0
+        self._tx_bytes = 0
+        self._tx_counts = [0, 0, 0]
+        self._logged_transactions = 0
         self._consumer: Any = None
         self._producer: Any = None
 
@@ -155,23 +179,35 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 group_instance_id=f"processor-{self.instance}",  # static member: a restart takes over at once
                 partition_assignment_strategy=[RangePartitionAssignor],
-                max_poll_records=MAX_POLL_RECORDS)
+                **{"max_poll_records": MAX_POLL_RECORDS, **self.consumer_options})
             self._consumer.subscribe(self.topics.inputs(), listener=self)
             self.erased.start()
             self.requests.start()
+            self.group_lag.start()
         log.info("processor %s started: %d input topics, group %s", tx_id, len(self.topics.inputs()),
                  self.config.processor.group_id)
         last_log, last = time.monotonic(), (0, 0, 0)
+        next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
+        settings = self.config.processor
         try:
             while not self.stop.is_set():
+                self._install_restored()
+                wait = 500 if not self._open else max(0, int((self._tx_deadline - time.monotonic()) * 1000))
                 with translate_kafka_errors("polling the input topics", self.config):
-                    batch = self._consumer.poll(timeout_ms=500)
+                    batch = self._consumer.poll(timeout_ms=wait)
                 if batch:
                     self._process(batch)
                 now = time.monotonic()
+                if self._open and (now >= self._tx_deadline or self._tx_bytes >= settings.transaction_bytes):
+                    self._commit()
+                if now >= next_expiry:
+                    self._expire()
+                    next_expiry = now + EXPIRE_INTERVAL_S
                 if now - last_log >= self.log_interval:
                     last = self._log_rates(now - last_log, last)
                     last_log = now
+            if self._open:  # stopping: the records in hand are committed, not redone
+                self._commit()
         finally:
             self._close()
         log.info("processor %s stopped after committing its last batch", tx_id)
@@ -179,6 +215,10 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     def _close(self) -> None:
         self.erased.stop()
         self.requests.stop()
+        self.restore.stop()
+        self.group_lag.stop()
+        for ledger in self.ledgers.values():
+            ledger.close()
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -190,36 +230,56 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             except KafkaError as exc:  # pragma: no cover
                 log.warning("closing the producer: %s", type(exc).__name__)
 
-    # -- one batch, one transaction ----------------------------------------------------------------
+    # -- transactions spanning polls ---------------------------------------------------------------
     def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        assert self._producer is not None and self._consumer is not None
-        producer, consumer = self._producer, self._consumer
+        """Handles one poll's records inside the open transaction (beginning one if none is open)."""
+        assert self._producer is not None
+        producer = self._producer
         ordered = sorted(batch.items(), key=lambda item: item[0].topic not in self._control)
-        self._batch_start = {tp: records[0].offset for tp, records in batch.items()}
-        counts = [0, 0, 0]
+        counts = self._tx_counts
         try:
-            producer.begin_transaction()
-            self._open = True
+            if not self._open:
+                producer.begin_transaction()
+                self._open = True
+                self._tx_deadline = time.monotonic() + self.config.processor.transaction_seconds
             for tp, records in ordered:
+                self._batch_start.setdefault(tp, records[0].offset)
                 for record in records:
                     counts[0] += 1
                     counts[1 if self._handle(tp, record) else 2] += 1
-            offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
-            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            producer.commit_transaction()
-            self._open = False
+                    self._tx_bytes += len(record.value or b"")
+                self._tx_offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         except FATAL_ERRORS as exc:
             self._open = False
             raise BrokerError(_fatal_message(self._tx_id, exc)) from exc
         except KafkaError as exc:
-            log.warning("batch of %d records aborted (%s: %s); rewinding to the last committed offsets",
+            log.warning("transaction of %d records aborted (%s: %s); rewinding to the last committed offsets",
                         counts[0], type(exc).__name__, exc)
             self._abort()
+
+    def _commit(self) -> None:
+        """Commits the open transaction with its input offsets (or aborts and rewinds it on an error)."""
+        assert self._producer is not None and self._consumer is not None
+        try:
+            self._producer.send_offsets_to_transaction(self._tx_offsets, self._consumer.group_metadata())
+            self._producer.commit_transaction()
+        except FATAL_ERRORS as exc:
+            self._open = False
+            raise BrokerError(_fatal_message(self._tx_id, exc)) from exc
+        except KafkaError as exc:
+            log.warning("transaction of %d records aborted at commit (%s: %s); rewinding to the last committed "
+                        "offsets", self._tx_counts[0], type(exc).__name__, exc)
+            self._abort()
             return
-        for tp, records in batch.items():
-            self._next[tp] = records[-1].offset + 1
-        self.metrics.add(counts[0], counts[1], counts[2])
-        self._update_lag()
+        self.metrics.add(*self._tx_counts)
+        self.transactions += 1
+        self._reset_transaction()
+
+    def _reset_transaction(self) -> None:
+        self._open = False
+        self._batch_start, self._tx_offsets = {}, {}
+        self._tx_bytes = 0
+        self._tx_counts = [0, 0, 0]
 
     @property
     def _tx_id(self) -> str:
@@ -227,14 +287,15 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _abort(self) -> None:
         assert self._producer is not None and self._consumer is not None
+        starts = self._batch_start
         try:
             self._producer.abort_transaction()
         except KafkaError as exc:
             raise BrokerError(_fatal_message(self._tx_id, exc)) from exc
         finally:
-            self._open = False
+            self._reset_transaction()
         assigned = self._consumer.assignment()
-        for tp, offset in self._batch_start.items():
+        for tp, offset in starts.items():
             if tp in assigned:
                 self._consumer.seek(tp, offset)
 
@@ -288,68 +349,60 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._producer.send(self.topics.dead_letter, value=note)
 
     # -- rebalancing: the ledger follows the partitions ------------------------------------------
+    # kafka-python calls these on the thread that also heartbeats: nothing here may block for long
     def on_partitions_revoked(self, revoked: Any) -> None:
-        if self._open:  # never between batches; a transaction open here is aborted, nothing is lost
-            log.warning("partitions revoked with a transaction open: aborting it")
-            self._abort()
-        for tp in revoked:  # another instance may own them now: no lag of ours to report
-            self._next.pop(tp, None)
+        if self._open:  # what was processed so far is committed before another instance may take over
+            log.info("partitions revoked with a transaction open: committing it first")
+            self._commit()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        assert self._consumer is not None
+        self.assignments += 1
         partitions = {tp.partition for tp in assigned}
         for p in set(self.ledgers) - partitions:
-            del self.ledgers[p]
-        new = sorted(partitions - set(self.ledgers))
-        if new:
-            self._restore(new)
-        log.info("assigned partitions %s of %d input topics (consent restored for %s)",
-                 sorted(partitions), len(self.topics.inputs()), new)
+            self.ledgers.pop(p).close()
+        self.restore.cancel(self.restore.pending() - partitions)
+        waiting = partitions - set(self.ledgers)
+        if waiting:  # no event of theirs is processed before their consent state is there
+            self._consumer.pause(*[tp for tp in assigned if tp.partition in waiting])
+        new = sorted(waiting - self.restore.pending())
+        self.restore.start(new)
+        log.info("assigned partitions %s of %d input topics (consent being restored for %s)",
+                 sorted(partitions), len(self.topics.inputs()), sorted(waiting))
 
     def on_partitions_lost(self, lost: Any) -> None:
-        self.on_partitions_revoked(lost)
-        for tp in lost:
-            self.ledgers.pop(tp.partition, None)
+        if self._open:  # the partitions are someone else's already: nothing of this transaction may commit
+            self._abort()
+        gone = {tp.partition for tp in lost}
+        self.restore.cancel(gone)
+        for p in gone:
+            ledger = self.ledgers.pop(p, None)
+            if ledger is not None:
+                ledger.close()
 
-    def _restore(self, partitions: list[int]) -> None:
-        """Rebuilds the ledgers of ``partitions`` from their consent and privacy-request partitions."""
-        ledgers = {p: new_ledger(self.config) for p in partitions}
-        tps = [TopicPartition(topic, p) for topic in sorted(self._control) for p in partitions]
-        started = time.monotonic()
-        applied = 0
-        with translate_kafka_errors("restoring the consent ledger", self.config):
-            reader = new_consumer(self.config, group_id=None, isolation_level="read_committed",
-                                  enable_auto_commit=False)
-            try:
-                reader.assign(tps)
-                reader.seek_to_beginning(*tps)
-                end = reader.end_offsets(tps)
-                pending = {tp for tp in tps if reader.position(tp) < end[tp]}
-                while pending:
-                    if time.monotonic() - started > RESTORE_TIMEOUT_S:
-                        raise BrokerError(f"restoring the consent ledger took over {RESTORE_TIMEOUT_S:.0f}s; "
-                                          "check the broker, or the size of the consent topic")
-                    for tp, records in reader.poll(timeout_ms=500).items():
-                        for record in records:
-                            if record.offset < end[tp]:
-                                applied += _apply_control(ledgers[tp.partition], tp.topic, self.topics, record)
-                    pending = {tp for tp in pending if reader.position(tp) < end[tp]}
-            finally:
-                reader.close(autocommit=False)
-        self.ledgers.update(ledgers)
-        log.info("consent ledger restored for partitions %s: %d records, %d subjects, %.1fs", partitions,
-                 applied, sum(len(ledger) for ledger in ledgers.values()), time.monotonic() - started)
+    def _install_restored(self) -> None:
+        """Installs the ledgers restored since the last poll and resumes their partitions."""
+        done = self.restore.take()
+        if not done:
+            return
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        mine = {tp.partition for tp in assigned}
+        for p, ledger in done.items():
+            if p in mine:
+                self.ledgers[p] = ledger
+            else:
+                ledger.close()
+        self._consumer.resume(*[tp for tp in assigned if tp.partition in done])
+
+    def _expire(self) -> None:
+        now = self.clock()
+        gone = sum(ledger.expire(now) for ledger in self.ledgers.values())
+        log.info("consent ledgers: %d subject(s) expired, %d kept (%d spilled to disk)", gone,
+                 sum(len(x) for x in self.ledgers.values()), sum(x.store.spilled for x in self.ledgers.values()))
 
     # -- metrics ---------------------------------------------------------------------------------
-    def _update_lag(self) -> None:
-        assert self._consumer is not None
-        lag = {}
-        assigned = self._consumer.assignment()
-        for tp, nxt in self._next.items():
-            if tp not in assigned:  # kafka-python raises IllegalStateError for a partition not assigned
-                continue
-            high = self._consumer.highwater(tp)
-            if high is not None:
-                lag[(tp.topic, tp.partition)] = max(0, high - nxt)
+    def _publish_lag(self, lag: dict[tuple[str, int], int]) -> None:
         with self.metrics.lock:
             self.metrics.lag = lag
 
@@ -360,37 +413,12 @@ class ProcessorLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             lag = sum(m.lag.values())
             dropped = sum(v for k, v in m.dropped.items() if k.startswith("dropped."))
         rates = [(a - b) / seconds for a, b in zip(now, last, strict=True)]
-        log.info("events in %.0f/s, out %.0f/s, dead-lettered %.1f/s; fields dropped %d in total; lag %d",
-                 *rates, dropped, lag)
+        transactions = self.transactions - self._logged_transactions
+        self._logged_transactions = self.transactions
+        log.info("events in %.0f/s, out %.0f/s, dead-lettered %.1f/s; fields dropped %d in total; group lag %d; "
+                 "%.1f transactions/s of %.0f records", *rates, dropped, lag, transactions / seconds,
+                 (now[0] - last[0]) / max(1, transactions))
         return now
-
-
-def _apply_control(ledger: ConsentLedger, topic: str, topics: Topics, record: Any) -> int:
-    """Applies one consent or privacy-request record while restoring; undecodable ones are skipped here
-    (the main loop dead-letters them)."""
-    if record.value is None:
-        subject = subject_of_raw(record.key.decode("utf-8", "replace")) if record.key else None
-        if topic == topics.consent and subject:
-            ledger.forget_consents(subject)
-        return 0
-    try:
-        schema, raw = decode(record.value, default_registry())
-    except DecodeError:
-        return 0
-    key = record.key.decode("utf-8", "replace") if record.key else None
-    subject = subject_of(raw, key)
-    try:
-        if schema.name == "consent_record":
-            ledger.apply_consent(subject, raw)
-        elif schema.name == "privacy_request":
-            if is_hashed(subject):
-                return 0  # applied per event by HashedRequests
-            ledger.apply_request(subject, raw)
-        else:
-            return 0
-    except (TypeError, ValueError):
-        return 0
-    return 1
 
 
 def _fatal_message(tx_id: str, exc: KafkaError) -> str:

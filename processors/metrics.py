@@ -45,12 +45,20 @@ class Metrics:
                       f"datamin_processor_{name}_total {value}"]
         lines += ["# HELP datamin_processor_fields_total fields dropped or found invalid, by rule",
                   "# TYPE datamin_processor_fields_total counter"]
+        placeholders = {k: v for k, v in dropped.items() if k.startswith("placeholder.")}
         for key, value in sorted(dropped.items()):
+            if key in placeholders:
+                continue
             outcome, _, where = key.partition(".")
             event, _, field = where.rpartition(".")
             lines.append(f'datamin_processor_fields_total{{outcome="{_label(outcome)}",event="{_label(event)}",'
                          f'field="{_label(field)}"}} {value}')
-        lines += ["# HELP datamin_processor_consumer_lag records behind the end of each input partition",
+        lines += ["# HELP datamin_processor_placeholders_total personal data replaced by a placeholder, by detector",
+                  "# TYPE datamin_processor_placeholders_total counter"]
+        for key, value in sorted(placeholders.items()):
+            lines.append(f'datamin_processor_placeholders_total{{rule="{_label(key.partition(".")[2])}"}} {value}')
+        lines += ["# HELP datamin_processor_consumer_lag records of each input partition the group has not "
+                  "committed yet (end offset minus committed offset), whichever instance owns it",
                   "# TYPE datamin_processor_consumer_lag gauge"]
         for (topic, partition), value in sorted(lag.items()):
             lines.append(f'datamin_processor_consumer_lag{{topic="{_label(topic)}",partition="{partition}"}} {value}')

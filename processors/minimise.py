@@ -16,6 +16,8 @@ from typing import Any
 
 from datamin.config import MinimiseConfig
 from processors.consent_state import NO_CONSENT, ConsentState
+from processors.detect import PLACEHOLDER, set_default_region
+from processors.shapes import shape_checker
 from processors.transforms import (
     KeyStore,
     country_code,
@@ -33,17 +35,21 @@ from schemas.registry import EventSchema, Registry
 
 # purposes that stand even when a subject restricted processing or objected (records the law requires)
 _SURVIVES_RESTRICTION = frozenset({"legal_obligation", "vital_interests"})
-_MAJOR = re.compile(r"^\s*v?(\d{1,6})")
+_MAJOR = re.compile(r"^\s*v?([1-9][0-9]{0,2}|0)(?![0-9])")
 _MEMOISED = frozenset({"strip_query", "generalise", "coarsen"})
 """rules whose values repeat a lot (pages, referrers, languages): results remembered, boundedly"""
+_PLACEHOLDERS = frozenset({"scrub", "strip_query"})
+"""rules whose outputs carry detector placeholders ([email], {user} ...), counted per rule"""
 _MEMO_SIZE = 4096
+_MISSING: Any = object()
 _SHORT_TEXT = 256
 """free text up to this many characters (search terms, messages) is memoised when scrubbed: such
 texts repeat; longer ones (crash dumps) rarely do and would make the memo large"""
 
 
 def major_version(value: str | None) -> str | None:
-    """'17.1.2' -> '17'; None when the value does not start with a number."""
+    """'17.1.2' -> '17'; None unless the value starts with a plausible major version (0 to 999, no leading
+    zero): '01019012345' (a birth date and more) gives None, not '010190'."""
     if not value:
         return None
     m = _MAJOR.match(value[:64])
@@ -152,11 +158,15 @@ class _Plan:
     """the minimised field of every "keep" rule, in the order of keep_from"""
     drops: tuple[tuple[str, str], ...]
     """(raw field, counter) of every "drop" rule"""
-    values: tuple[tuple[str, str, Callable[[Any], Any], str], ...]
-    """(raw field, minimised field, transform, counter of invalid values) of every one-value rule"""
+    values: tuple[tuple[str, str, Callable[[Any], Any], str, bool], ...]
+    """(raw field, minimised field, transform, counter of invalid values, whether its placeholders are
+    counted) of every one-value rule (and of every "keep" with a declared shape)"""
     agents: tuple[tuple[str, tuple[str, ...], bool], ...]
     """(raw field, minimised fields, whole) of every user-agent reduction"""
     pseudos: tuple[_Pseudonymiser, ...]
+    shaped: tuple[tuple[str, str, dict[str, str | None], Callable[[Any], str | None], str], ...] = ()
+    """(raw field, minimised field, remembered verdicts, shape check, counter of invalid values) of every
+    "keep" with a declared shape: values repeat (hosts, methods, versions), so verdicts are remembered"""
 
 
 class Minimiser:
@@ -168,8 +178,10 @@ class Minimiser:
         self._keys = keys
         self._allow = tuple(config.query_allowlist)
         self._purposes = with_marketing_basis(registry.purposes, config.marketing_basis)
+        set_default_region(config.phone_region)
         self.counters: Counter[str] = Counter()
-        """fields dropped by rule, invalid values, unknown fields — for metrics"""
+        """fields dropped by rule, invalid values, unknown fields, placeholders written per rule
+        (``placeholder.<rule>``) — for metrics"""
         self._periods: dict[date, str] = {}
         self._plans: dict[str, _Plan] = {}
         for name in registry.event_types("raw"):
@@ -179,11 +191,17 @@ class Minimiser:
         steps: list[tuple[FieldPolicy, Step]] = []
         keeps: list[FieldPolicy] = []
         drops: list[tuple[str, str]] = []
-        values: list[tuple[str, str, Callable[[Any], Any], str]] = []
+        values: list[tuple[str, str, Callable[[Any], Any], str, bool]] = []
+        shaped: list[tuple[str, str, dict[str, str | None], Callable[[Any], str | None], str]] = []
         agents: list[tuple[str, tuple[str, ...], bool]] = []
         pseudos: list[_Pseudonymiser] = []
         for p in raw.policies:
-            if p.rule == "keep":
+            if p.rule == "keep" and p.shape is not None:
+                check = shape_checker(p.shape, self._config.site_hosts)
+                shaped.append((p.field, p.into[0], {}, check, f"invalid.{name}.{p.field}"))
+                steps.append((p, self._transform_step(name, p, check, "kept: " + p.shape.describe(),
+                                                      "not of its declared shape, or holding personal data: dropped")))
+            elif p.rule == "keep":
                 keeps.append(p)
                 steps.append((p, self._keep_step(p)))
             elif p.rule == "drop":
@@ -195,7 +213,7 @@ class Minimiser:
                 steps.append((p, self._pseudonymise_step(pseudo)))
             elif (one := self._single_value_transform(p)) is not None:
                 fn, label = one
-                values.append((p.field, p.into[0], fn, f"invalid.{name}.{p.field}"))
+                values.append((p.field, p.into[0], fn, f"invalid.{name}.{p.field}", p.rule in _PLACEHOLDERS))
                 steps.append((p, self._transform_step(name, p, fn, label)))
             elif p.method in ("user_agent", "browser"):
                 agents.append((p.field, p.into, p.method == "user_agent"))
@@ -204,7 +222,7 @@ class Minimiser:
                 raise AssertionError(f"no step for rule {p.rule} method {p.method}")
         return _Plan(out, steps, out.field_names, frozenset(out.field_names), frozenset(p.field for p in raw.policies),
                      tuple(p.field for p in keeps), tuple(p.into[0] for p in keeps), tuple(drops), tuple(values),
-                     tuple(agents), tuple(pseudos))
+                     tuple(agents), tuple(pseudos), tuple(shaped))
 
     def minimise(self, raw: EventSchema, record: Mapping[str, Any], consent: ConsentState = NO_CONSENT,
                  *, explain: bool = False) -> Minimised:
@@ -240,12 +258,25 @@ class Minimiser:
         for src, counter in plan.drops:
             if get(src) is not None:
                 counters[counter] += 1
-        for src, dst, fn, invalid in plan.values:
+        for src, dst, seen, check, invalid in plan.shaped:
+            value = get(src)
+            if value is not None:
+                result = seen.get(value, _MISSING)
+                if result is _MISSING:
+                    if len(seen) >= _MEMO_SIZE:
+                        seen.clear()
+                    result = seen[value] = check(value)
+                out[dst] = result
+                if result is None:
+                    counters[invalid] += 1
+        for src, dst, fn, invalid, placeholders in plan.values:
             value = get(src)
             if value is not None:
                 result = out[dst] = fn(value)
                 if result is None:
                     counters[invalid] += 1
+                elif placeholders and ("[" in result or "{" in result) and result != value:
+                    _count_placeholders(counters, result)
         for src, names, whole in plan.agents:
             value = get(src)
             if value is not None:
@@ -292,9 +323,11 @@ class Minimiser:
             return "kept"
         return keep
 
-    def _transform_step(self, event: str, p: FieldPolicy, fn: Callable[[Any], Any], label: str) -> Step:
+    def _transform_step(self, event: str, p: FieldPolicy, fn: Callable[[Any], Any], label: str,
+                        invalid_note: str | None = None) -> Step:
         src, dst, counter = p.field, p.into[0], f"invalid.{event}.{p.field}"
         counters = self.counters
+        placeholders = p.rule in _PLACEHOLDERS
 
         def transform(rec: Mapping[str, Any], out: dict[str, Any], c: ConsentState, t: datetime) -> str:
             value = rec.get(src)
@@ -303,7 +336,11 @@ class Minimiser:
             result = out[dst] = fn(value)
             if result is None:
                 counters[counter] += 1
-                return f"{label}: not a valid value, dropped"
+                return invalid_note or f"{label}: not a valid value, dropped"
+            if placeholders and result != value:
+                found = _count_placeholders(counters, result)
+                if found:
+                    return f"{label}; replaced: " + ", ".join(f"{n} {rule}" for rule, n in sorted(found.items()))
             return label
         return transform
 
@@ -359,7 +396,8 @@ class Minimiser:
                 return referrer_origin, "reduced to its origin"
             return (lambda v: strip_url(v, allow)), "query string stripped (allow-list: " + ", ".join(allow) + ")"
         if p.rule == "scrub":
-            return scrub_text, "scrubbed of e-mails, IP and MAC addresses, phone and card numbers, tokens, user names"
+            return scrub_text, ("scrubbed of e-mails, IP and MAC addresses, phone, card, national id, account and "
+                                "device numbers, coordinates, secrets, user and personal names")
         if p.method == "primary_language":
             return primary_language, "reduced to its primary language"
         if p.method == "country":
@@ -367,6 +405,15 @@ class Minimiser:
         if p.method == "major_version":
             return major_version, "reduced to its major version"
         return None
+
+
+def _count_placeholders(counters: Counter[str], result: str) -> Counter[str]:
+    """Counts the placeholders in a scrubbed value as ``placeholder.<rule>``, so over-scrubbing shows in
+    the metrics; returns them."""
+    found = Counter(PLACEHOLDER.findall(result))
+    for rule, n in found.items():
+        counters["placeholder." + rule] += n
+    return found
 
 
 def _agent_values(value: str, whole: bool) -> tuple[str | None, ...]:

@@ -32,7 +32,8 @@ REQUEST_EVENT = "privacy_request"
 def new_ledger(config: Config) -> ConsentLedger:
     """A ledger with the configured validity and GPC / DNT handling."""
     m = config.minimise
-    return ConsentLedger(m.consent_validity_days, m.honour_gpc, m.honour_dnt)
+    return ConsentLedger(m.consent_validity_days, m.honour_gpc, m.honour_dnt,
+                         memory_subjects=config.processor.ledger_memory_subjects)
 
 
 def subject_of(record: Mapping[str, Any], key: str | None) -> str | None:

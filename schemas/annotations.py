@@ -10,6 +10,7 @@ This is the one place a field's treatment is declared. The processors read their
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +29,15 @@ CATEGORIES = (
 )
 
 RULES = {
-    "keep": "kept as sent",
+    "keep": "kept as sent (a string only when of its declared shape and free of personal data; else null)",
     "drop": "dropped",
     "truncate": "IP address truncated to a network prefix",
     "pseudonymise": "replaced by a keyed, rotating pseudonym, only where a purpose's basis allows; else dropped",
     "generalise": "reduced to a coarser value",
     "coarsen": "reduced to its major version",
     "strip_query": "query string, fragment and identifiers in the path removed",
-    "scrub": "e-mail addresses, IP and MAC addresses, phone and card numbers, tokens and user names replaced",
+    "scrub": "decoded; e-mail addresses, IP and MAC addresses, validated phone, card, national id, account and device "
+             "numbers, GPS coordinates, secrets, user names and personal names replaced",
 }
 
 # generalise / coarsen methods and the number of output fields each yields (in this order)
@@ -47,7 +49,72 @@ METHODS: Mapping[str, tuple[str, ...]] = {
     "major_version": ("major",),
 }
 _RULES_WITH_METHOD = ("generalise", "coarsen")
-_KNOWN_KEYS = {"category", "rule", "purposes", "into", "method", "origin_only"}
+_KNOWN_KEYS = {"category", "rule", "purposes", "into", "method", "origin_only", "shape"}
+NAMED_SHAPES: Mapping[str, str] = {
+    "site_host": "one of the configured site hosts (minimise.site_hosts), or any host name when none is configured",
+}
+"""shapes that depend on configuration, named instead of spelled out"""
+SHAPE_MAX_LENGTH = 64
+"""longest value any shape accepts"""
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The declared shape of a string kept as sent: a value of any other shape is not stored."""
+
+    pattern: str | None = None
+    """a regular expression the whole value must match"""
+    vocabulary: tuple[str, ...] = ()
+    """the values allowed, exactly as written"""
+    named: str | None = None
+    """one of NAMED_SHAPES"""
+
+    def describe(self) -> str:
+        if self.named:
+            return NAMED_SHAPES[self.named]
+        if self.vocabulary:
+            return "one of " + ", ".join(self.vocabulary)
+        return f"matching {self.pattern}"
+
+
+def _is_string_type(avro_type: Any) -> tuple[bool, bool]:
+    """(whether the type is a string, whether it is nullable)"""
+    if avro_type == "string":
+        return True, False
+    if isinstance(avro_type, list) and sorted(map(str, avro_type)) == ["null", "string"]:
+        return True, True
+    return False, False
+
+
+def _parse_shape(schema: str, name: str, field: Mapping[str, Any], raw: Mapping[str, Any], rule: str) -> Shape | None:
+    declared = raw.get("shape")
+    is_string, nullable = _is_string_type(field.get("type"))
+    if declared is None:
+        if rule == "keep" and is_string and nullable:
+            raise SchemaError(schema, "is a string kept as sent, so it must declare its \"shape\" (a \"pattern\" or a "
+                              "\"vocabulary\", or \"site_host\"): values from the internet of any other shape are "
+                              "dropped, not stored", name)
+        return None
+    if rule != "keep" or not (is_string and nullable):
+        raise SchemaError(schema, "shape is only for nullable strings with rule keep", name)
+    if isinstance(declared, str):
+        if declared not in NAMED_SHAPES:
+            raise SchemaError(schema, f"shape {declared!r} is not one of {sorted(NAMED_SHAPES)}", name)
+        return Shape(named=declared)
+    if not isinstance(declared, Mapping) or len(declared) != 1 or not {"pattern", "vocabulary"} & set(declared):
+        raise SchemaError(schema, "shape must be {\"pattern\": REGEX} or {\"vocabulary\": [VALUES]} or a named shape",
+                          name)
+    if "pattern" in declared:
+        pattern = declared["pattern"]
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise SchemaError(schema, f"shape pattern {pattern!r} is not a regular expression ({exc})", name) from None
+        return Shape(pattern=pattern)
+    vocabulary = declared["vocabulary"]
+    if not isinstance(vocabulary, list) or not vocabulary or not all(isinstance(v, str) and v for v in vocabulary):
+        raise SchemaError(schema, "shape vocabulary must be a non-empty list of strings", name)
+    return Shape(vocabulary=tuple(vocabulary))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +129,8 @@ class FieldPolicy:
     """names of the minimised fields this field becomes (empty when dropped)"""
     method: str | None = None
     origin_only: bool = False
+    shape: Shape | None = None
+    """the declared shape of a string kept as sent (rule keep)"""
 
 
 def parse_annotation(schema: str, field: Mapping[str, Any], purposes: Mapping[str, Any]) -> FieldPolicy:
@@ -119,4 +188,5 @@ def parse_annotation(schema: str, field: Mapping[str, Any], purposes: Mapping[st
     origin_only = raw.get("origin_only", False)
     if not isinstance(origin_only, bool) or (origin_only and rule != "strip_query"):
         raise SchemaError(schema, "origin_only is a boolean for rule strip_query only", name)
-    return FieldPolicy(name, category, rule, tuple(field_purposes), into, method, origin_only)
+    shape = _parse_shape(schema, name, field, raw, rule)
+    return FieldPolicy(name, category, rule, tuple(field_purposes), into, method, origin_only, shape)

@@ -18,6 +18,9 @@ moment. Guarantees:
   Each file is validated once: a builder remembers the files it has checked (path, size, mtime).
 - The file is written in DuckDB's storage format of ``STORAGE_VERSION``, which the stock DuckDB CLI
   on PyPI (``duckdb-cli``, 1.4 and later) opens, whichever newer duckdb library wrote it.
+- What a refresh costs does not grow with the number of files: views read globs, so the catalog is
+  written again only when a view must change (a table's first or last file, a new schema), and only
+  folders that changed are listed (`CatalogBuilder.refresh`, `warehouse.catalog_scan`).
 """
 
 from __future__ import annotations
@@ -25,19 +28,19 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from datamin.config import Config
 from schemas.registry import Registry, default_registry
 from warehouse.arrow import arrow_schema, id_column
 from warehouse.boundary import lock_to, record_read_paths_sql
+from warehouse.catalog_scan import FolderIndex, ScanCost
 from warehouse.errors import CatalogError
 from warehouse.layout import PARTITION_KEY, Layout
 from warehouse.permissions import give_to_group, prepare_warehouse
@@ -73,87 +76,108 @@ views. The views that group people are suppressed (`warehouse.suppression`)."""
 
 @dataclass
 class CatalogReport:
-    """What one build did."""
+    """What one build or refresh did."""
 
     path: Path
     tables: dict[str, int] = field(default_factory=dict)
     """table -> Parquet files its view reads (0: an empty typed view)"""
     quarantined: list[Path] = field(default_factory=list)
     """where files that failed validation were moved to"""
+    rebuilt: bool = False
+    """whether the catalog file was written (a refresh writes it only when its views must change)"""
+    statements: int = 0
+    """SQL statements the write executed (0 when not rebuilt)"""
+    cost: ScanCost = field(default_factory=ScanCost)
+    """folders listed and footers read to find out what changed"""
 
 
 class CatalogBuilder:
-    """Rebuilds one catalog file; keeps the validation cache between builds so a rebuild reads only
-    the footers of files it has not seen."""
+    """Keeps one catalog file in step with the warehouse at a cost in proportion to what changed.
+
+    A table's view reads a glob, so files added to or removed from any partition are seen by the next
+    query without touching the catalog. `refresh` (what the sink calls after its flushes) therefore
+    writes the catalog only when a view must change: a table gains its first file or loses its last
+    (a typed empty view and a view over the glob are different statements), or its files bring a
+    schema not seen before (the view's columns are fixed when it is created). It finds that out by
+    looking only at the folders that changed (`FolderIndex`), reading each new file's footer once."""
 
     def __init__(self, layout: Layout, catalog_path: str | os.PathLike[str], registry: Registry | None = None,
                  *, analyst_group: str | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), min_visitors: int = 10) -> None:
-        self.min_visitors = min_visitors
-        """warehouse.min_visitors: the smallest group of people an analyst view shows"""
         self.layout = layout
         self.catalog_path = Path(catalog_path)
         self.registry = registry or default_registry()
         self.analyst_group = analyst_group
-        self.clock = clock
         """warehouse.analyst_group: who may read the tables and the catalog (warehouse.permissions)"""
-        self._validated: dict[Path, tuple[int, int]] = {}
+        self.clock = clock
+        self.min_visitors = min_visitors
+        """warehouse.min_visitors: the smallest group of people an analyst view shows"""
+        self._report: CatalogReport | None = None
+        self._indexes = {event: self._index(self.layout.table_dir(event), lambda n: n.startswith(f"{PARTITION_KEY}="),
+                                            id_column(event), event)
+                         for event in self.registry.event_types("minimised")}
+        self._audit = self._index(self.layout.audit_dir, lambda n: not n.startswith("."), None, "_audit")
+        self._shape: object = None
+        """what the written catalog's views depend on; a refresh writes it again when this changes"""
 
     def build(self) -> CatalogReport:
-        """Writes the catalog (atomically). Raises CatalogError when it cannot be written."""
-        report = CatalogReport(self.catalog_path)
-        try:
-            self._gid = prepare_warehouse(self.layout.root, self.catalog_path, self.analyst_group)
-        except OSError as exc:
-            raise CatalogError(f"cannot prepare the warehouse {self.layout.root} for its readers ({exc.strerror}): "
-                               "check that datamin's user owns it") from exc
+        """Looks at every folder and writes the catalog (atomically). Raises CatalogError when it
+        cannot be written."""
+        return self._update(full=True)
+
+    def refresh(self) -> CatalogReport:
+        """Looks at what changed since the last look; writes the catalog only when a view must change
+        (or it is missing). Raises CatalogError when it cannot be written."""
+        return self._update(full=False)
+
+    def _update(self, *, full: bool) -> CatalogReport:
+        report = self._report = CatalogReport(self.catalog_path)
+        for event, index in self._indexes.items():
+            index.look(report.cost, full=full)
+            report.tables[event] = index.files()
+        self._audit.look(report.cost, full=full)
+        shape = (tuple((e, i.fingerprints()) for e, i in self._indexes.items()), bool(self._audit.files()))
+        if full or shape != self._shape or not self.catalog_path.exists():
+            try:
+                self._gid = prepare_warehouse(self.layout.root, self.catalog_path, self.analyst_group)
+            except OSError as exc:
+                raise CatalogError(f"cannot prepare the warehouse {self.layout.root} for its readers "
+                                   f"({exc.strerror}): check that datamin's user owns it") from exc
+            statements = self._statements()
+            self._write(statements)
+            self._shape = shape
+            report.rebuilt, report.statements = True, len(statements)
+        self._report = None
+        return report
+
+    def _statements(self) -> list[str]:
         statements: list[str] = []
-        seen: set[Path] = set()
-        for event in self.registry.event_types("minimised"):
-            files = self._valid_files(self.layout.table_dir(event).glob(f"{PARTITION_KEY}=*/*.parquet"),
-                                      id_column(event), event, report, seen)
-            report.tables[event] = len(files)
+        for event, index in self._indexes.items():
             body = self._empty_table(event)
-            if files:
+            if index.files():
                 # the typed empty row set first: every column of the schema is there, in its order and
                 # type, even when the files were written by an older version that lacked some
                 source = _read_parquet(self.layout.table_glob(event), hive=True)
                 body = f"SELECT * FROM ({body} UNION ALL BY NAME {source})"  # noqa: S608
             statements.append(f"CREATE VIEW {quote_identifier(event)} AS {body}")
-        audit = self._valid_files(self.layout.audit_dir.glob("*/*.parquet"), None, "_audit", report, seen)
         audit_glob = str(self.layout.audit_dir.resolve() / "*" / "*.parquet")
         statements.append("CREATE VIEW audit_log AS " + (
-            _read_parquet(audit_glob, hive=False) if audit else _empty_select(AUDIT_COLUMNS)))
+            _read_parquet(audit_glob, hive=False) if self._audit.files() else _empty_select(AUDIT_COLUMNS)))
         statements += [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in ANALYST_VIEWS]
         statements += suppressed_view_statements(self.min_visitors)  # the views that group people
         statements.append(f"CREATE VIEW table_freshness AS {self._freshness()}")
         statements.append(f"CREATE VIEW duplicate_events AS {self._duplicates()}")
         # what an analyst's connection may read (warehouse.boundary): these folders, no more
         statements += record_read_paths_sql(self._read_folders(), [])
-        self._validated = {p: v for p, v in self._validated.items() if p in seen}
-        self._write(statements)
-        return report
+        return statements
 
-    def _valid_files(self, paths: Iterable[Path], required: str | None, table: str,
-                     report: CatalogReport, seen: set[Path]) -> list[Path]:
-        good = []
-        for path in paths:
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # expired or compacted meanwhile
-                continue
-            stamp = (st.st_size, st.st_mtime_ns)
-            if self._validated.get(path) != stamp:
-                problem = _check_parquet(path, required)
-                if problem:
-                    moved = self._quarantine(path, table, problem)  # and recorded in the audit trail
-                    if moved:
-                        report.quarantined.append(moved)
-                    continue
-                self._validated[path] = stamp
-            seen.add(path)
-            good.append(path)
-        return good
+    def _index(self, root: Path, accept: Callable[[str], bool], required: str | None, table: str) -> FolderIndex:
+        def quarantine(path: Path, problem: str) -> None:
+            moved = self._quarantine(path, table, problem)  # and recorded in the audit trail
+            if moved and self._report is not None:
+                self._report.quarantined.append(moved)
+
+        return FolderIndex(root, accept, required, quarantine)
 
     def _quarantine(self, path: Path, table: str, problem: str) -> Path | None:
         return quarantine(self.layout, path, table, problem, now=self.clock())
@@ -241,17 +265,6 @@ def build_catalog(config_or_layout: Config | Layout, catalog_path: str | os.Path
     if catalog_path is None:
         raise CatalogError("build_catalog needs a catalog path when given a Layout")
     return CatalogBuilder(layout, catalog_path, registry, analyst_group=group, min_visitors=min_visitors).build()
-
-
-def _check_parquet(path: Path, required: str | None) -> str | None:
-    """None when ``path`` is a readable Parquet file (with column ``required``), else the problem."""
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, pa.ArrowException) as exc:
-        return f"not a readable Parquet file ({type(exc).__name__})"
-    if required and required not in schema.names:
-        return f"foreign Parquet file: no {required!r} column"
-    return None
 
 
 def _read_parquet(glob: str, *, hive: bool) -> str:

@@ -136,11 +136,22 @@ def recover_compactions(layout: Layout, *, audit: AuditLog | None = None, job: s
     return finished
 
 
+def merge_files(layout: Layout, table: str, day: date, folder: Path, files: list[Path], *, tag: str = "",
+                audit: AuditLog | None = None, job: str = "compaction", now: datetime,
+                fsync: bool = True) -> Compaction | None:
+    """Merges ``files`` of one partition into ``compacted~[<tag>~]<id>.parquet`` through the steps above
+    (exactly once under any interruption, with `recover_compactions`); None when they cannot be merged.
+    The caller holds the warehouse's maintenance lock."""
+    return _compact_partition(layout, table, day, folder, files, audit=audit, job=job, now=now, fsync=fsync,
+                              tag=tag)
+
+
 def _compact_partition(layout: Layout, table: str, day: date, folder: Path, files: list[Path], *,
-                       audit: AuditLog | None, job: str, now: datetime, fsync: bool) -> Compaction | None:
+                       audit: AuditLog | None, job: str, now: datetime, fsync: bool,
+                       tag: str = "") -> Compaction | None:
     ident = uuid.uuid4().hex
     stage = layout.compaction_dir / ident
-    name = f"{COMPACTED_PREFIX}{ident}.parquet"
+    name = f"{COMPACTED_PREFIX}{tag + '~' if tag else ''}{ident}.parquet"
     target = folder / name
     try:
         expected = sum(pq.read_metadata(f).num_rows for f in files)

@@ -36,6 +36,7 @@ from typing import Any, Final, Literal
 import duckdb
 
 from datamin.clock import as_utc
+from processors.detect.numbers import number_kind
 from processors.transforms.ip import validate_prefixes
 from schemas import Registry, default_registry
 from warehouse.arrow import time_column
@@ -280,8 +281,10 @@ def _card(candidate: str) -> bool:
 
 
 def _phone(candidate: str) -> bool:
+    """a phone number by the processor's own validation (libphonenumber): an invoice or order number
+    the scrubber keeps on purpose is no leak"""
     digits = re.sub(r"[^0-9]", "", candidate)
-    return 8 <= len(digits) <= 15 and not _card(candidate)
+    return 8 <= len(digits) <= 15 and not _card(candidate) and number_kind(candidate) == "phone"
 
 
 def _bare_phone(candidate: str) -> bool:

@@ -8,6 +8,8 @@ Registers with `datamin.retention` the stores the warehouse keeps:
   deleted when their day passes their table's retention, like the rows they would have been;
 - the audit trail (``_audit/<kind>/<time>-<id>.parquet``) and the rights trail
   (``_rights/requests/<time>-<id>.json``): each file deleted once its time is past the cap;
+- the forget ledger (``_rights/forget/<time>-<id>.json``), like the trails;
+- the backups (`warehouse.backup.inventory`);
 - the erased-subjects sweep list: pseudonyms kept only while the minimised topics may still bring a
   late row, forgotten by the hourly sweep;
 - the working folders (``_staging``, ``_compaction``, ``_trash``) and the sink's checkpoints
@@ -34,6 +36,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+import warehouse.backup.inventory  # noqa: F401 - registers the backups store
 from datamin.clock import as_utc
 from datamin.config import RETENTION_CAP_DAYS, TABLE_RETENTION_MAX_DAYS, Config
 from datamin.config import retention_for as effective_retention
@@ -96,6 +99,9 @@ def warehouse_stores(config: Config) -> list[Store]:
                                  "counts; no personal data"))
     stores.append(_named_by_time("rights trail", layout.rights_requests_dir, "*.json",
                                  "privacy requests: keyed subject hash, kind, dates, outcome; no subject key"))
+    stores.append(_named_by_time("forget ledger", layout.rights_dir / "forget", "*.json",
+                                 "what each erasure, withdrawal, restriction, objection and lift did, for restores "
+                                 "of backups: keyed hashes of the subject's pseudonyms; no key, no pseudonym"))
     stores.append(_sweep_store(layout, config))
     stores.append(_key_store(config))
     stores += working_stores(config, layout)

@@ -2,7 +2,8 @@
 process.
 
 ``run_scheduler(config)`` (behind ``datamin scheduler``) first runs both jobs once, at once, then
-starts an APScheduler ``BlockingScheduler`` that repeats them every day (00:05 and 03:45 UTC). The
+starts an APScheduler ``BlockingScheduler`` that repeats them every day (00:05 and 03:45 UTC), and
+every minute merges the small files of the open day (``warehouse.open_day``). The
 catch-up matters: jobs are registered afresh on every start (``replace_existing=True``, memory job
 store), which resets their next run time, so a run missed while the process was down would
 otherwise be lost silently; with it, a scheduler down for a week expires everything due as soon as
@@ -52,6 +53,8 @@ EXPIRY_JOB = "expiry"
 COMPACTION_JOB = "compaction"
 LEAK_AUDIT_JOB = "leak_audit"
 SWEEP_JOB = "erased_sweep"
+OPEN_DAY_JOB = "compaction_open"
+"""every minute: today's small files merged into about one per hour (`warehouse.open_day`)"""
 RETENTION_JOB = "retention"
 RETENTION_AT_MINUTE = 25
 """minute of every hour at which every other store of the retention inventory (trails, quarantine,
@@ -104,6 +107,16 @@ def compact_now(config: Config, *, now: datetime) -> list[Compaction]:
         if done:
             _refresh_catalog(config)
         return done
+
+
+def compact_open_now(config: Config, *, now: datetime) -> list[Compaction]:
+    """Merges the settled small files of today's and yesterday's partitions at ``now``; audited. Views
+    read globs, so the catalog needs no rebuild for it."""
+    from warehouse.open_day import compact_open_days
+
+    layout = _layout(config)
+    with maintenance_lock(layout):
+        return compact_open_days(layout, now=now, audit=AuditLog(layout), job=OPEN_DAY_JOB)
 
 
 def sweep_now(config: Config, *, now: datetime) -> int:
@@ -174,6 +187,14 @@ def build_scheduler(config: Config, *, clock: Clock = utc_now) -> BlockingSchedu
         if rewritten:
             log.info("erased-subject sweep: %d file(s) rewritten without late rows of erased subjects", rewritten)
 
+    def open_day_job() -> None:
+        done = compact_open_now(config, now=as_utc(clock()))
+        if done:
+            log.info("open-day compaction: %d merge(s) of %d small files", len(done), sum(len(c.merged) for c in done))
+
+    scheduler.add_job(open_day_job, CronTrigger(minute="*", timezone="UTC"), id=OPEN_DAY_JOB,
+                      name="every minute: today's small files merged", replace_existing=True, coalesce=True,
+                      misfire_grace_time=60, max_instances=1)
     scheduler.add_job(sweep_job, CronTrigger(minute=SWEEP_AT_MINUTE, timezone="UTC"), id=SWEEP_JOB,
                       name="hourly sweep of erased subjects' late rows", replace_existing=True, coalesce=True,
                       misfire_grace_time=3600, max_instances=1)

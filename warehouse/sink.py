@@ -9,9 +9,10 @@ go to the dead-letter topic as a small JSON note (topic, partition, offset, reas
 value) and are skipped.
 
 A buffer is flushed at ``warehouse.flush_rows`` rows or when its oldest message is
-``warehouse.flush_seconds`` old; the catalog is rebuilt at most every ``CATALOG_INTERVAL`` seconds
-after a flush (longer when a build takes over a tenth of that), so new events become queryable within a
-few seconds. A write error (disk full)
+``warehouse.flush_seconds`` old; new files are queryable at once (the views read globs), and the
+catalog is refreshed at most every ``CATALOG_INTERVAL`` seconds after a flush (longer when a refresh
+takes over a tenth of that): written again only when a view must change, at a cost that does not
+grow with the number of files. A write error (disk full)
 stops the sink with that error and nothing of the failed flush visible.
 
 Run it with ``datamin sink`` (SIGTERM or SIGINT flush and exit) or from a thread (pass ``stop``).
@@ -52,12 +53,13 @@ from warehouse.catalog import CatalogBuilder
 from warehouse.errors import CatalogError
 from warehouse.expiry import oldest_kept_day
 from warehouse.layout import layout_of
+from warehouse.locking import sink_running
 from warehouse.writer import Flush, PartitionWriter
 
 log = logging.getLogger(__name__)
 
 CATALOG_INTERVAL = 1.0
-"""seconds between catalog rebuilds while events stream in (at least)"""
+"""seconds between catalog refreshes while events stream in (at least)"""
 CATALOG_SHARE = 9.0
 """and at least this many times the last build's duration: the catalog takes at most a tenth of the time"""
 PROGRESS_INTERVAL = 10.0
@@ -273,13 +275,14 @@ class _Sink:
         wait = max(CATALOG_INTERVAL, CATALOG_SHARE * self.catalog_cost)
         if not (force or (self.catalog_dirty and now - self.last_catalog >= wait)):
             return
+        first = self.last_catalog == float("-inf")
         self.catalog_dirty = False
         self.last_catalog = now
         try:
             started = time.perf_counter()
-            report = self.catalog.build()
+            report = self.catalog.build() if first else self.catalog.refresh()
             self.catalog_cost = time.perf_counter() - started
-            self.stats.catalog_builds += 1
+            self.stats.catalog_builds += report.rebuilt
             if report.quarantined:
                 log.warning("quarantined %d file(s) while building the catalog", len(report.quarantined))
         except CatalogError as exc:
@@ -327,6 +330,8 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
         consumer.close(autocommit=False)
         raise
     sink = _Sink(config, registry, consumer, producer, on_flush, clock)
+    running = sink_running(sink.writer.layout)  # a restore over this warehouse refuses while it is held
+    running.__enter__()
 
     class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         def on_partitions_revoked(self, revoked: set[Any]) -> None:
@@ -374,5 +379,6 @@ def run_sink(config: Config, *, stop: threading.Event | None = None,
                  sink.stats.rows, sink.stats.files, sink.stats.dead_letters)
         return sink.stats
     finally:
+        running.__exit__(None, None, None)
         producer.close()
         consumer.close(autocommit=False)

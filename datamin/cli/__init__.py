@@ -6,6 +6,7 @@
     rights     people's rights (warehouse.rights)
     retention  the retention inventory (warehouse.retention)
     report     the analysts' views as one self-contained HTML page of charts (warehouse.report)
+    backup     backups that forget (warehouse.backup)
 
 The one room allowed to import every stage.
 """
@@ -18,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from datamin.cli import demo, inspect, pipeline, report, retention, rights
+from datamin.cli import backup, demo, inspect, pipeline, report, retention, rights
 from datamin.cli.command import Handler
 from datamin.config import load_config
 from datamin.exceptions import DataminError
@@ -43,6 +44,7 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin scheduler                 daily expiry and compaction, hourly retention of every other store
   datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
   datamin collector                 the HTTP endpoint pages and apps post events and consent to
+  datamin backup create DEST        a backup whose restore never brings an erased person back
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
 KAFKA_BOOTSTRAP_SERVERS; `datamin config` prints what is in force. Every subcommand has --help.
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    for group in (demo, pipeline, inspect, rights, retention, report):
+    for group in (demo, pipeline, inspect, rights, retention, report, backup):
         group.register(add)
     return parser
 

@@ -34,8 +34,8 @@ def register(add: Add) -> None:
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
 
     add("sink", "run the warehouse sink (minimised topics -> Parquet partitions)", _sink)
-    add("scheduler", "run daily expiry and compaction, hourly retention of every other store (catching up at start)",
-        _scheduler)
+    add("scheduler", "run daily expiry and compaction, hourly retention of every other store (catching up at start), "
+        "and merge the open day's small files every minute", _scheduler)
 
     p = add("expire", "delete day partitions past each table's retention now", _expire)
     p.add_argument("--dry-run", action="store_true", help="show what would be deleted, delete nothing")

@@ -5,13 +5,15 @@ and no identifiers in the path.
 from __future__ import annotations
 
 import functools
+import html
+import ipaddress
 import re
 from collections.abc import Collection
 from typing import Final
-from urllib.parse import SplitResult, unquote_plus, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from datamin.rules import query_allowlist
-from processors.transforms.patterns import EMAIL
+from processors.detect import PLACEHOLDER, decode, scrub_decoded
 
 __all__ = ["referrer_origin", "strip_url"]
 
@@ -22,15 +24,34 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _SCHEME_DEFAULT_PORT: Final = {"http": 80, "https": 443}
 _HOST: Final = re.compile(r"\[[0-9A-Fa-f:.]+\]|[\w\-.~!$&'()*+,;=%]+")
 
-# Applied to each path segment and each kept query value, in this order.
+# Applied to each path segment and each kept query value after the shared detectors.
 # The look-behinds make every search start only at the beginning of a run: linear time.
-_EMAIL: Final = EMAIL
-_UUID: Final = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
 _TOKEN_RUN: Final = re.compile(r"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{16,}(?![A-Za-z0-9_\-])")
-_DIGITS: Final = re.compile(r"\d{6,}")
 _SLUG_PIECE: Final = re.compile(r"[a-z]+|[0-9]{1,4}")
 _SLUG_SEPARATOR: Final = re.compile(r"[-_]")
 _HEX: Final = re.compile(r"[0-9A-Fa-f]+")
+_UUID: Final = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+_SEGMENT_SAFE: Final = "!$&'()*+,;=:@{}-._~"
+
+USER_CUES: Final = frozenset({
+    "users", "user", "u", "profile", "profiles", "account", "accounts", "member", "members", "people", "person",
+    "customer", "customers", "author", "authors", "home", "homes", "mail", "brukere", "bruker", "kunde", "kunder",
+})
+"""a path segment after one of these names a person: it becomes ``{user}`` (``/users/alice``,
+``/u/1234``, ``/home/kari``, ``/var/mail/ola``), unless it is one of :data:`NOT_IDS`"""
+TOKEN_CUES: Final = frozenset({
+    "session", "sessions", "sid", "token", "tokens", "reset", "verify", "confirm", "invite", "activate",
+    "unsubscribe", "magic", "auth", "login-link",
+})
+"""a path segment after one of these is a secret or session handle: it becomes ``{token}``"""
+VERSION_CUES: Final = frozenset({"v", "version", "versions", "release", "releases", "build", "builds", "download"})
+"""a path segment after one of these is read as a version: ``/v/1.2.3.4`` keeps its four parts"""
+NOT_IDS: Final = frozenset({
+    "", "me", "self", "settings", "edit", "new", "login", "logout", "signin", "signup", "register", "profile",
+    "password", "orders", "delete", "update", "security", "preferences", "list", "search", "avatar", "index.html",
+    "help", "billing", "notifications", "email", "overview", "innstillinger", "ny", "logg-inn",
+})
+"""page names that follow a user cue without naming anyone (``/account/settings``)"""
 
 
 def strip_url(url: str | None, allowed_params: Collection[str] = ("utm_*",)) -> str | None:
@@ -60,7 +81,7 @@ def strip_url(url: str | None, allowed_params: Collection[str] = ("utm_*",)) -> 
     origin = _origin(parts, drop_default_port=False)
     if origin is None:
         return None
-    path = _scrub(_PATH_PARAMS.sub("", parts.path))
+    path = _scrub_path(_PATH_PARAMS.sub("", parts.path))
     query = _filter_query(parts.query, keep)
     return origin + path + ("?" + query if query else "")
 
@@ -83,8 +104,13 @@ _PATH_PARAMS: Final = re.compile(r";[^/]*")
 _QUERY_SEPARATOR: Final = re.compile(r"[&;]")
 
 
+_NUMERIC_REFERENCE: Final = re.compile(r"&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});")
+
+
 def _split(url: str) -> SplitResult | None:
     text = url.strip()
+    if "&#" in text:  # "&#64;" is an "@", not the start of a fragment that hides the rest
+        text = _NUMERIC_REFERENCE.sub(lambda m: html.unescape(m.group()), text)
     if not text or _CONTROL.search(text):
         return None
     try:
@@ -111,6 +137,8 @@ def _origin(parts: SplitResult, *, drop_default_port: bool) -> str | None:
     host = hostport.rsplit(":", 1)[0] if port is not None or hostport.endswith(":") else hostport
     if not _HOST.fullmatch(host):
         return None
+    if _is_personal_ip(host):
+        host = "{ip}"  # a site reached by a visitor's own address names the visitor's network
     scheme = parts.scheme.lower()
     prefix = scheme + "://" if scheme else "//"
     if port is None or (drop_default_port and port == _SCHEME_DEFAULT_PORT.get(scheme)):
@@ -118,26 +146,85 @@ def _origin(parts: SplitResult, *, drop_default_port: bool) -> str | None:
     return f"{prefix}{host.lower()}:{port}"
 
 
+def _is_personal_ip(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    except ValueError:
+        return host[:1].isdigit() and scrub_decoded(host) != host  # "010.001.002.003"
+    return not (address.is_loopback or address.is_unspecified)
+
+
 def _filter_query(query: str, keep: _AllowList) -> str:
     kept = []
     for pair in _QUERY_SEPARATOR.split(query):
         name, eq, value = pair.partition("=")
-        if name and keep.allows(unquote_plus(name).strip().lower()):
-            kept.append(name + eq + _scrub(value))
+        if not name:
+            continue
+        decoded_name = _decoded(name).strip()
+        if keep.allows(decoded_name.lower()) and (_PLAIN.fullmatch(decoded_name) or
+                                                  scrub_decoded(decoded_name) == decoded_name):
+            kept.append(name + eq + _scrub_segment(value))
     return "&".join(kept)
 
 
-def _scrub(text: str) -> str:
-    text = _EMAIL.sub("{email}", text)
-    text = _UUID.sub("{token}", text)
-    text = _TOKEN_RUN.sub(_token_or_keep, text)
-    return _DIGITS.sub("{n}", text)
+_PLAIN: Final = re.compile(r"[A-Za-z_.\-]{0,15}|[0-9]{1,6}")
+"""a segment no detector can find anything in: short, without digits, or a short number (a
+user cue before it is handled before this test)"""
+_ENCODED: Final = re.compile(r"[%&\\\x80-\U0010ffff]")
+
+
+def _decoded(text: str) -> str:
+    return decode(text) if _ENCODED.search(text) else text
+
+
+def _scrub_path(path: str) -> str:
+    out: list[str] = []
+    previous = ""
+    for segment in path.split("/"):
+        decoded = _decoded(segment)
+        lower = decoded.lower()
+        if previous in USER_CUES and lower not in NOT_IDS:
+            out.append("{user}")
+        elif previous in TOKEN_CUES and lower not in NOT_IDS:
+            out.append("{token}")
+        elif len(decoded) > 1 and decoded[0] in "@~" and not decoded[1].isdigit():
+            out.append("{user}")  # "/@alice", "/~bob" (not "/@59.91,10.75,15z" of a map)
+        elif previous in VERSION_CUES:
+            out.append(_scrub_segment(segment, decoded, context="v"))
+        else:
+            out.append(_scrub_segment(segment, decoded))
+        previous = lower
+    return "/".join(out)
+
+
+def _scrub_segment(segment: str, decoded: str | None = None, context: str = "") -> str:
+    """One path segment or query value through the shared detectors and the token rule; the original
+    encoding when nothing was found, else the decoded form with ``{rule}`` placeholders, re-encoded.
+    A query value's ``+`` is tried both as a space and as itself (``a+b@example.com``)."""
+    if _PLAIN.fullmatch(segment):
+        return segment
+    query_value = decoded is None
+    if decoded is None:
+        decoded = decode(segment)
+    scrubbed = _scrubbed(decoded, context)
+    if scrubbed == decoded and query_value and "+" in decoded:
+        decoded = decoded.replace("+", " ")
+        scrubbed = _scrubbed(decoded, context)
+    if scrubbed == decoded:
+        return segment
+    return quote(PLACEHOLDER.sub(r"{\1}", scrubbed), safe=_SEGMENT_SAFE)
+
+
+def _scrubbed(text: str, context: str) -> str:
+    if context:
+        return _TOKEN_RUN.sub(_token_or_keep, scrub_decoded(context + text))[len(context):]
+    return _TOKEN_RUN.sub(_token_or_keep, scrub_decoded(text))
 
 
 def _token_or_keep(match: re.Match[str]) -> str:
     run = match.group()
-    if run.isdigit():
-        return run  # left to the digit rule
+    if run.isdigit() or _UUID.fullmatch(run):
+        return run  # numbers are left to the validators; UUIDs (product, request ids) stay
     if _HEX.fullmatch(run):
         return "{token}"  # a long hex string is an id or a digest, with or without digits
     has_letter = any(c.isalpha() for c in run)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from processors.consent_state import NO_CONSENT, ConsentState
-from processors.ledger import MAX_ENTRIES, ConsentLedger
+from processors.ledger import ConsentLedger
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 S = "user-42"
@@ -61,8 +61,9 @@ def test_later_choice_replaces_earlier_and_arrival_order_does_not_matter() -> No
         ledger = ConsentLedger()
         for r in order:
             ledger.apply_consent(S, r)
-        assert granted(ledger, day(5)) == {"necessary", "statistics", "marketing"}
         assert granted(ledger, day(11)) == {"necessary"}
+        # only the current choice is kept: an event older than it fails closed, never a stale grant
+        assert granted(ledger, day(5)) == frozenset()
 
 
 def test_null_category_is_not_granted() -> None:
@@ -84,8 +85,9 @@ def test_unknown_and_missing_subject_have_no_consent() -> None:
 def test_withdrawal_withdraws_every_category_from_its_time() -> None:
     ledger = ConsentLedger()
     ledger.apply_consent(S, consent(day(0), statistics=True, marketing=True, feedback=True))
-    ledger.apply_request(S, request("withdrawal", day(5)))
     assert granted(ledger, day(4)) == {"necessary", "statistics", "marketing", "feedback"}
+    ledger.apply_request(S, request("withdrawal", day(5)))
+    assert granted(ledger, day(4)) == frozenset()  # before the current choice: fail-closed
     assert granted(ledger, day(5)) == frozenset()
     assert granted(ledger, day(6)) == frozenset()
     ledger.apply_consent(S, consent(day(7), "c2", statistics=True))  # a new choice after it counts
@@ -104,8 +106,9 @@ def test_restriction_and_lift(kind: str) -> None:
     ledger = ConsentLedger()
     ledger.apply_consent(S, consent(day(0), statistics=True))
     ledger.apply_request(S, request(kind, day(2), "r1"))
-    ledger.apply_request(S, request("lift", day(4), "r2"))
     assert ledger.state(S, day(1)).restricted is False
+    ledger.apply_request(S, request("lift", day(4), "r2"))
+    assert ledger.state(S, day(1)).restricted is True  # before the newest request, once restricted: fail-closed
     assert ledger.state(S, day(2)).restricted is True
     assert ledger.state(S, day(3)) == ConsentState(granted=frozenset({"necessary", "statistics"}), restricted=True,
                                                    objected=frozenset({"marketing"}))  # the choice left it out
@@ -188,12 +191,11 @@ def test_applying_twice_is_harmless() -> None:
         assert once.state(S, day(n)) == twice.state(S, day(n))
 
 
-def test_history_stays_small_and_old_events_fail_closed() -> None:
+def test_one_small_entry_per_subject_and_old_events_fail_closed() -> None:
     ledger = ConsentLedger(validity_days=10)
     for n in range(200):
         ledger.apply_consent(S, consent(day(n), f"c{n}", statistics=True))
-    history = ledger._subjects[S]
-    assert len(history.consents) <= MAX_ENTRIES
+    assert type(ledger.store.get(S)) is int  # the current choice only, packed
     assert "statistics" in granted(ledger, day(199.5))
     # long dropped: no consent, never a stale grant (and marketing counted as objected, fail-closed)
     assert ledger.state(S, day(1)) == ConsentState(objected=frozenset({"marketing"}))

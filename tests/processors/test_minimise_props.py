@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,11 +34,21 @@ ipv4 = st.tuples(*[st.integers(1, 254)] * 4).map(lambda t: ".".join(map(str, t))
 ipv6 = st.integers(1, 2**128 - 1).filter(lambda n: n & (2**96 - 1)).map(lambda n: str(ipaddress.IPv6Address(n)))
 emails = st.builds(lambda u, d: f"{u}@{d}.no", st.from_regex(r"[a-z][a-z0-9._+]{2,15}", fullmatch=True),
                    st.from_regex(r"[a-z]{3,10}", fullmatch=True))
+def _valid_phone(text: str) -> bool:
+    """what libphonenumber calls a valid number (international, or Norwegian): scrubbing validates, so
+    a run of digits no country uses is not a phone number and is kept"""
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(text, "NO"))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 phones = st.one_of(
     st.from_regex(r"\+47 ?[49]\d{2} ?\d{2} ?\d{3}", fullmatch=True),
-    st.from_regex(r"\+1 \(\d{3}\) \d{3}-\d{4}", fullmatch=True),
-    st.from_regex(r"0[1-9]\d{2}-\d{3} \d{2} \d{2}", fullmatch=True),
-)
+    st.from_regex(r"\+1 \([2-9]\d{2}\) [2-9]\d{2}-\d{4}", fullmatch=True),
+    st.from_regex(r"\+46 ?7[02369]\d-\d{3} \d{2} \d{2}", fullmatch=True),
+    st.from_regex(r"[2-79]\d \d{2} \d{2} \d{2}", fullmatch=True),
+).filter(_valid_phone)
 identifiers = st.one_of(
     st.uuids().map(str),
     st.builds(lambda h: f"user-{h}", hexes),
@@ -147,13 +158,14 @@ def _full_ips(text: str) -> list[str]:
     found = []
     for candidate in _V4.findall(text):
         try:
-            if int(ipaddress.IPv4Address(candidate)) & 0xFFFF:
+            if int(ipaddress.IPv4Address(candidate)) & 0xFFFF and not ipaddress.IPv4Address(candidate).is_loopback:
                 found.append(candidate)
         except ValueError:
             pass
     for candidate in _V6.findall(text):
         try:
-            if int(ipaddress.IPv6Address(candidate.strip(":") if "::" not in candidate else candidate)) & (2**96 - 1):
+            address = ipaddress.IPv6Address(candidate.strip(":") if "::" not in candidate else candidate)
+            if int(address) & (2**96 - 1) and not address.is_loopback:  # loopback names no one: kept
                 found.append(candidate)
         except ValueError:
             pass

@@ -143,6 +143,7 @@ def test_an_incompatible_new_version(tree: Path) -> None:
     def change(doc: dict[str, Any]) -> None:
         field(doc, "tls_version").pop("default")
         field(doc, "tls_version")["type"] = "string"
+        field(doc, "tls_version")["privacy"].pop("shape")  # a shape is for nullable strings only
     edit(tree, "raw/http_request/v2", change)
     problems = check_schemas(tree)
     assert any(p.startswith("schema raw/http_request/v2: cannot read data written with raw/http_request/v1")
@@ -153,7 +154,8 @@ def test_a_changed_type_is_incompatible(tree: Path) -> None:
     def change(doc: dict[str, Any]) -> None:
         field(doc, "status")["type"] = ["null", "string"]
     edit(tree, "minimised/http_request/v2", change)
-    edit(tree, "raw/http_request/v2", change)
+    edit(tree, "raw/http_request/v2", lambda doc: (change(doc), field(doc, "status")["privacy"].update(
+        shape={"pattern": "[0-9]{3}"})))
     problems = check_schemas(tree)
     assert any("raw/http_request/v2: cannot read data written with raw/http_request/v1" in p for p in problems)
     assert any("minimised/http_request/v2: cannot read data written with minimised/http_request/v1" in p
@@ -207,3 +209,23 @@ def test_check_pair_refuses_an_identifier_kept_in_clear() -> None:
     problems = check_pair(dataclasses.replace(raw, policies=kept), registry.get("usage_event", "minimised", 1))
     assert problems == ["schema raw/usage_event/v1.session_id: identifier must never be kept in clear; "
                         "use rule drop or pseudonymise"]
+
+
+def test_a_kept_string_without_a_shape_is_refused(tree: Path) -> None:
+    edit(tree, "raw/usage_event/v1", lambda doc: field(doc, "action")["privacy"].pop("shape"))
+    problems = check_schemas(tree)
+    assert any("usage_event" in p and "action" in p and "must declare its \"shape\"" in p for p in problems)
+
+
+@pytest.mark.parametrize("shape", [{"pattern": "("}, {"vocabulary": []}, {"vocabulary": ["a"], "pattern": "a"},
+                                   "no_such_shape", {"colour": "red"}])
+def test_a_bad_shape_is_refused(tree: Path, shape: Any) -> None:
+    edit(tree, "raw/usage_event/v1", lambda doc: field(doc, "action")["privacy"].update(shape=shape))
+    problems = check_schemas(tree)
+    assert any("usage_event" in p and "action" in p and "shape" in p for p in problems)
+
+
+def test_a_shape_on_a_rule_other_than_keep_is_refused(tree: Path) -> None:
+    edit(tree, "raw/usage_event/v1", lambda doc: field(doc, "search_terms")["privacy"].update(
+        shape={"pattern": "x"}))
+    assert any("shape is only for" in p for p in check_schemas(tree))

@@ -52,7 +52,7 @@ class FakeClock:
 def test_jobs_and_triggers(config):
     scheduler = build_scheduler(config, clock=FakeClock(NOW))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"expiry", "compaction", "leak_audit", "erased_sweep", "retention"}
+    assert set(jobs) == {"expiry", "compaction", "leak_audit", "erased_sweep", "retention", "compaction_open"}
     assert str(jobs["erased_sweep"].trigger.fields[6]) == "5"  # minute 5 of every hour
     assert str(jobs["retention"].trigger.fields[6]) == "25"  # minute 25 of every hour
     midnight = datetime(2025, 4, 1, tzinfo=UTC)
@@ -113,7 +113,7 @@ def test_catch_up_runs_expiry_then_compaction_once_before_starting(config, layou
         (list(calls), [d for d, _ in layout.partitions("http_request")][0], len(scheduler.get_jobs()))))
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     run_scheduler(config, clock=FakeClock(NOW), scheduler=scheduler)
-    assert seen_at_start == [(["expire", "compact"], NOW.date() - timedelta(days=90), 5)]
+    assert seen_at_start == [(["expire", "compact"], NOW.date() - timedelta(days=90), 6)]
     assert {sig: signal.getsignal(sig) for sig in before} == before
     # every closed day of the kept range got merged by the catch-up
     assert all(len(list(p.iterdir())) == 1 for d, p in layout.partitions("http_request") if d < NOW.date())

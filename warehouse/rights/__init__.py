@@ -10,6 +10,8 @@ entry per right.
     export        access and portability: everything linked to a subject, as JSON or CSV
     erasure       erasure and withdrawal of consent in the Parquet files; the erased-subjects topic; the sweep
     restriction   restriction and objection: the restricted-pseudonyms list the analysts' views filter by
+    ledger        the forget ledger: what each erasure, withdrawal, restriction, objection and lift did, by
+                  keyed hashes of the pseudonyms, so that a restored backup forgets it again
 """
 
 from warehouse.rights.requests import ACTIONS, RIGHTS, rights_command, status_report, submit_request

@@ -17,6 +17,8 @@
                                   subject's keyed hash, never the key (nothing to erase)
     raw requests topic            self-service requests in clear, kept hours (raw          requests_in
                                   retention), read by the rights worker only
+    backups                       kept until they expire; a restore erases the person       backups
+                                  again first (the forget ledger, `warehouse.backup`)
 
 Nothing here prints or stores the subject key or a pseudonym.
 """
@@ -83,6 +85,11 @@ def erase_everywhere(config: Config, subject_key: str | Subject, *, now: datetim
         "requests_in": f"a request posted to the collector waits on {Topics(config).requests_in} with the subject "
                        f"in clear until Kafka deletes it after {config.topics.raw_retention_hours} hour(s) (raw "
                        "retention); only the rights worker reads it",
+        "backups": f"backups taken before now keep the subject's rows until they expire, at most "
+                   f"{config.backup.retention_days} day(s) after each was taken (backup.retention_days); they are "
+                   "isolated (owner-only files, encrypted when backup.key_file is set, never in the analysts' "
+                   "catalog), and restoring one deletes these rows again before anything is queryable (the forget "
+                   "ledger recorded this erasure first)",
     }
     out = receipt.to_dict()
     out["stores"] = stores

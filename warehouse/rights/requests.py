@@ -38,6 +38,7 @@ from warehouse.locking import maintenance_lock
 from warehouse.rights.erasure import withdraw_subject
 from warehouse.rights.everywhere import SpoolEraser, erase_everywhere
 from warehouse.rights.export import export_subject
+from warehouse.rights.ledger import record_action
 from warehouse.rights.preflight import check_stores, check_topics
 from warehouse.rights.restriction import lift, restrict
 from warehouse.rights.subjects import Subject, resolve_subject
@@ -48,6 +49,8 @@ CHANNELS: Final = ("officer", "self_service", "email")
 ACTIONS: Final = {"access": "access", "erase": "erasure", "restrict": "restriction", "object": "objection",
                   "withdraw": "withdrawal", "lift": "lift"}
 """command-line action -> request kind"""
+FORGET_KINDS: Final = ("erasure", "withdrawal", "restriction", "objection", "lift")
+"""kinds recorded first in the forget ledger, which restores of backups re-apply (`warehouse.rights.ledger`)"""
 
 
 def submit_request(config: Config, kind: str, subject_key: str | Subject, *, channel: str = "officer", now: datetime,
@@ -136,7 +139,10 @@ def carry_out(config: Config, kind: str, subject: str | Subject, request_id: str
     entry = RIGHTS.get(kind)
     if entry is None:
         raise ValueError(f"request kind {kind!r} has no warehouse action here (rectification is done by hand)")
-    return entry(config, resolve_subject(config, subject), request_id, out_dir=out_dir, now=now, fmt=fmt, kind=kind,
+    resolved = resolve_subject(config, subject)
+    if kind in FORGET_KINDS:  # first, so that no backup restored later brings back what this removes or hides
+        record_action(config, kind, request_id, resolved, at=now)
+    return entry(config, resolved, request_id, out_dir=out_dir, now=now, fmt=fmt, kind=kind,
                  spool_eraser=spool_eraser)
 
 

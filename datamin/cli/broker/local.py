@@ -228,10 +228,14 @@ class LocalBroker:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 characters). Drawn again
+    when it starts with '-', which kafka-storage's argument parser would take for an option."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _alive(pid: int) -> bool:

@@ -30,7 +30,7 @@ from processors.transforms.freetext import MAX_TEXT_LENGTH, TRUNCATED, scrub_tex
         ("[2001:DB8::1]:443", "[[ip]]:443"),
         ("fe80::1%eth0 and ::ffff:1.2.3.4", "[ip] and [ip]"),
         ("addr:fe80::1.", "addr:[ip]."),
-        ("connect to ::1: refused; 2001:db8:::", "connect to [ip]: refused; [ip]:"),
+        ("connect to ::1: refused; 2001:db8:::", "connect to ::1: refused; [ip]:"),  # loopback stays
         ("0.0.0.0 and :: are not personal", "0.0.0.0 and :: are not personal"),
         ("999.1.1.1 and 1.2.3.4.5", "999.1.1.1 and 1.2.3.4.5"),
         (
@@ -44,8 +44,9 @@ from processors.transforms.freetext import MAX_TEXT_LENGTH, TRUNCATED, scrub_tex
          "mixed aa:bb-cc:dd:ee:ff and 7 pairs 01:02:03:04:05:06:07 stay"),
         # phone numbers
         ("call +47 912 34 567 today", "call [phone] today"),
-        ("call (555) 123-4567", "call [phone]"),
-        ("call 555-123-4567 or 555.123.4567", "call [phone] or [phone]"),
+        ("call (415) 555-2671", "call [phone]"),
+        ("call (555) 123-4567", "call (555) 123-4567"),  # 555-1xxx: fictional, invalid
+        ("call 415-555-2671 or 415.555.2671", "call [phone] or [phone]"),
         ("ring 91234567 eller 22 22 22 22", "ring [phone] eller [phone]"),
         ("+4791234567", "[phone]"),
         ("on 2024-01-15 12:30:45 and 15.01.2024", "on 2024-01-15 12:30:45 and 15.01.2024"),
@@ -61,7 +62,7 @@ from processors.transforms.freetext import MAX_TEXT_LENGTH, TRUNCATED, scrub_tex
         ("{'authorization': 'Basic dXNlcjpwYXNz', 'host': 'x'}", "{'authorization': '[token]', 'host': 'x'}"),
         ("Cookie: sid=abc; theme=dark\nok", "Cookie: [token]\nok"),
         ("sent bearer abcdefgh12345678 to api", "sent bearer [token] to api"),
-        ("password=hunter2 user=bob", "password=[token] user=bob"),
+        ("password=hunter2 user=bob", "password=[token] user=[user]"),
         ('{"password": "correct horse battery", "x": 1}', '{"password": [token], "x": 1}'),
         (
             "api_key: abc123 csrf_token=xyz DB-PASSWORD = pw",
@@ -83,7 +84,7 @@ from processors.transforms.freetext import MAX_TEXT_LENGTH, TRUNCATED, scrub_tex
         ),
         ("xoxb-123456789012-abcdefghij", "[token]"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAK==\n-----END RSA PRIVATE KEY----- done", "[token] done"),
-        ("id 550e8400-e29b-41d4-a716-446655440000.", "id [token]."),
+        ("id 550e8400-e29b-41d4-a716-446655440000.", "id 550e8400-e29b-41d4-a716-446655440000."),  # request ids stay
         ("t=aB3dE5fG7hJ9kL1mN3pQrS5tU7vW", "t=[token]"),
         # identifiers that are not secrets stay
         ("test_scrub_text_handles_ipv6_zone", "test_scrub_text_handles_ipv6_zone"),
@@ -154,11 +155,17 @@ words = st.text(st.characters(codec="utf-8", exclude_characters="@"), max_size=1
 separators = st.sampled_from([" ", ", ", "\n", "; ", " (", ") ", " <", "> ", "\t", ": ", " = "])
 # A local part ending in "/", "=", "?" or "'" is left alone by design (those characters end
 # paths, parameters and quotes in real text); STANDARD_EMAIL cannot match such an address.
+def _netmask(address: ipaddress.IPv4Address) -> bool:
+    """255.255.255.0 and the like are kept on purpose: they name no one"""
+    inverted = ~int(address) & 0xFFFFFFFF
+    return str(address).startswith("255.") and inverted & (inverted + 1) == 0
+
+
 plain_emails = st.emails().filter(lambda e: e.rpartition("@")[0][-1] not in "/=?'")
 personal = st.one_of(
     plain_emails,
-    st.ip_addresses(v=4).filter(lambda a: not a.is_unspecified).map(str),
-    st.ip_addresses(v=6).filter(lambda a: not a.is_unspecified).map(str),
+    st.ip_addresses(v=4).filter(lambda a: not (a.is_unspecified or a.is_loopback or _netmask(a))).map(str),
+    st.ip_addresses(v=6).filter(lambda a: not (a.is_unspecified or a.is_loopback)).map(str),
 )
 
 

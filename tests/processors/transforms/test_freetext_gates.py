@@ -8,7 +8,9 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.transforms import freetext, scrub_text
+from processors.detect import decode
+from processors.detect.scrub import STEPS
+from processors.transforms import scrub_text
 from processors.transforms.ip import _parse, _truncate, ip_truncator, truncate_ip
 
 _FRAGMENTS = ["a@b.no", "x%40ex%2ecom", "https://u:p@h.no/", "/home/", "\\Users\\", "Documents and Settings",
@@ -18,13 +20,16 @@ _FRAGMENTS = ["a@b.no", "x%40ex%2ecom", "https://u:p@h.no/", "/home/", "\\Users\
               "xoxb-1234567890", "aa:bb:cc:dd:ee:ff",
               "0A-1B-2C-3D-4E-5F", "fe80::1%eth0", "::", "2001:db8::1", ":", "1.2.3.4", "0.0.0.0", "999.1.1.1",
               "123e4567-e89b-12d3-a456-426614174000", "a1b2c3d4e5f6g7h8i9j0k1l2m3", "4111 1111 1111 1111",
-              "+47 912 34 567", "555.123.4567", "2026-11-25", " ", "\n", "=", "'", "0", "12", "345", "6789", "x",
+              "+47 912 34 567", "415.555.2671", "passord=", "name at ex dot com", "Kari Hansen", "59.91387, 10.75225",
+              "001a.2b3c.4d5e", "NO9386011117947", "15108695088", "&#64;", "%40", "\\u0040", "user=", "~bob",
+              "2026-11-25", " ", "\n", "=", "'", "0", "12", "345", "6789", "x",
               "kari", "/", "\\", "-", "."]
 
 
 def _ungated(text: str) -> str:
-    for pattern, replacement, _gate in freetext._STEPS:
-        text = pattern.sub(replacement, text)
+    text = decode(text)
+    for step, _gate in STEPS:
+        text = step(text)
     return text
 
 

@@ -143,7 +143,7 @@ def test_self_service_erasure_reaches_every_store(kafka_config: Config) -> None:
     assert request_state.request_id != "chosen-by-client" and request_state.received.year > 2000
     receipt = request_state.receipt
     assert set(receipt["stores"]) == {"erased_subjects", "warehouse", "quarantine", "consent_topic", "spool",
-                                      "minimised_topics", "privacy_requests", "requests_in"}
+                                      "minimised_topics", "privacy_requests", "requests_in", "backups"}
     assert receipt["rows"] >= 3 and receipt["quarantine_rows"] >= 1
     assert receipt["consent_tombstones"] >= 1 and receipt["spool_records"] == 1
 
