@@ -133,6 +133,11 @@ class MinimiseConfig:
     """treat Sec-GPC: 1 as an objection to marketing"""
     honour_dnt: bool = False
     """treat DNT: 1 as an objection to marketing (the policy as written does not)"""
+    marketing_basis: str = "consent"
+    """legal basis of marketing effectiveness: "consent" (datamin's default, stricter than the policy: a
+    pseudonym is kept for it only with consent to marketing) or "legitimate_interest" (the policy's
+    section 3: kept unless the person objected: declined marketing in the banner, withdrew consent,
+    sent Global Privacy Control when honoured, or asked for restriction or objection)"""
     phone_region: str = "NO"
     """region (ISO 3166 code) whose national phone number format scrubbing recognises without a +country code"""
     site_hosts: tuple[str, ...] = ()
@@ -473,6 +478,9 @@ def validate(config: Config) -> None:
         raise ConfigError("minimise.clock_skew_seconds", f"{m.clock_skew_seconds} is outside 0..86400 seconds",
                           "set it to 86400 or less; 300 (five minutes) is the default")
 
+    if config.minimise.marketing_basis not in ("consent", "legitimate_interest"):
+        raise ConfigError("minimise.marketing_basis", f"{config.minimise.marketing_basis!r} is not a legal basis "
+                          "datamin supports for marketing", 'use "consent" (the default) or "legitimate_interest"')
     if config.pseudonymise.rotation not in ("monthly", "weekly", "daily"):
         raise ConfigError("pseudonymise.rotation", f"{config.pseudonymise.rotation!r} is not a rotation period",
                           "use monthly (the default), weekly or daily")

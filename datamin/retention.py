@@ -20,7 +20,6 @@ processing. File I/O only; no Kafka.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import logging
 import os
@@ -43,6 +42,11 @@ SCHEDULER = "scheduler"
 BROKER = "kafka broker"
 LOG_FILE_DAYS = 30
 """days datamin keeps the local broker's log files (``datamin kafka start``) after their last write"""
+SPOOL_SEGMENT_ROLL = timedelta(hours=1)
+"""the longest a spool segment takes appends after its first one (producers.spool rolls it then): its
+oldest record is at most this much older than its last write"""
+SECRET = "secret"  # noqa: S105 - a kind of store, not a secret
+"""the kind of a store that holds a secret key and no personal data (see `Store.unaged`)"""
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,14 @@ class Store:
     """the time of the oldest item in it now (None when empty or not knowable without Kafka)"""
     expire: Callable[[datetime], int] | None = None
     """deletes what is past the cap at ``now``; returns the number of items deleted"""
+    unaged: str | None = None
+    """only for a SECRET store (a key, no personal data): why it is not deleted at an age, said to the
+    privacy officer; ``cap`` is then not applied and the inventory shows no cap"""
 
     def next_deletion(self, now: datetime) -> datetime | None:
         """When the oldest item goes (``now`` when it is overdue); None when nothing is known to be kept."""
         oldest = self.oldest(now) if self.oldest is not None else None
-        if oldest is None:
+        if oldest is None or self.unaged is not None:
             return None
         return max(oldest + self.cap, now)
 
@@ -113,7 +120,12 @@ def inventory(config: Config) -> list[Store]:
 
 
 def check_cap(store: Store) -> None:
-    """Raises ConfigError when ``store`` may keep anything longer than its hard limit."""
+    """Raises ConfigError when ``store`` may keep anything longer than its hard limit. Only a secret that
+    holds no personal data may go unaged, and it must say why (ValueError: a provider bug)."""
+    if store.unaged is not None:
+        if store.kind != SECRET or not store.unaged.strip() or store.expire is not None:
+            raise ValueError(f"{store.name}: only a secret holding no personal data may be unaged, with the reason")
+        return
     limit = store.limit()
     if store.cap <= timedelta(0) or store.cap > limit:
         words = "a week (data in clear)" if store.raw else f"the policy's {RETENTION_CAP_DAYS} days"
@@ -211,6 +223,14 @@ def _words(span: timedelta) -> str:
     return f"{hours:g} hour{'s' if hours != 1 else ''}"
 
 
+def cap_cells(store: Store) -> dict[str, object]:
+    """The inventory's cap columns of ``store``: ``cap`` (words), ``cap_days`` (None for an unaged
+    secret) and ``not_aged_because`` (the reason, for an unaged secret only)."""
+    if store.unaged is not None:
+        return {"cap": "none: no personal data", "cap_days": None, "not_aged_because": store.unaged}
+    return {"cap": _words(store.cap), "cap_days": round(store.cap / timedelta(days=1), 3), "not_aged_because": None}
+
+
 def cap_words(span: timedelta) -> str:
     """A cap for people: '90 days', '25 hours'."""
     return _words(span)
@@ -221,12 +241,7 @@ def cap_words(span: timedelta) -> str:
 def core_stores(config: Config) -> list[Store]:
     """The topics, the producer spool, the shipper's state and the local broker's log files."""
     stores = [topic_store(spec) for spec in Topics(config).all()]
-    spool_cap = timedelta(days=config.producer.spool_retention_days)
-    stores.append(file_store(
-        "producer spool", Path(config.producer.spool_dir), "p-*/seg-*.spool", spool_cap,
-        holds="raw events waiting for Kafka: full IP addresses, identifiers, URLs (data in clear)",
-        setting="producer.spool_retention_days", skip=_held_by_a_process))
-    stores[-1] = _raw(stores[-1])
+    stores.append(spool_store(config))
     stores.append(file_store(
         "shipper state", Path(config.producer.shipper_state_dir), "*.state", CAP - timedelta(days=1),
         holds="per access log: device, inode, byte offset and line number; no personal data"))
@@ -234,11 +249,55 @@ def core_stores(config: Config) -> list[Store]:
     stores.append(file_store(
         "local broker log files", home, "*.log*", timedelta(days=LOG_FILE_DAYS),
         holds="the local Kafka broker's own log (`datamin kafka start`); datamin itself logs to stderr"))
+    stores += secret_stores(config)
     return stores
 
 
-def _raw(store: Store) -> Store:
-    return dataclasses.replace(store, raw=True)
+def spool_store(config: Config) -> Store:
+    """The producer spool, aged honestly: a segment's oldest record is at most `SPOOL_SEGMENT_ROLL` older
+    than its last write, so a segment goes once its last write is ``cap - SPOOL_SEGMENT_ROLL`` old and
+    the oldest item shown is its last write minus that roll."""
+    folder, pattern = Path(config.producer.spool_dir), "p-*/seg-*.spool"
+    cap = timedelta(days=config.producer.spool_retention_days)
+
+    def oldest(now: datetime) -> datetime | None:
+        written = oldest_file(folder, pattern)
+        return None if written is None else written - SPOOL_SEGMENT_ROLL
+
+    return Store(name="producer spool", kind="files", location=str(folder / pattern),
+                 holds="raw events waiting for Kafka: full IP addresses, identifiers, URLs (data in clear)",
+                 cap=cap, enforced_by=SCHEDULER, raw=True, setting="producer.spool_retention_days",
+                 how=(f"a segment takes appends for at most {_words(SPOOL_SEGMENT_ROLL)} and is deleted "
+                      f"{_words(cap - SPOOL_SEGMENT_ROLL)} after its last write, so no record outlives "
+                      f"{_words(cap)}; a segment a running producer holds is left to it"),
+                 oldest=oldest,
+                 expire=lambda now: delete_files_older(folder, pattern, cap - SPOOL_SEGMENT_ROLL, now,
+                                                       _held_by_a_process))
+
+
+def secret_stores(config: Config) -> list[Store]:
+    """The two secrets: keys, not data about anyone, each declared with why it is not deleted at an age."""
+    from datamin.keys import SECRET_FILE
+
+    rights = Path(config.pseudonymise.key_dir) / SECRET_FILE
+    identity = Path(config.identity.secret_file)
+    return [
+        Store(name="rights secret", kind=SECRET, location=str(rights), cap=CAP, enforced_by="not aged",
+              holds="one random 32-byte key for keyed hashes of subject keys; no personal data",
+              how="kept while the deployment runs; every store holding hashes made with it is capped",
+              oldest=lambda now: mtime(rights),
+              unaged=("holds no personal data. Rotating it would unlink the erased-subjects list (keyed hashes) "
+                      "from the people on it, so an erased person's replayed or late events would be kept again; "
+                      "the hashes it makes live only in capped stores (privacy-requests topic, rights trail, "
+                      "erased-subjects list). Deleting the key folder with the deployment ends it.")),
+        Store(name="identity secret", kind=SECRET, location=str(identity), cap=CAP, enforced_by="not aged",
+              holds="the web server's key that signs visitor cookies and user tokens; no personal data",
+              how="owned and rotated by the web server's operator (datamin never creates it)",
+              setting="identity.secret_file", oldest=lambda now: mtime(identity),
+              unaged=("holds no personal data; it signs visitor ids and short-lived user tokens. Rotating it "
+                      "makes every visitor id (and the consent given with it) start over, a choice for the "
+                      "web server's operator, who owns the file.")),
+    ]
 
 
 def topic_store(spec: object) -> Store:

@@ -15,6 +15,9 @@ class ConsentState:
     """restriction or objection in force: identifiers are dropped except for legal obligations"""
     erased: bool = False
     """the subject asked for erasure: nothing linked to them is kept"""
+    objected: frozenset[str] = frozenset()
+    """categories the subject objected to: refused in the consent in force (or withdrew), or objected by
+    a signal honoured (GPC / DNT: marketing). Only a purpose on legitimate interest reads it."""
 
 
 NO_CONSENT = ConsentState()

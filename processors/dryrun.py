@@ -10,6 +10,9 @@ consent state for the lines after them, and are printed minimised like every oth
 - ``explain`` prints to ``errfile``, per event, a compact table of each raw field, the rule applied
   and the outcome, headed by the line number, event type and the consent state used; keeping it
   off stdout keeps stdout valid JSON lines.
+- event time: checked exactly as the processor checks it (`datamin.event_time.check_event_time`, at the
+  time of the run): a line dated beyond the clock skew in the future, or older than its table's
+  retention, is reported as a bad line with the reason, as the processor dead-letters it.
 - pseudonym keys: the configured pseudonymise.key_dir when it exists (so pseudonyms match the
   stream's), else a temporary directory deleted at the end (no key files left behind by a trial run).
 """
@@ -18,13 +21,14 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from datamin.config import Config
+from datamin.event_time import check_event_time
 from datamin.exceptions import DataminError
 from processors.ledger import ConsentLedger
 from processors.minimise import Minimised, Minimiser
@@ -35,12 +39,14 @@ from schemas.registry import EventSchema
 
 
 def minimise_stream(config: Config, infile: TextIO, outfile: TextIO, *, explain: bool = False,
-                    errfile: TextIO) -> int:
-    """Minimises every JSON line of ``infile`` onto ``outfile``; returns 0, or 1 if any line was bad."""
+                    errfile: TextIO, clock: Callable[[], datetime] | None = None) -> int:
+    """Minimises every JSON line of ``infile`` onto ``outfile``; returns 0, or 1 if any line was bad.
+    ``clock`` (UTC now by default) is what event times are judged by, as the processor's."""
+    now = clock or _utcnow
     registry = default_registry()
     bad = 0
     with _key_directory(config) as key_dir:
-        keys = KeyStore(key_dir, config.pseudonymise.rotation, _utcnow)
+        keys = KeyStore(key_dir, config.pseudonymise.rotation, now)
         minimiser = Minimiser(registry, config.minimise, keys)
         ledger = new_ledger(config)
         for number, line in enumerate(infile, start=1):
@@ -48,6 +54,7 @@ def minimise_stream(config: Config, infile: TextIO, outfile: TextIO, *, explain:
                 continue
             try:
                 schema, record = from_json(_parse(line), registry, kind="raw")
+                check_event_time(config, schema.name, record, now())  # as the processor, before minimising
                 result = process_event(minimiser, ledger, schema, record, explain=explain)
                 encode(result.schema, result.record)  # what the processor would refuse, refuse here too
             except DataminError as exc:

@@ -20,7 +20,9 @@ restriction-or-lift and whether any restriction was ever seen, and the newest er
   every event up to the erasure and after it, and tombstones the consent given before it. Only a
   consent given *after* the erasure starts a new relationship (events after that consent).
 - Sec-GPC / DNT, when the configuration honours them, count as an objection to marketing: "marketing"
-  is removed from the granted categories of that event.
+  is removed from the granted categories of that event and put in its ``objected`` ones, as is
+  "marketing" of the choice in force when it leaves it out (what a purpose on legitimate interest,
+  ``minimise.marketing_basis``, is stopped by).
 - Memory is bounded: `expire` forgets subjects whose every record is older than ``validity_days``
   (none of them can change an answer any more) unless a restriction or an erasure is in force; and
   past ``memory_subjects`` subjects the least recently used spill to SQLite (`SubjectStore`). A
@@ -47,6 +49,10 @@ _GRANTED = tuple(frozenset(c for c in CATEGORIES if mask & _BITS[c]) for mask in
 """the 16 possible granted sets, interned: a state never builds a set"""
 _STATES = tuple((ConsentState(granted=g) if g else NO_CONSENT, ConsentState(granted=g, restricted=True))
                 for g in _GRANTED)
+_NOT_MARKETING = frozenset({"marketing"})
+_OBJECTING = tuple((ConsentState(granted=g, objected=_NOT_MARKETING),
+                    ConsentState(granted=g, restricted=True, objected=_NOT_MARKETING)) for g in _GRANTED)
+"""the same states with marketing objected to (what a purpose on legitimate interest is stopped by)"""
 _ERASED = ConsentState(erased=True)
 _WITHDRAWAL = 16
 _RESTRICTING = frozenset({"restriction", "objection"})
@@ -166,8 +172,9 @@ class ConsentLedger:
         """The consent in force for ``subject_key`` at ``at`` (the event's time), with the event's
         GPC / DNT signals honoured as configured."""
         entry = self._store.get(subject_key) if subject_key else None
+        signal = bool((gpc and self.honour_gpc) or (dnt and self.honour_dnt))
         if entry is None:
-            return _STATES[0][0]
+            return _OBJECTING[0][0] if signal else _STATES[0][0]
         at_ms = _ms(at)
         choice: int | None
         if type(entry) is int:
@@ -181,13 +188,17 @@ class ConsentLedger:
             restricted = False if restriction is None else (
                 bool(restriction & 1) if restriction >> 1 <= at_ms else ever)
         mask = 0
+        objected = signal
         if choice is not None:
             since = at_ms - (choice >> 5)
             if 0 <= since < self._validity_ms:
                 mask = 15 - (choice & 15)
-        if mask & _MARKETING and ((gpc and self.honour_gpc) or (dnt and self.honour_dnt)):
+            # a choice (or withdrawal) that leaves marketing out objects to it; before the current choice
+            # the one it replaced is not kept, so fail-closed: objected
+            objected = objected or since < 0 or bool(choice & _WITHDRAWAL) or not (15 - (choice & 15)) & _MARKETING
+        if signal:
             mask &= ~_MARKETING
-        return _STATES[mask][restricted]
+        return (_OBJECTING if objected else _STATES)[mask][restricted]
 
 
 def _unpack(entry: Entry | None) -> tuple[int | None, int | None, bool, int | None]:

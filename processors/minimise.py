@@ -30,6 +30,7 @@ from processors.transforms import (
 )
 from processors.transforms.ip import ip_truncator
 from schemas.annotations import FieldPolicy
+from schemas.purposes import Purpose, with_marketing_basis
 from schemas.registry import EventSchema, Registry
 
 # purposes that stand even when a subject restricted processing or objected (records the law requires)
@@ -92,11 +93,11 @@ class _Pseudonymiser:
 
     __slots__ = ("src", "dst", "dropped", "purposes", "needs", "_keys", "_memo", "_verdicts")
 
-    def __init__(self, event: str, p: FieldPolicy, registry: Registry, keys: KeyStore) -> None:
+    def __init__(self, event: str, p: FieldPolicy, purposes: Mapping[str, Purpose], keys: KeyStore) -> None:
         self.src, self.dst = p.field, p.into[0]
         self.dropped = f"dropped.{event}.{p.field}"
         """the counter of values dropped for want of a purpose"""
-        self.purposes = [registry.purposes[name] for name in p.purposes]
+        self.purposes = [purposes[name] for name in p.purposes]
         self.needs = " or ".join(f"{q.name} ({'consent: ' + q.consent if q.consent else q.basis})"
                                  for q in self.purposes)
         self._keys = keys
@@ -120,7 +121,10 @@ class _Pseudonymiser:
         for purpose in self.purposes:
             if c.restricted and purpose.basis not in _SURVIVES_RESTRICTION:
                 continue
-            if purpose.consent is None or purpose.consent in c.granted:
+            if purpose.objection is not None:  # a legitimate interest, until the person objects
+                if purpose.objection not in c.objected:
+                    return purpose.name
+            elif purpose.consent is None or purpose.consent in c.granted:
                 return purpose.name
         return None
 
@@ -173,6 +177,7 @@ class Minimiser:
         self._config = config
         self._keys = keys
         self._allow = tuple(config.query_allowlist)
+        self._purposes = with_marketing_basis(registry.purposes, config.marketing_basis)
         set_default_region(config.phone_region)
         self.counters: Counter[str] = Counter()
         """fields dropped by rule, invalid values, unknown fields, placeholders written per rule
@@ -203,7 +208,7 @@ class Minimiser:
                 drops.append((p.field, f"dropped.{name}.{p.field}"))
                 steps.append((p, self._drop_step(name, p)))
             elif p.rule == "pseudonymise":
-                pseudo = _Pseudonymiser(name, p, self._registry, self._keys)
+                pseudo = _Pseudonymiser(name, p, self._purposes, self._keys)
                 pseudos.append(pseudo)
                 steps.append((p, self._pseudonymise_step(pseudo)))
             elif (one := self._single_value_transform(p)) is not None:

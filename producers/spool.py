@@ -32,6 +32,10 @@ Guarantees:
   place, so it moves on a full disk too and a restart does not send acknowledged records again. A
   crash between the broker's ack and the marker's fsync can send the records of that one replay batch
   again (see producers.producer).
+- Age: a segment takes appends for at most ``SPOOL_SEGMENT_ROLL`` (an hour) after its first write, and
+  a reopened spool never appends to a segment a previous process wrote: so a segment's oldest record
+  is at most that much older than its last write, which is what the retention inventory ages it by
+  (`datamin.retention`: deleted before its oldest record passes ``producer.spool_retention_days``).
 - Permissions: the folders are 0700 and the files 0600 (they hold full IP addresses and identifiers).
 
 Not thread-safe: one thread (the producer's sender) owns a Spool.
@@ -43,11 +47,14 @@ import fcntl
 import logging
 import os
 import struct
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from datamin.retention import SPOOL_SEGMENT_ROLL
 from producers.spool_marker import Marker
 
 log = logging.getLogger(__name__)
@@ -154,8 +161,12 @@ def damaged_stretches(records: list[tuple[int, int]], start: int = 0) -> list[tu
 class Spool:
     """One process's spool folder. Open it with ``Spool.open(root, max_bytes)``."""
 
-    def __init__(self, folder: Path, max_bytes: int, lock: IO[bytes], *, segment_bytes: int | None = None) -> None:
+    def __init__(self, folder: Path, max_bytes: int, lock: IO[bytes], *, segment_bytes: int | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.folder = folder
+        self._monotonic = monotonic
+        self._opened_at = 0.0
+        """when (``monotonic``) the segment being appended to got its first append of this process"""
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or max(64 * 1024, min(16 * 1024 * 1024, max_bytes // 8))
         self._lock = lock
@@ -172,7 +183,8 @@ class Spool:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], max_bytes: int, *, segment_bytes: int | None = None) -> Spool:
+    def open(cls, root: str | os.PathLike[str], max_bytes: int, *, segment_bytes: int | None = None,
+             monotonic: Callable[[], float] = time.monotonic) -> Spool:
         """Takes the first spool folder under ``root`` no live process holds (so a restarted process
         replays its predecessor's events), or makes a new one."""
         base = Path(root)
@@ -188,7 +200,7 @@ class Spool:
             except OSError:
                 lock.close()
                 continue
-            return cls(folder, max_bytes, lock, segment_bytes=segment_bytes)
+            return cls(folder, max_bytes, lock, segment_bytes=segment_bytes, monotonic=monotonic)
         raise AssertionError("unreachable: a new spool folder is always free")  # pragma: no cover
 
     def _segment_path(self, n: int) -> Path:
@@ -259,12 +271,17 @@ class Spool:
 
     def _current_writer(self, needed: int) -> tuple[int, int]:
         last = max(self._sizes) if self._sizes else None
-        if last is None or (self._sizes[last] > 0 and self._sizes[last] + needed > self.segment_bytes):
+        now = self._monotonic()
+        if last is None or (self._sizes[last] > 0 and (
+                self._writer is None  # written by an earlier process (or closed): never appended to again
+                or self._sizes[last] + needed > self.segment_bytes
+                or now - self._opened_at > SPOOL_SEGMENT_ROLL.total_seconds())):
             self._close_writer()
             last = (last + 1) if last is not None else max(self._committed.segment, 0)
         if self._writer is None:
             self._writer = os.open(self._segment_path(last), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._sizes.setdefault(last, 0)
+            self._opened_at = now
         return last, self._writer
 
     def _close_writer(self) -> None:

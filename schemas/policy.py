@@ -11,6 +11,7 @@ The JSON form (``fmt="json"``) is a stable structure, versioned by its ``"format
     {
       "format": "datamin.record-of-processing/1",
       "retention_cap_days": 365,
+      "marketing_basis": {"in_force": "consent" | "legitimate_interest", "effect": str, "setting": str},
       "signals": {"do_not_track": {"honoured": bool, "effect": str},
                   "global_privacy_control": {"honoured": bool, "effect": str}},
       "unknown_fields": str,                       # what happens to fields no schema declares
@@ -40,7 +41,7 @@ and, describing the deployment as a whole::
       "security_measures": [str],
       "stricter_than_policy": [{"practice": str, "policy_says": str, "datamin": str, "setting": str | null}],
       "subject_key_in_clear": [str],               # the stores that hold a subject key in clear, and for how long
-      "inventory": [{"store": str, "kind": str, "location": str, "holds": str, "cap": str, "cap_days": float,
+      "inventory": [{"store": str, "kind": str, "location": str, "holds": str, "cap": str, "cap_days": float | null,
                      "enforced_by": str, "how": str}]    # every store datamin keeps (datamin retention)
 
 Each event's store also has ``"max_age"`` (same unit): retention plus a topic's segment roll or a
@@ -52,13 +53,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from datamin.config import RETENTION_CAP_DAYS, Config
-from datamin.retention import Store, cap_words, inventory
+from datamin.retention import Store, cap_cells, inventory
 from datamin.topics import Topics
 from schemas.annotations import METHODS, RULES, FieldPolicy
+from schemas.purposes import MARKETING_PURPOSE, Purpose, with_marketing_basis
 from schemas.registry import Registry
 
 FORMAT = "datamin.record-of-processing/1"
@@ -100,7 +101,7 @@ def policy_document(registry: Registry, config: Config, stores: Sequence[Store] 
     m = config.minimise
     purposes = {
         p.name: {"policy": p.policy, "legal_basis": p.basis, "consent": p.consent}
-        for p in registry.purposes.values()
+        for p in _purposes(registry, config).values()
     }
     return {
         "format": FORMAT,
@@ -116,6 +117,15 @@ def policy_document(registry: Registry, config: Config, stores: Sequence[Store] 
                 "effect": ("Sec-GPC: 1 is treated as an objection to marketing" if m.honour_gpc
                            else "Sec-GPC: 1 is recorded but not acted on"),
             },
+        },
+        "marketing_basis": {
+            "in_force": m.marketing_basis,
+            "effect": ("a pseudonym is kept for marketing effectiveness only with consent to marketing (stricter "
+                       "than the policy, which names legitimate interest)" if m.marketing_basis == "consent"
+                       else "marketing effectiveness rests on legitimate interest, as the policy says: a pseudonym "
+                            "is kept for it unless the person objected (declined marketing, withdrew consent, "
+                            "Global Privacy Control when honoured, restriction or objection)"),
+            "setting": "minimise.marketing_basis",
         },
         "unknown_fields": ("dropped: a field that no schema declares is refused at intake and never reaches "
                            "a topic or the warehouse; a new field needs a schema version with its annotation"),
@@ -139,8 +149,7 @@ def policy_document(registry: Registry, config: Config, stores: Sequence[Store] 
         "security_measures": _security_measures(config),
         "stricter_than_policy": _stricter(registry, config),
         "subject_key_in_clear": _clear_subject_keys(config),
-        "inventory": [{"store": s.name, "kind": s.kind, "location": s.location, "holds": s.holds,
-                       "cap": cap_words(s.cap), "cap_days": round(s.cap / timedelta(days=1), 3),
+        "inventory": [{"store": s.name, "kind": s.kind, "location": s.location, "holds": s.holds, **cap_cells(s),
                        "enforced_by": s.enforced_by, "how": s.how} for s in stores],
     }
 
@@ -169,6 +178,11 @@ def _security_measures(config: Config) -> list[str]:
     ]
 
 
+def _purposes(registry: Registry, config: Config) -> dict[str, Purpose]:
+    """The purpose catalogue as this deployment applies it (marketing on ``minimise.marketing_basis``)."""
+    return with_marketing_basis(registry.purposes, config.minimise.marketing_basis)
+
+
 def _stricter(registry: Registry, config: Config) -> list[dict[str, Any]]:
     """Where datamin's defaults (or settings) are stricter than the policy's words, said as such."""
     m = config.minimise
@@ -181,13 +195,13 @@ def _stricter(registry: Registry, config: Config) -> list[dict[str, Any]]:
             "datamin": "honours GPC by default; DNT is recorded but not acted on, as the policy says",
             "setting": "minimise.honour_gpc (false gives the policy's practice)",
         })
-    marketing = registry.purposes.get("marketing_effectiveness")
-    if marketing is not None and marketing.consent is not None:
+    marketing = registry.purposes.get(MARKETING_PURPOSE)
+    if marketing is not None and marketing.consent is not None and m.marketing_basis == "consent":
         out.append({
             "practice": "marketing effectiveness uses identifiers only with consent to marketing",
             "policy_says": "section 3 names legitimate interest for 'Support our marketing activities'",
             "datamin": "asks for consent (the marketing cookie category) before keeping a pseudonym for it",
-            "setting": None,
+            "setting": 'minimise.marketing_basis ("legitimate_interest" gives the policy\'s practice)',
         })
     out.append({
         "practice": "shorter retention than the year the policy allows",
@@ -252,8 +266,9 @@ def _event(registry: Registry, config: Config, name: str) -> dict[str, Any]:
     fields = []
     for policy in raw.policies:
         kept = [s for s in stores if s["store"] == "raw_topic" or policy.into]
-        purposes = [{"name": p, "policy": registry.purposes[p].policy, "legal_basis": registry.purposes[p].basis,
-                     "consent": registry.purposes[p].consent} for p in policy.purposes]
+        catalogue = _purposes(registry, config)
+        purposes = [{"name": p, "policy": catalogue[p].policy, "legal_basis": catalogue[p].basis,
+                     "consent": catalogue[p].consent} for p in policy.purposes]
         fields.append({
             "field": policy.field,
             "category": policy.category,
@@ -284,8 +299,11 @@ def _minimisation(policy: FieldPolicy, registry: Registry, config: Config) -> st
         conditions = []
         needs_consent = False
         for name in policy.purposes:
-            purpose = registry.purposes[name]
-            if purpose.consent is not None:
+            purpose = _purposes(registry, config)[name]
+            if purpose.objection is not None:
+                conditions.append(f"for {name} on the basis of {_BASIS_WORDS[purpose.basis]}, unless the person "
+                                  f"objected to {purpose.objection}")
+            elif purpose.consent is not None:
                 conditions.append(f"for {name} only with consent to {purpose.consent}")
                 needs_consent = True
             else:
@@ -324,6 +342,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"- **Global Privacy Control:** "
         f"{'honoured' if signals['global_privacy_control']['honoured'] else 'not honoured'} "
         f"({signals['global_privacy_control']['effect']}).",
+        f"- **Marketing effectiveness:** on {_BASIS_WORDS[doc['marketing_basis']['in_force']]} "
+        f"({doc['marketing_basis']['effect']}; setting {doc['marketing_basis']['setting']}).",
         f"- **Unknown fields:** {doc['unknown_fields']}.",
         f"- **Pseudonyms:** {pseudonyms['method']}; keys rotate {pseudonyms['key_rotation']}; a consent choice "
         f"counts for {pseudonyms['consent_validity_days']} days, then as none until renewed.",

@@ -19,6 +19,24 @@ class Purpose:
     basis: str
     consent: str | None
     """the consent category that must be granted, when the basis is consent"""
+    objection: str | None = None
+    """for a legitimate interest a person may object to: the consent category whose refusal (or an
+    objection signal such as GPC) stops it (`with_marketing_basis`)"""
+
+
+MARKETING_PURPOSE = "marketing_effectiveness"
+"""the purpose whose basis ``minimise.marketing_basis`` chooses"""
+
+
+def with_marketing_basis(purposes: dict[str, Purpose], basis: str) -> dict[str, Purpose]:
+    """The purposes with marketing effectiveness on ``basis``: "consent" leaves the catalogue as it is
+    (consent to the marketing category needed); "legitimate_interest" (the policy's section 3) needs no
+    consent but stops when the person objected to marketing (Art. 21(2): an absolute right)."""
+    marketing = purposes.get(MARKETING_PURPOSE)
+    if basis == "consent" or marketing is None or marketing.consent is None:
+        return purposes
+    changed = Purpose(marketing.name, marketing.policy, "legitimate_interest", None, objection=marketing.consent)
+    return {**purposes, MARKETING_PURPOSE: changed}
 
 
 def load_purposes(path: Path) -> dict[str, Purpose]:

@@ -127,6 +127,12 @@ def expire(layout: Layout, retention_days: Mapping[str, int], *, now: datetime, 
     return done
 
 
+def finish_trash(layout: Layout, audit: AuditLog | None, job: str) -> list[Expiry]:
+    """Completes (audited) the deletions interrupted runs left in ``_trash``; the hourly retention job
+    calls it too. Call it holding the maintenance lock."""
+    return _finish_trash(layout, audit, job)
+
+
 def _finish_trash(layout: Layout, audit: AuditLog | None, job: str) -> list[Expiry]:
     """Completes deletions an interrupted run had moved to ``_trash`` (steps 2 and 3)."""
     if not layout.trash_dir.is_dir():

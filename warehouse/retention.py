@@ -12,6 +12,8 @@ Registers with `datamin.retention` the stores the warehouse keeps:
 - the backups (`warehouse.backup.inventory`);
 - the erased-subjects sweep list: pseudonyms kept only while the minimised topics may still bring a
   late row, forgotten by the hourly sweep;
+- the working folders (``_staging``, ``_compaction``, ``_trash``) and the sink's checkpoints
+  (`warehouse.working_folders`);
 - the pseudonymisation keys: a key is deleted once its period ended longer ago than any store that
   can hold pseudonyms made with it keeps them (the longest table retention plus its day, the minimised
   topics' retention plus their segment roll); after that, no one can recompute that period's
@@ -42,6 +44,7 @@ from datamin.keys import KeyStore
 from datamin.retention import (
     SCHEDULER,
     Store,
+    cap_cells,
     cap_words,
     expire_stores,
     files_matching,
@@ -51,6 +54,7 @@ from datamin.retention import (
 )
 from datamin.topics import Topics
 from warehouse.layout import Layout
+from warehouse.working_folders import working_stores
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,7 @@ def warehouse_stores(config: Config) -> list[Store]:
                                  "of backups: keyed hashes of the subject's pseudonyms; no key, no pseudonym"))
     stores.append(_sweep_store(layout, config))
     stores.append(_key_store(config))
+    stores += working_stores(config, layout)
     return stores
 
 
@@ -273,7 +278,7 @@ def inventory_rows(stores: Sequence[Store], now: datetime) -> list[dict[str, Any
         nxt = store.next_deletion(now)
         rows.append({
             "store": store.name, "kind": store.kind, "location": store.location, "holds": store.holds,
-            "cap_days": round(store.cap / timedelta(days=1), 3), "cap": cap_words(store.cap),
+            **cap_cells(store),
             "enforced_by": store.enforced_by, "how": store.how, "setting": store.setting,
             "oldest": oldest.isoformat() if oldest else None,
             "next_deletion": nxt.isoformat() if nxt else None,
@@ -300,7 +305,8 @@ def report(config: Config, now: datetime, fmt: str = "table", *, kafka: bool = F
              f"capped within {RETENTION_CAP_DAYS} days (data in clear within 7 days).", ""]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in (header, *cells)]
     lines += ["", "how each cap is enforced:"]
-    lines += [f"  {r['store']}: {r['how']}" for r in rows]
+    lines += [f"  {r['store']}: {r['how']}" + (f" (not aged: {r['not_aged_because']})" if r["not_aged_because"] else "")
+              for r in rows]
     return "\n".join(lines) + "\n"
 
 

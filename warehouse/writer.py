@@ -140,17 +140,22 @@ class PartitionWriter:
         for stage in sorted(staging.iterdir()):
             if wanted is not None and not any(stage.name.startswith(w) for w in wanted):
                 continue
-            manifest_path = stage / MANIFEST
-            if not manifest_path.is_file():
-                log.warning("discarding interrupted flush %s (it had not committed)", stage.name)
-                shutil.rmtree(stage, ignore_errors=True)
-                continue
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            log.warning("completing interrupted flush %s of %s[%s] up to offset %s",
-                        stage.name, manifest["topic"], manifest["partition"], manifest["last"])
-            self._complete(stage, manifest)
-            completed += 1
+            completed += self.recover_stage(stage)
         return completed
+
+    def recover_stage(self, stage: Path) -> bool:
+        """Finishes (it has a MANIFEST) or discards (it has not) one interrupted flush's staging folder;
+        True when it finished one. The retention job calls it for a stage no sink touched for a day."""
+        manifest_path = stage / MANIFEST
+        if not manifest_path.is_file():
+            log.warning("discarding interrupted flush %s (it had not committed)", stage.name)
+            shutil.rmtree(stage, ignore_errors=True)
+            return False
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        log.warning("completing interrupted flush %s of %s[%s] up to offset %s",
+                    stage.name, manifest["topic"], manifest["partition"], manifest["last"])
+        self._complete(stage, manifest)
+        return True
 
     def _remove_stale_checkpoint_temps(self, partitions: Iterable[tuple[str, int]] | None) -> None:
         folder = self.layout.checkpoint_file("x", 0).parent

@@ -27,7 +27,9 @@ def register(add: Add) -> None:
     p = add("minimise", "dry-run the policy: raw JSON events on stdin -> minimised JSON on stdout", _minimise,
             'Each input line is one event in JSON form, e.g.\n'
             '  {"event": "http_request", "time": "2026-11-25T10:00:00Z", "client_ip": "203.0.113.7", ...}\n'
-            "consent_record lines set the consent for the lines after them. Uses exactly the processor's code.")
+            "consent_record lines set the consent for the lines after them. Uses exactly the processor's code,\n"
+            "event-time check included: a line dated beyond minimise.clock_skew_seconds in the future or older\n"
+            "than its table's retention (judged now) is reported as a bad line, as the processor dead-letters it.")
     p.add_argument("--explain", action="store_true", help="also print, per field, the rule applied")
 
     p = add("schemas", "validate the event schemas and their privacy annotations", _schemas)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from datamin.config import Config
 from processors.dryrun import minimise_stream
 
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+"""the clock of every run here (injected: the lines' fixed dates never fall out of retention)"""
 IP = "203.0.113.77"
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 
@@ -30,7 +33,7 @@ def consent(subject: str, time: str, **cats: bool) -> str:
 
 def run(config: Config, text: str, explain: bool = False) -> tuple[int, list[dict[str, Any]], str]:
     out, err = io.StringIO(), io.StringIO()
-    code = minimise_stream(config, io.StringIO(text), out, explain=explain, errfile=err)
+    code = minimise_stream(config, io.StringIO(text), out, explain=explain, errfile=err, clock=lambda: NOW)
     return code, [json.loads(x) for x in out.getvalue().splitlines()], err.getvalue()
 
 
@@ -108,3 +111,16 @@ def test_uses_the_configured_key_directory_when_it_exists(make_config: Callable[
     _, third, _ = run(config, text)
     assert list(Path(config.pseudonymise.key_dir).iterdir())
     assert second[0]["subject"] == third[0]["subject"] != first[0]["subject"]
+
+
+def test_event_time_is_checked_as_the_processor_checks_it(make_config: Callable[..., Config]) -> None:
+    """The dry run shows what production does: a far-future line and one older than its table's retention
+    are bad lines with the reason (the processor dead-letters them); the line between them is minimised."""
+    text = (http("u1", "2300-01-01T00:00:00Z")
+            + http("u1", "2026-11-25T11:00:00Z")
+            + http("u1", "2024-01-01T00:00:00Z"))
+    code, events, err = run(make_config(), text)
+    assert code == 1 and len(events) == 1 and events[0]["time"].startswith("2026-11-25T11:00")
+    assert "line 1: http_request.time: dated more than" in err and "in the future" in err
+    assert "line 3: http_request.time: older than its table's retention" in err
+    assert "2300" not in err and "2024-01-01" not in err  # the bound, never the value

@@ -69,7 +69,8 @@ def test_later_choice_replaces_earlier_and_arrival_order_does_not_matter() -> No
 def test_null_category_is_not_granted() -> None:
     ledger = ConsentLedger()
     ledger.apply_consent(S, consent(day(0), statistics=None, marketing=None, necessary=None))
-    assert ledger.state(S, day(1)) == NO_CONSENT
+    # nothing granted; a choice without marketing counts as objecting to it (minimise.marketing_basis)
+    assert ledger.state(S, day(1)) == ConsentState(objected=frozenset({"marketing"}))
 
 
 def test_unknown_and_missing_subject_have_no_consent() -> None:
@@ -109,7 +110,8 @@ def test_restriction_and_lift(kind: str) -> None:
     ledger.apply_request(S, request("lift", day(4), "r2"))
     assert ledger.state(S, day(1)).restricted is True  # before the newest request, once restricted: fail-closed
     assert ledger.state(S, day(2)).restricted is True
-    assert ledger.state(S, day(3)) == ConsentState(granted=frozenset({"necessary", "statistics"}), restricted=True)
+    assert ledger.state(S, day(3)) == ConsentState(granted=frozenset({"necessary", "statistics"}), restricted=True,
+                                                   objected=frozenset({"marketing"}))  # the choice left it out
     assert ledger.state(S, day(4)).restricted is False
     assert ledger.state(S, day(9)).restricted is False
 
@@ -195,7 +197,8 @@ def test_one_small_entry_per_subject_and_old_events_fail_closed() -> None:
         ledger.apply_consent(S, consent(day(n), f"c{n}", statistics=True))
     assert type(ledger.store.get(S)) is int  # the current choice only, packed
     assert "statistics" in granted(ledger, day(199.5))
-    assert ledger.state(S, day(1)) == NO_CONSENT  # long dropped: no consent, never a stale grant
+    # long dropped: no consent, never a stale grant (and marketing counted as objected, fail-closed)
+    assert ledger.state(S, day(1)) == ConsentState(objected=frozenset({"marketing"}))
 
 
 def test_old_restriction_is_remembered_when_dropped() -> None:

@@ -27,7 +27,17 @@ from processors.loop import run_processor
 from schemas import decode, default_registry, encode
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+def _recent_tenth() -> datetime:
+    """10:00 UTC on the 10th of this month (of last month before the 14th): the processor judges event
+    times by the real clock, so the events here are dated from it (days to six weeks ago, within every
+    table's retention, the days around T0 in one key period), never from a date that falls out of the
+    window as time passes."""
+    today = datetime.now(UTC)
+    month = today if today.day >= 14 else today.replace(day=1) - timedelta(days=1)
+    return month.replace(day=10, hour=10, minute=0, second=0, microsecond=0)
+
+
+T0 = _recent_tenth()
 BAD = [b"not avro at all", b"\xc3\x01" + b"\x00" * 8 + b"body", b""]
 
 

@@ -46,6 +46,7 @@ def post(collector: Collector, body: bytes | Any, headers: dict[str, str] | None
 def make(accept: bool = True, **kw: Any) -> tuple[Collector, FakePublisher]:
     publisher = FakePublisher(accept)
     kw.setdefault("identity", Identity(SECRET, clock=lambda: NOW))
+    kw.setdefault("clock", lambda: NOW)  # event times are judged by the same injected clock
     settings = CollectorSettings(allowed_origins=("https://shop.example",), **kw)
     return Collector(publisher, settings), publisher
 
@@ -133,7 +134,8 @@ def test_forged_subject_key_is_overwritten_by_the_cookie() -> None:
 
 def test_a_cookie_the_server_did_not_issue_proves_nothing() -> None:
     collector, publisher = make()
-    forged = [f"datamin_consent={v}" for v in ("user-42", "user:user-42", VISITOR[:-1] + "0",
+    tampered = VISITOR[:-1] + ("1" if VISITOR.endswith("0") else "0")  # never the real cookie by chance
+    forged = [f"datamin_consent={v}" for v in ("user-42", "user:user-42", tampered,
                                                  Identity(b"another-secret-of-32-bytes-or-more!!").issue_visitor())]
     for cookie in forged:
         response = post(collector, [USAGE, CONSENT], {"cookie": cookie})

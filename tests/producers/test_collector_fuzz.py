@@ -53,6 +53,7 @@ class RecordingPublisher:
 def make(plan: Iterator[bool] | None = None, **kw: Any) -> tuple[Collector, RecordingPublisher]:
     publisher = RecordingPublisher(plan)
     options: dict[str, Any] = {"allowed_origins": (ORIGIN,), "identity": IDENTITY, **kw}
+    options.setdefault("clock", lambda: NOW)  # event times judged by the injected clock, not today's
     return Collector(publisher, CollectorSettings(**options)), publisher
 
 

@@ -23,6 +23,10 @@ with warnings.catch_warnings():
     from kafka import KafkaConsumer
 
 
+CLOCK = datetime(2026, 10, 15, tzinfo=UTC)
+"""the shipper's clock here (injected): the lines of 10 Oct 2026 stay within retention whatever today is"""
+
+
 def line(i: int, ip: str = "203.0.113.7") -> str:
     return f'{ip} - - [10/Oct/2026:13:55:36 +0200] "GET /p/{i} HTTP/1.1" 200 {i} "-" "UA"\n'
 
@@ -51,7 +55,7 @@ class FakeSink:
 
 
 def _ship(config: Config, log: Path, state: Path, sink: FakeSink) -> None:
-    ship_logs(config, [log], state_dir=state, producer=sink)
+    ship_logs(config, [log], state_dir=state, producer=sink, clock=lambda: CLOCK)
 
 
 def test_restart_resumes_without_duplicates_or_gaps(make_config: Callable[..., Config], tmp_path: Path) -> None:
@@ -73,7 +77,7 @@ def test_bad_lines_are_dead_lettered_without_their_content(make_config: Callable
                     + b"not a log line 10.1.2.3\n" + line(1).encode()
                     + b'{"time": "2026-10-10T00:00:00Z", "remote_addr": "198.51.100.2"}\n')
     result = ship_logs(config, [log], state_dir=tmp_path / "s", producer=sink, max_line=1024,
-                       clock=lambda: datetime(2026, 10, 15, tzinfo=UTC))
+                       clock=lambda: CLOCK)
     assert sink.urls() == ["/p/0", "/p/1", None]
     assert result.lines == 6 and result.bad_lines == 3 and result.events == 3
     topics = {t for t, _ in sink.dead}
@@ -162,10 +166,10 @@ def test_ship_to_real_broker_resumes_without_duplicates(kafka_config: Config, tm
     provision(kafka_config)
     log, state = tmp_path / "access.log", tmp_path / "state"
     log.write_text("".join(line(i, ip=f"198.51.100.{i}") for i in range(50)))
-    first = ship_logs(kafka_config, [log], state_dir=state)
+    first = ship_logs(kafka_config, [log], state_dir=state, clock=lambda: CLOCK)
     with log.open("a") as f:
         f.write("".join(line(i) for i in range(50, 80)) + "garbage line\n")
-    second = ship_logs(kafka_config, [log], state_dir=state)
+    second = ship_logs(kafka_config, [log], state_dir=state, clock=lambda: CLOCK)
     assert (first.events, second.events, second.bad_lines) == (50, 30, 1)
     consumer = KafkaConsumer(Topics(kafka_config).raw("http_request"), Topics(kafka_config).dead_letter,
                              **kafka_config.kafka.client_kwargs(), auto_offset_reset="earliest",

@@ -52,6 +52,7 @@ from schemas.registry import Registry, default_registry
 from warehouse.audit_trail import AuditEntry, AuditLog
 from warehouse.damage import named_damage
 from warehouse.layout import Layout, layout_of
+from warehouse.rights.quarantine import QuarantineErasure, withdraw_quarantine
 from warehouse.rights.subjects import Subject, files_holding, resolve_subject, row_matches
 
 log = logging.getLogger(__name__)
@@ -392,17 +393,22 @@ def withdraw_subject(config: Config, subject_key: str | Subject, *, now: datetim
     pseudonyms = resolve_subject(config, subject_key).pseudonyms
     wanted: dict[str, datetime | None] = dict.fromkeys(pseudonyms.values())
     changes: list[FileChange] = []
+    quarantine = QuarantineErasure()
     if wanted:
-        for table, columns in consent_only_columns().items():
+        consent_only = consent_only_columns()
+        for table, columns in consent_only.items():
             if columns:
                 for where in (layout, Layout(layout.restricted_dir)):  # the tables and restricted rows
                     changes += _apply(where, [table], wanted, _blanker(wanted, columns), fsync=fsync)
+        quarantine = withdraw_quarantine(layout, wanted, consent_only)  # files set aside hold them too
     _audit(layout, changes, at=at, action="withdraw_identifiers", request_id=request_id)
     tables: dict[str, int] = {}
     for c in changes:
         tables[c.table] = tables.get(c.table, 0) + c.rows
     notes = ("Rows kept, identifiers set to null: the rest of each row rests on legitimate interest. "
-             "consent_record and privacy_request rows are kept (legal obligation).",)
+             "consent_record and privacy_request rows are kept (legal obligation).",
+             f"Quarantine: {quarantine.files_checked} file(s) checked, {quarantine.rows_blanked} row(s) blanked in "
+             f"{quarantine.files_rewritten} file(s), {quarantine.unreadable_deleted} unreadable file(s) deleted.")
     return Receipt(request_id=request_id, action="withdrawal", at=at, subject_known=bool(changes), tables=tables,
                    files=tuple(changes), periods=_periods(pseudonyms), kafka_window=kafka_window(config, at),
                    notes=notes)

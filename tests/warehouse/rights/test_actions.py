@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -232,6 +233,23 @@ def test_withdrawal_strips_consent_only_identifiers_and_keeps_consent_records(wo
     assert counts(doc)["consent_record"] == 1 and counts(doc)["http_request"] == 0
     assert world.stamps()["consent_jan"] == stamps["consent_jan"]
     assert world.stamps()["http_jan_bob"] == stamps["http_jan_bob"]
+
+
+def test_withdrawal_blanks_the_identifiers_in_a_quarantined_copy_too(world: World) -> None:
+    """A file set aside in the quarantine still holds the person's rows: withdrawal blanks them there, as
+    in the tables (rows kept, other people untouched), and the receipt says so."""
+    source = world.files["http_feb"]
+    aside = world.layout.quarantine_dir / "http_request" / source.parent.name / f"{source.name}.q1"
+    aside.parent.mkdir(parents=True)
+    shutil.copy(source, aside)
+    receipt = withdraw_subject(world.config, ALICE, now=NOW, request_id="req-wq")
+    rows = pq.read_table(aside).to_pylist()
+    assert len(rows) == 3
+    alice = [r for r in rows if r["event_id"].startswith("http_request-A")]
+    assert alice and all(r["subject"] is None and r["user_id"] is None and r["session_id"] is None for r in alice)
+    bob = [r for r in rows if r["event_id"].startswith("http_request-B")]
+    assert bob[0]["subject"] == world.pseudonym(BOB, FEB)
+    assert any(f"{len(alice)} row(s) blanked in 1 file(s)" in note for note in receipt.notes)
 
 
 def test_sweep_deletes_late_rows_timed_before_the_erasure_only(world: World) -> None:

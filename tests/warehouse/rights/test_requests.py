@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,10 @@ from warehouse.rights.requests import rights_command, status_report, submit_requ
 
 KEY = "carol-user-30391"
 CANONICAL = "user:carol-user-30391"
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+NOW = (datetime.now(UTC) - timedelta(days=2)).replace(hour=9, minute=30, second=0, microsecond=0)
+"""a recent time (from the clock): the rights commands get it injected, but the trail, the topics and the
+keys they touch are aged by the real clock too, so a fixed date would fall out of their caps one day"""
+PERIOD = f"{NOW:%Y-%m}"
 
 
 def _read_all(config: Config, topic: str, expected: int) -> list[tuple[bytes, bytes]]:
@@ -87,7 +90,7 @@ def test_a_command_resolves_its_subject_once(kafka_config: Config, tmp_path: Pat
     """The subject key's pseudonyms are recomputed from every key file once per command, not once per
     step (request, export, trail); the keyed hash likewise."""
     provision(kafka_config)
-    KeyStore(Path(kafka_config.pseudonymise.key_dir), "monthly", clock=lambda: NOW).key_for("2026-03")
+    KeyStore(Path(kafka_config.pseudonymise.key_dir), "monthly", clock=lambda: NOW).key_for(PERIOD)
     ensure_rights_secret(kafka_config)  # as the processor does when it starts
     Layout(Path(kafka_config.warehouse.root)).table_dir("usage_event").mkdir(parents=True)  # a warehouse
     calls = {"pseudonyms": 0, "hash": 0}
@@ -106,4 +109,4 @@ def test_a_command_resolves_its_subject_once(kafka_config: Config, tmp_path: Pat
     assert rights_command(kafka_config, "access", KEY, out_dir=tmp_path, now=NOW) == 0
     assert calls == {"pseudonyms": 1, "hash": 1}
     [export] = tmp_path.glob("datamin-export-*.json")
-    assert json.loads(export.read_text())["pseudonyms"][0]["period"] == "2026-03"
+    assert json.loads(export.read_text())["pseudonyms"][0]["period"] == PERIOD
