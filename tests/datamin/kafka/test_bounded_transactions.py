@@ -13,8 +13,8 @@ import pytest
 
 from datamin.config import Config
 from datamin.kafka import KafkaError, OffsetAndMetadata, TopicPartition, new_admin, new_producer
-from datamin.kafka.client import NewTopic
 from datamin.kafka import client as kafka_client_module
+from datamin.kafka.client import NewTopic
 
 
 @pytest.mark.broker_control
