@@ -48,7 +48,8 @@ from datamin.config import Config
 from producers import forksafe
 from producers.client import KafkaClient, kafka_factory
 from producers.queue import Bytes
-from producers.sender import ProducerStats, Sender
+from producers.sender import Sender
+from producers.stats import ProducerStats
 
 __all__ = ["EventProducer", "KafkaClient", "ProducerStats", "kafka_factory"]
 

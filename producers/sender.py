@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from datamin.config import Config
@@ -21,6 +20,7 @@ from datamin.topics import Topics
 from producers.client import Done, KafkaClient, KafkaFuture, kafka_factory
 from producers.queue import SENDER_BATCH, Bytes, Control, EventQueue, Item, Message
 from producers.spool import Position, Spool, SpooledRecord
+from producers.stats import ProducerStats
 from schemas import Registry, default_registry, encode
 
 log = logging.getLogger(__name__)
@@ -30,22 +30,6 @@ Clock = Callable[[], float]
 REPLAY_STALL_SECONDS = 30.0
 """a replay batch not completed after this long (twice the delivery timeout) means the Kafka client
 stalled: it is replaced and the batch's unacknowledged records are sent again"""
-
-
-@dataclass(frozen=True)
-class ProducerStats:
-    sent: int = 0
-    failed: int = 0
-    spooled: int = 0
-    dropped: int = 0
-    replayed: int = 0
-    invalid: int = 0
-    queued: int = 0
-    """events waiting in the queue when the snapshot was taken"""
-    spool_bytes: int = 0
-    """bytes of the spool's segment files when last measured by the sender"""
-    spool_damaged: int = 0
-    """damaged stretches of spooled records skipped when the spool was opened (their events are lost)"""
 
 
 class Sender:
