@@ -188,6 +188,8 @@ class ConfluentConsumer:
         self._assigned: set[TopicPartition] = set()
         self._manual = False
         self._pending: dict[TopicPartition, int] | None = None
+        self._paused_in_assign: list[Any] | None = None
+        """pauses asked for inside the assign listener, applied after its assign()"""
         """seeks asked for inside a rebalance callback, or before a manual assignment is started"""
         self._positions: dict[TopicPartition, int] = {}
         self._seeked: set[TopicPartition] = set()
@@ -209,17 +211,20 @@ class ConfluentConsumer:
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         assigned = {self._tp(p.topic, p.partition) for p in partitions}
         self._pending = {}
+        self._paused_in_assign = []
         try:
             if self._listener is not None:
                 self._listener.on_partitions_assigned(assigned)
-            offsets = self._pending
+            offsets, paused = self._pending, self._paused_in_assign
         finally:
-            self._pending = None
+            self._pending = self._paused_in_assign = None
         self._assigned = assigned
         for tp, offset in offsets.items():
             self._note_seek(tp, offset)
         consumer.assign([_TopicPartition(tp.topic, tp.partition, offsets.get(tp, OFFSET_INVALID))
                          for tp in assigned])
+        if paused:  # assign() starts every partition fetching: pauses asked for in the listener come after it
+            consumer.pause(paused)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         revoked = {self._tp(p.topic, p.partition) for p in partitions}
@@ -319,6 +324,16 @@ class ConfluentConsumer:
         return {self._tp(p.topic, p.partition): self._watermarks(self._tp(p.topic, p.partition))[1]
                 for p in partitions}
 
+    def beginning_offsets(self, partitions: Iterable[Any]) -> dict[TopicPartition, int]:
+        return {self._tp(p.topic, p.partition): self._watermarks(self._tp(p.topic, p.partition))[0]
+                for p in partitions}
+
+    def committed(self, partition: Any) -> int | None:
+        """The group's committed offset of ``partition``, None when it has none (kafka-python's answer)."""
+        found = _call(self._c.committed, [_TopicPartition(partition.topic, partition.partition)],
+                      timeout=METADATA_TIMEOUT_S)
+        return int(found[0].offset) if found and found[0].offset >= 0 else None
+
     def highwater(self, partition: Any) -> int | None:
         try:
             _, high = self._c.get_watermark_offsets(_TopicPartition(partition.topic, partition.partition),
@@ -360,7 +375,14 @@ class ConfluentConsumer:
         return out
 
     def pause(self, *partitions: Any) -> None:
-        _call(self._c.pause, [_TopicPartition(p.topic, p.partition) for p in partitions])
+        tps = [_TopicPartition(p.topic, p.partition) for p in partitions]
+        if self._paused_in_assign is not None:  # inside the assign listener: applied after its assign()
+            self._paused_in_assign.extend(tps)
+            return
+        _call(self._c.pause, tps)
+
+    def resume(self, *partitions: Any) -> None:
+        _call(self._c.resume, [_TopicPartition(p.topic, p.partition) for p in partitions])
 
     def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
         self._start()
