@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from datamin.config import Config
-from datamin.kafka import KafkaError, OffsetAndMetadata, TopicPartition, new_admin, new_producer
+from datamin.kafka import KafkaError, OffsetAndMetadata, TopicPartition, new_admin, new_consumer, new_producer
 from datamin.kafka import client as kafka_client_module
 from datamin.kafka.client import NewTopic
 
@@ -34,13 +34,14 @@ def test_a_transaction_whose_broker_went_away_raises_instead_of_waiting_forever(
     producer.init_transactions()
     producer.begin_transaction()
     producer.send(topic, b"v", key=b"k").get(timeout=60)
+    consumer = new_consumer(config, group_id=unique("group"), enable_auto_commit=False)
+    group = consumer.group_metadata()
     control.stop()
     outcome: list[BaseException | None] = []
 
     def call() -> None:
         try:
-            producer.send_offsets_to_transaction({TopicPartition(topic, 0): OffsetAndMetadata(1, "", -1)},
-                                                 unique("group"))
+            producer.send_offsets_to_transaction({TopicPartition(topic, 0): OffsetAndMetadata(1, "", -1)}, group)
             producer.commit_transaction()
             outcome.append(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
@@ -48,10 +49,11 @@ def test_a_transaction_whose_broker_went_away_raises_instead_of_waiting_forever(
 
     worker = threading.Thread(target=call, daemon=True)
     worker.start()
-    worker.join(timeout=120)  # the limit is 5 s; kafka-python's own wait had none
+    worker.join(timeout=180)  # the limit is 5 s (librdkafka's transport: 60 s); kafka-python's own wait had none
     try:
         assert not worker.is_alive(), "the transactional call is still waiting with the broker gone"
         assert outcome and isinstance(outcome[0], KafkaError), outcome
     finally:
         control.start()
         producer.close(timeout=5)
+        consumer.close(autocommit=False)
