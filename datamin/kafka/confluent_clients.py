@@ -315,8 +315,16 @@ class ConfluentConsumer:
         return low
 
     def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
-        low, high = _call(self._c.get_watermark_offsets, _TopicPartition(tp.topic, tp.partition),
-                          timeout=METADATA_TIMEOUT_S)
+        deadline = time.monotonic() + METADATA_TIMEOUT_S
+        while True:  # a partition whose leader is not elected yet (a new topic) answers with a retriable error
+            try:
+                low, high = self._c.get_watermark_offsets(_TopicPartition(tp.topic, tp.partition),
+                                                          timeout=METADATA_TIMEOUT_S)
+                break
+            except _KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise error_of(exc) from None
+                time.sleep(0.2)
         self._lows[tp] = int(low)  # a broker round trip each: the low one is kept for seek_to_beginning
         return int(low), int(high)
 
