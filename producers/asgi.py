@@ -75,16 +75,18 @@ class DataminASGIMiddleware(RequestPublisher):
             self._publish(scope, status[0], sent[0], started, t0)
 
     def _publish(self, scope: Scope, status: int | None, bytes_sent: int, started: float, t0: float) -> None:
-        def record() -> dict[str, Any]:
-            headers = asgi_headers(scope)
-            client = scope.get("client")
-            user = self.settings.user_id(scope) if self.settings.user_id else None
-            return build_record(
-                self.settings, started=started, method=scope.get("method"),
-                host=headers.get("host") or _server_host(scope), url=asgi_url(scope), status=status,
-                bytes_sent=bytes_sent, duration_ms=(self._timer() - t0) * 1000.0, headers=headers,
-                peer=client[0] if client else None, user_id=user if isinstance(user, str) and user else None)
-        self._publish_record(record)
+        duration_ms = (self._timer() - t0) * 1000.0
+        self._publish_record(self._record, scope, scope, status, bytes_sent, started, duration_ms)
+
+    def _record(self, scope: Scope, status: int | None, bytes_sent: int, started: float, duration_ms: float,
+                user_id: str | None) -> dict[str, Any]:
+        headers = asgi_headers(scope)
+        client = scope.get("client")
+        return build_record(
+            self.settings, started=started, method=scope.get("method"),
+            host=headers.get("host") or _server_host(scope), url=asgi_url(scope), status=status,
+            bytes_sent=bytes_sent, duration_ms=duration_ms, headers=headers,
+            peer=client[0] if client else None, user_id=user_id)
 
 
 def _server_host(scope: Scope) -> str | None:

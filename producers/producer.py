@@ -30,7 +30,8 @@ Delivery while Kafka is away (see producers.spool):
 Counters (``stats()``): sent (acknowledged direct sends; the sender counts them in the order sent, in its
 rounds (at least every 0.5 s), and always before a flush or close returns), failed (sends Kafka
 failed; each is then spooled), spooled, dropped, replayed (spooled events acknowledged), invalid
-(records that did not fit their schema), spool_damaged; logged every ``log_interval`` seconds.
+(records that did not fit their schema, or whose ``publish_later`` build raised), spool_damaged; logged
+every ``log_interval`` seconds.
 
 Throughput: the sender takes what is queued in batches (up to ``SENDER_BATCH``), encodes a whole batch
 and then sends it, without a callback per record in kafka-python's I/O thread; the partitioner places
@@ -42,6 +43,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+from collections.abc import Callable
 from typing import Any
 
 from datamin.config import Config
@@ -88,6 +90,30 @@ class EventProducer(Sender):
                 self._drop("the producer is closed")
                 return False
             self._queue.put((event_type, record), timeout)
+            return True
+        except queue.Full:
+            self._drop("the queue is full (the sender cannot keep up)")
+            return False
+        except Exception:  # never into the request path
+            log.exception("datamin producer: publish failed unexpectedly")
+            self._count("dropped")
+            return False
+
+    def publish_later(self, event_type: str, build: Callable[..., dict[str, Any]], *args: Any) -> bool:
+        """Queues the event that ``build(*args)`` returns, called later in the sender thread (in a batch,
+        off the request's path); otherwise as ``publish``. ``build`` must not depend on the calling
+        thread, and ``args`` must not change after the call; if it raises, the event is counted as
+        invalid and logged."""
+        try:
+            if self._pid != os.getpid():
+                forksafe.restart_in_child(self)
+            if event_type not in self._topics:
+                self._count("invalid")
+                return False
+            if self._closed:
+                self._drop("the producer is closed")
+                return False
+            self._queue.put((event_type, build, args), 0.0)
             return True
         except queue.Full:
             self._drop("the queue is full (the sender cannot keep up)")

@@ -6,6 +6,7 @@ import collections
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,9 @@ class Control:
     done: threading.Event
 
 
-Item = tuple[str, dict[str, Any]] | Bytes | Control
+Later = tuple[str, Callable[..., dict[str, Any]], tuple[Any, ...]]
+"""(event type, build, args): a record the sender builds with ``build(*args)`` (``publish_later``)"""
+Item = tuple[str, dict[str, Any]] | Later | Bytes | Control
 Message = tuple[str, bytes | None, bytes]
 """(topic, key, value) of an encoded message"""
 

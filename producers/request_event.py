@@ -194,7 +194,11 @@ def request_subject(settings: MiddlewareSettings, jar: Mapping[str, str], user_i
 
 class RequestPublisher:
     """What the WSGI and ASGI middleware share: the producer, the settings, the clocks, and publishing
-    that never fails a request (a refusal or an error is counted in ``publish_errors`` and logged)."""
+    that never fails a request (a refusal or an error is counted in ``publish_errors`` and logged).
+
+    With an `EventProducer` the record is built in its sender thread, in batches (``publish_later``):
+    the request pays only for asking the app who the user is and for a queue append. With any other
+    publisher it is built here and handed to ``publish``."""
 
     server = "web"
     """the kind of middleware, for the log"""
@@ -207,11 +211,19 @@ class RequestPublisher:
         """publishes that raised or were refused; the requests themselves were unaffected"""
         self._wall = wall_clock
         self._timer = timer
+        self._later: Callable[..., bool] | None = getattr(producer, "publish_later", None)
 
-    def _publish_record(self, record: Callable[[], dict[str, Any]]) -> None:
-        """Builds the event with ``record()`` and publishes it; never raises."""
+    def _publish_record(self, build: Callable[..., dict[str, Any]], request: Any, *args: Any) -> None:
+        """Publishes ``build(*args, user_id)``, where ``user_id`` is what ``settings.user_id(request)``
+        answers now, in the request's thread; never raises."""
         try:
-            if not self.producer.publish("http_request", record()):
+            user = self.settings.user_id(request) if self.settings.user_id else None
+            user = user if isinstance(user, str) and user else None
+            if self._later is not None:
+                ok = self._later("http_request", build, *args, user)
+            else:
+                ok = self.producer.publish("http_request", build(*args, user))
+            if not ok:
                 self.publish_errors += 1
         except Exception:  # the request must never fail because of datamin
             self.publish_errors += 1

@@ -71,16 +71,17 @@ class DataminWSGIMiddleware(RequestPublisher):
         return _Response(result, lambda: self._publish(environ, state, started, t0), state)
 
     def _publish(self, environ: Environ, state: _State, started: float, t0: float) -> None:
-        def record() -> dict[str, Any]:
-            status = int(state.status[:3]) if state.status and state.status[:3].isdigit() else None
-            user = self.settings.user_id(environ) if self.settings.user_id else None
-            return build_record(
-                self.settings, started=started, method=environ.get("REQUEST_METHOD"),
-                host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME"), url=wsgi_url(environ),
-                status=status, bytes_sent=state.bytes_sent, duration_ms=(self._timer() - t0) * 1000.0,
-                headers=wsgi_headers(environ), peer=environ.get("REMOTE_ADDR"),
-                user_id=user if isinstance(user, str) and user else None)
-        self._publish_record(record)
+        duration_ms = (self._timer() - t0) * 1000.0
+        self._publish_record(self._record, environ, environ, state.status, state.bytes_sent, started, duration_ms)
+
+    def _record(self, environ: Environ, status_line: str | None, bytes_sent: int, started: float,
+                duration_ms: float, user_id: str | None) -> dict[str, Any]:
+        status = int(status_line[:3]) if status_line and status_line[:3].isdigit() else None
+        return build_record(
+            self.settings, started=started, method=environ.get("REQUEST_METHOD"),
+            host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME"), url=wsgi_url(environ), status=status,
+            bytes_sent=bytes_sent, duration_ms=duration_ms, headers=wsgi_headers(environ),
+            peer=environ.get("REMOTE_ADDR"), user_id=user_id)
 
 
 class _State:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import warnings
 from typing import Any
 
@@ -47,6 +49,21 @@ class FakePublisher:
             raise RuntimeError("broker on fire")
         self.events.append((event_type, record))
         return True
+
+
+class LaterPublisher(FakePublisher):
+    """Takes ``publish_later`` as EventProducer does: the record is built afterwards, elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.later: list[tuple[str, Any, tuple[Any, ...]]] = []
+
+    def publish_later(self, event_type: str, build: Any, *args: Any) -> bool:
+        self.later.append((event_type, build, args))
+        return True
+
+    def build_all(self) -> None:
+        self.events += [(event_type, build(*args)) for event_type, build, args in self.later]
 
 
 def flask_client(publisher: Any) -> Any:
@@ -135,6 +152,33 @@ def _asgi_get(app: Any, url: str, headers: dict[str, str], client: tuple[str, in
             return await http.get(url, headers=headers)
 
     return asyncio.run(call())
+
+
+def test_with_publish_later_the_user_is_asked_in_the_request_and_the_record_built_afterwards() -> None:
+    asked_in: list[int] = []
+
+    def user_id(environ: Any) -> str | None:
+        asked_in.append(threading.get_ident())
+        return "user-42" if environ.get("datamin.user") else None
+
+    publisher = LaterPublisher()
+    app = flask_app(publisher)
+    app.wsgi_app.settings = dataclasses.replace(SETTINGS, user_id=user_id)  # type: ignore[attr-defined]
+    client = app.test_client()
+    client.set_cookie("datamin_consent", VISITOR_COOKIE)
+    assert client.get("/hello?login=1", headers=HEADERS, buffered=True).status_code == 201
+    assert asked_in == [threading.get_ident()] and publisher.events == [] and len(publisher.later) == 1
+
+    def build_elsewhere() -> None:
+        publisher.build_all()
+
+    thread = threading.Thread(target=build_elsewhere)
+    thread.start()
+    thread.join()
+    [(event_type, record)] = publisher.events
+    assert event_type == "http_request" and record["subject_key"] == "user:user-42"
+    assert record["status"] == 201 and record["bytes_sent"] == 11 and record["url"] == "/hello?login=1"
+    assert asked_in == [threading.get_ident()]  # not asked again by the builder
 
 
 def test_starlette_request_becomes_one_event() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import uuid
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -180,6 +181,39 @@ def test_an_unexpected_error_in_a_batch_loses_only_that_event(config: Config,
     p._step(block=False)
     assert _ids(client.log) == ["id-0", "id-2"]
     p.close()
+
+
+def test_publish_later_builds_in_the_sender_and_a_failing_build_loses_only_that_event(config: Config) -> None:
+    client = Client()
+    built: list[int] = []
+
+    def build(i: int) -> dict[str, Any]:
+        built.append(i)
+        if i == 1:
+            raise RuntimeError("boom")
+        record = _event(i)
+        del record["event_id"]  # the sender gives it one
+        return record
+
+    p = EventProducer(config, kafka=lambda: client, start=False)
+    assert all(p.publish_later("http_request", build, i) for i in range(3))
+    assert not p.publish_later("no_such_event", build, 9)
+    assert built == []  # nothing built on the caller's side
+    p._step(block=False)
+    assert built == [0, 1, 2]
+    ids = _ids(client.log)
+    assert len(ids) == 2 and all(uuid.UUID(i).version == 4 for i in ids) and ids[0] != ids[1]
+    assert [decode(v, default_registry())[1]["url"] for _, _, v in client.log] == ["/page/0", "/page/2"]
+    assert p.stats().invalid == 2 and p.stats().sent == 2
+    p.close()
+
+
+def test_uuid4_strings_are_distinct_version_4_uuids() -> None:
+    ids = sender_module.uuid4_strings(500)
+    assert len(set(ids)) == 500
+    for text in ids:
+        value = uuid.UUID(text)
+        assert value.version == 4 and value.variant == uuid.RFC_4122 and str(value) == text
 
 
 def test_sent_counts_acknowledgements_not_sends(config: Config) -> None:
