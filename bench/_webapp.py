@@ -1,6 +1,6 @@
 """The Flask app the web benchmarks serve under gunicorn: with DATAMIN_BENCH_MIDDLEWARE=1 wrapped in
 DataminWSGIMiddleware publishing through a real EventProducer (config from the environment), else bare.
-GET /_stats answers the producer's counters (or {} without middleware)."""
+GET /_stats answers the producer's counters (or {} without middleware), GET /_threads its Python threads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +29,13 @@ def page(n: int = 0) -> Response:
 @flask_app.get("/_stats")
 def stats() -> Response:
     body = dataclasses.asdict(producer.stats()) if producer is not None else {}
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+@flask_app.get("/_threads")
+def threads() -> Response:
+    """This process's Python threads by native id: the benchmarks split CPU time by thread with it."""
+    body = {str(t.native_id): t.name for t in threading.enumerate() if t.native_id is not None}
     return Response(json.dumps(body), mimetype="application/json")
 
 

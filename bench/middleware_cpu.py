@@ -6,12 +6,16 @@ to the real broker in KAFKA_BOOTSTRAP_SERVERS, against the same app without midd
 CPU time (all its threads: the request thread, the producer's sender and kafka-python's I/O thread) is
 read from /proc before and after; rounds alternate, the median of each is taken.
 
-    python bench/middleware_cpu.py [--quick] [--rate 300] [--requests N]
+The CPU is also split by thread (the request thread, the producer's sender, the Kafka client's own
+threads). ``--client`` picks the producer's transport (default: ``kafka.client`` of the configuration).
+
+    python bench/middleware_cpu.py [--quick] [--rate 300] [--requests N] [--client confluent-kafka]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -22,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import bench_env, config_from  # noqa: E402
-from _gunicorn import cpu_seconds, get, gunicorn, producer_stats, workers_of  # noqa: E402
+from _gunicorn import cpu_seconds, get, gunicorn, producer_stats, thread_cpu_seconds, workers_of  # noqa: E402
 
 from datamin.topics import provision  # noqa: E402
 
@@ -30,16 +34,32 @@ from datamin.topics import provision  # noqa: E402
 def paced_run(port: int, worker: int, n: int, rate: float, rng: random.Random) -> tuple[float, float]:
     """(CPU seconds of the worker per request, achieved requests/s) for ``n`` Poisson-paced requests."""
     cpu0, t0 = cpu_seconds(worker), time.monotonic()
-    due = t0
+    _pace(port, n, rate, rng)
+    elapsed = time.monotonic() - t0
+    time.sleep(0.3)  # let the sender finish the last batch: its CPU counts too
+    return (cpu_seconds(worker) - cpu0) / n, n / elapsed
+
+
+def by_thread(port: int, worker: int, before: dict[str, float], n: int) -> dict[str, float]:
+    """µs of CPU per request of each kind of thread of the worker since ``before``."""
+    names = json.loads(get(port, "/_threads"))
+    out: dict[str, float] = {}
+    for key, seconds in thread_cpu_seconds(worker).items():
+        comm, tid = key.rsplit("/", 1)
+        kind = ("request thread" if int(tid) == worker else "librdkafka" if comm.startswith("rdk:")
+                else names.get(tid, comm))
+        out[kind] = out.get(kind, 0.0) + (seconds - before.get(key, 0.0)) / n * 1e6
+    return {k: v for k, v in out.items() if v > 0}
+
+
+def _pace(port: int, n: int, rate: float, rng: random.Random) -> None:
+    due = time.monotonic()
     for i in range(n):
         due += rng.expovariate(rate)
         wait = due - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         get(port, f"/p/{i % 500}")
-    elapsed = time.monotonic() - t0
-    time.sleep(0.3)  # let the sender finish the last batch: its CPU counts too
-    return (cpu_seconds(worker) - cpu0) / n, n / elapsed
 
 
 def main() -> None:
@@ -47,11 +67,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
     parser.add_argument("--rate", type=float, default=300.0, help="mean requests per second (default 300)")
     parser.add_argument("--requests", type=int, help="requests per round")
+    parser.add_argument("--client", choices=("kafka-python", "confluent-kafka"),
+                        help="the producer's Kafka transport (default: kafka.client of the configuration)")
     args = parser.parse_args()
     n = args.requests or (1500 if args.quick else 4500)
     rounds = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
-        env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"')
+        client = {"DATAMIN__KAFKA__CLIENT": json.dumps(args.client)} if args.client else {}
+        env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"', **client)
+        print(f"transport: {config_from(env).kafka.client}", flush=True)
         provision(config_from(env))
         rng = random.Random(7)
         per_request: dict[bool, list[float]] = {False: [], True: []}
@@ -61,12 +85,15 @@ def main() -> None:
                     [worker] = workers_of(port)
                     for i in range(300):  # warm-up: imports, the producer's connection and metadata
                         get(port, f"/p/{i}")
+                    threads = thread_cpu_seconds(worker)
                     cpu, achieved = paced_run(port, worker, n, args.rate, rng)
+                    split = by_thread(port, worker, threads, n)
                     stats = producer_stats(port)
                 per_request[middleware].append(cpu)
                 sent = f", producer sent {stats.get('sent', 0)} spooled {stats.get('spooled', 0)}" if stats else ""
                 print(f"round {r + 1} {'with   ' if middleware else 'without'} middleware: "
                       f"{cpu * 1e6:7.1f} µs CPU/request at {achieved:5.0f} req/s{sent}", flush=True)
+                print("    by thread: " + ", ".join(f"{k} {v:.1f} µs" for k, v in sorted(split.items())), flush=True)
     without, with_ = statistics.median(per_request[False]), statistics.median(per_request[True])
     print(f"RESULT middleware_cpu {(with_ - without) * 1e6:.1f} us ratio={with_ / without:.2f} "
           "baseline=same WSGI app without middleware, real producer and broker at web pacing")
