@@ -49,30 +49,18 @@ class DataminWSGIMiddleware(RequestPublisher):
         self.app = app
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        started, t0 = self._wall(), self._timer()
-        state = _State()
-
-        def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            state.status = status
-            write = start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
-
-            def counting_write(data: bytes) -> object:
-                state.bytes_sent += len(data)
-                return write(data)
-
-            return counting_write
-
+        call = _Call(self, environ, start_response)
         try:
-            result = self.app(environ, _start_response)
+            call.result = self.app(environ, call.start_response)
         except BaseException:
-            state.status = state.status or "500"
-            self._publish(environ, state, started, t0)
+            call.status = call.status or "500"
+            call.publish()
             raise
-        return _Response(result, lambda: self._publish(environ, state, started, t0), state)
+        return call
 
-    def _publish(self, environ: Environ, state: _State, started: float, t0: float) -> None:
+    def _publish(self, environ: Environ, status: str | None, bytes_sent: int, started: float, t0: float) -> None:
         duration_ms = (self._timer() - t0) * 1000.0
-        self._publish_record(self._record, environ, environ, state.status, state.bytes_sent, started, duration_ms)
+        self._publish_record(self._record, environ, environ, status, bytes_sent, started, duration_ms)
 
     def _record(self, environ: Environ, status_line: str | None, bytes_sent: int, started: float,
                 duration_ms: float, user_id: str | None) -> dict[str, Any]:
@@ -84,26 +72,36 @@ class DataminWSGIMiddleware(RequestPublisher):
             peer=environ.get("REMOTE_ADDR"), user_id=user_id)
 
 
-class _State:
-    __slots__ = ("status", "bytes_sent")
+class _Call:
+    """One request: the server's ``start_response`` wrapped to note the status, and the app's response
+    iterable wrapped to count the bytes sent and to publish once when the server closes it."""
 
-    def __init__(self) -> None:
+    __slots__ = ("middleware", "environ", "_start_response", "started", "t0", "status", "bytes_sent", "result",
+                 "_closed")
+
+    def __init__(self, middleware: DataminWSGIMiddleware, environ: Environ, start_response: StartResponse) -> None:
+        self.middleware = middleware
+        self.environ = environ
+        self._start_response = start_response
+        self.started, self.t0 = middleware._wall(), middleware._timer()
         self.status: str | None = None
         self.bytes_sent = 0
-
-
-class _Response:
-    """Wraps the app's response iterable: counts bytes, publishes once when closed."""
-
-    def __init__(self, result: Iterable[bytes], on_close: Callable[[], None], state: _State) -> None:
-        self._result = result
-        self._on_close = on_close
-        self._state = state
+        self.result: Iterable[bytes] = ()
         self._closed = False
 
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        self.status = status
+        write = self._start_response(status, headers, exc_info) if exc_info else self._start_response(status, headers)
+
+        def counting_write(data: bytes) -> object:
+            self.bytes_sent += len(data)
+            return write(data)
+
+        return counting_write
+
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._result:
-            self._state.bytes_sent += len(chunk)
+        for chunk in self.result:
+            self.bytes_sent += len(chunk)
             yield chunk
 
     def close(self) -> None:
@@ -111,8 +109,11 @@ class _Response:
             return
         self._closed = True
         try:
-            close = getattr(self._result, "close", None)
+            close = getattr(self.result, "close", None)
             if close is not None:
                 close()
         finally:
-            self._on_close()
+            self.publish()
+
+    def publish(self) -> None:
+        self.middleware._publish(self.environ, self.status, self.bytes_sent, self.started, self.t0)
