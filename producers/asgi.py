@@ -76,7 +76,8 @@ class DataminASGIMiddleware(RequestPublisher):
 
     def _publish(self, scope: Scope, status: int | None, bytes_sent: int, started: float, t0: float) -> None:
         duration_ms = (self._timer() - t0) * 1000.0
-        self._publish_record(self._record, scope, scope, status, bytes_sent, started, duration_ms)
+        # a copy: the record may be built later, and the scope belongs to the server and the app
+        self._publish_record(self._record, scope, dict(scope), status, bytes_sent, started, duration_ms)
 
     def _record(self, scope: Scope, status: int | None, bytes_sent: int, started: float, duration_ms: float,
                 user_id: str | None) -> dict[str, Any]:

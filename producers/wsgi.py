@@ -60,7 +60,8 @@ class DataminWSGIMiddleware(RequestPublisher):
 
     def _publish(self, environ: Environ, status: str | None, bytes_sent: int, started: float, t0: float) -> None:
         duration_ms = (self._timer() - t0) * 1000.0
-        self._publish_record(self._record, environ, environ, status, bytes_sent, started, duration_ms)
+        # a copy: the record may be built later, and uWSGI (by default) clears and reuses the environ
+        self._publish_record(self._record, environ, dict(environ), status, bytes_sent, started, duration_ms)
 
     def _record(self, environ: Environ, status_line: str | None, bytes_sent: int, started: float,
                 duration_ms: float, user_id: str | None) -> dict[str, Any]:

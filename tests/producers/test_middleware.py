@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -179,6 +180,34 @@ def test_with_publish_later_the_user_is_asked_in_the_request_and_the_record_buil
     assert event_type == "http_request" and record["subject_key"] == "user:user-42"
     assert record["status"] == 201 and record["bytes_sent"] == 11 and record["url"] == "/hello?login=1"
     assert asked_in == [threading.get_ident()]  # not asked again by the builder
+
+
+def test_a_server_that_reuses_the_environ_does_not_change_the_record_built_later() -> None:
+    """uWSGI (wsgi-env-behaviour "cheat", its default) clears the environ after a request and fills the
+    same dict with the next request's."""
+    publisher = LaterPublisher()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    middleware = DataminWSGIMiddleware(app, publisher, SETTINGS)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/first", "REMOTE_ADDR": "198.51.100.1",
+               "HTTP_USER_AGENT": "First/1.0", "HTTP_COOKIE": f"datamin_consent={VISITOR_COOKIE}"}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> Callable[[bytes], object]:
+        return lambda data: None
+
+    response = middleware(environ, start_response)
+    assert b"".join(response) == b"ok"
+    response.close()  # type: ignore[attr-defined]
+    environ.clear()
+    environ.update({"REQUEST_METHOD": "POST", "PATH_INFO": "/second", "REMOTE_ADDR": "203.0.113.9",
+                    "HTTP_USER_AGENT": "Second/2.0"})
+    publisher.build_all()
+    [(_, record)] = publisher.events
+    assert record["url"] == "/first" and record["method"] == "GET" and record["client_ip"] == "198.51.100.1"
+    assert record["user_agent"] == "First/1.0" and record["subject_key"] == VISITOR
 
 
 def test_starlette_request_becomes_one_event() -> None:
