@@ -24,33 +24,43 @@ FLUSH_LIMIT_S = 600.0
 
 # -- producer -----------------------------------------------------------------------------------------
 class Delivery:
-    """The future of one record: done when librdkafka reports its delivery (when the producer is polled)."""
+    """The future of one record: done when librdkafka reports its delivery (when the producer is polled).
+    Cheap when nobody adds a callback (the sender only looks at ``is_done``): no lists, and the record's
+    metadata is read from librdkafka's message only when asked for."""
 
-    __slots__ = ("_producer", "_error", "_done", "_callbacks", "_errbacks", "_metadata")
+    __slots__ = ("_producer", "_error", "_done", "_callbacks", "_errbacks", "_message")
 
     def __init__(self, producer: ConfluentProducer) -> None:
         self._producer = producer
         self._done = False
         self._error: KafkaError | None = None
-        self._metadata: Any = None
-        self._callbacks: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-        self._errbacks: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._message: Any = None
+        self._callbacks: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None
+        self._errbacks: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None
 
     def _complete(self, err: _KafkaError | None, msg: Any) -> None:
         self._done = True
         if err is not None:
             self._error = error_of(err)
-            for f, args in self._errbacks:
+            for f, args in self._errbacks or ():
                 f(*args, self._error)
         else:
-            self._metadata = (msg.topic(), msg.partition(), msg.offset())
-            for f, args in self._callbacks:
-                f(*args, self._metadata)
+            self._message = msg
+            if self._callbacks:
+                metadata = self._metadata()
+                for f, args in self._callbacks:
+                    f(*args, metadata)
+
+    def _metadata(self) -> tuple[str, int, int] | None:
+        msg = self._message
+        return None if msg is None else (msg.topic(), msg.partition(), msg.offset())
 
     def add_callback(self, f: Callable[..., Any], *args: Any) -> Delivery:
         if self._done and self._error is None:
-            f(*args, self._metadata)
+            f(*args, self._metadata())
         elif not self._done:
+            if self._callbacks is None:
+                self._callbacks = []
             self._callbacks.append((f, args))
         return self
 
@@ -58,6 +68,8 @@ class Delivery:
         if self._done and self._error is not None:
             f(*args, self._error)
         elif not self._done:
+            if self._errbacks is None:
+                self._errbacks = []
             self._errbacks.append((f, args))
         return self
 
@@ -82,7 +94,7 @@ class Delivery:
             self._producer.serve(min(left, 0.1))
         if self._error is not None:
             raise self._error
-        return self._metadata
+        return self._metadata()
 
 
 class ConfluentProducer:
