@@ -21,10 +21,24 @@ StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
+_HEADER_NAMES: dict[str, str] = {}
+"""environ key -> header name ("" for keys that are not headers), for the keys seen most"""
+_HEADER_NAMES_MAX = 4096
+"""past this many keys nothing more is remembered: clients choose the names of the headers they send"""
+
+
 def wsgi_headers(environ: Environ) -> dict[str, str]:
     """The request headers of a WSGI environ, lower-case with dashes."""
-    headers = {key[5:].lower().replace("_", "-"): value for key, value in environ.items()
-               if key.startswith("HTTP_") and isinstance(value, str)}
+    names = _HEADER_NAMES
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        name = names.get(key)
+        if name is None:
+            name = key[5:].lower().replace("_", "-") if key.startswith("HTTP_") else ""
+            if len(names) < _HEADER_NAMES_MAX:
+                names[key] = name
+        if name and isinstance(value, str):
+            headers[name] = value
     if "CONTENT_TYPE" in environ:
         headers["content-type"] = environ["CONTENT_TYPE"]
     return headers
