@@ -24,7 +24,7 @@ from fastavro.schema import parse_schema
 
 from datamin.exceptions import DecodeError, ValidationError
 from schemas.codec import Reader, Writer, compile_reader, compile_writer
-from schemas.limits import MAX_STRING, oversized
+from schemas.limits import MAX_MAP_ENTRIES, MAX_STRING, oversized
 from schemas.registry import EventSchema, Registry
 
 MAGIC = b"\xc3\x01"
@@ -39,13 +39,20 @@ _FLAT_TYPES = frozenset({str, int, float, bool, type(None), bytes, datetime, dat
 
 
 def _surely_fits(record: dict[str, Any]) -> bool:
-    """True only when `oversized(record)` is None: no map, no string over MAX_STRING (a fast pre-check;
-    False sends the record to `oversized` for the full check and its message)."""
+    """True only when `oversized(record)` is None: no string over MAX_STRING, no map over
+    MAX_MAP_ENTRIES or holding anything but such strings (a fast pre-check; False sends the record to
+    `oversized` for the full check and its message)."""
     for value in record.values():
         kind = type(value)
         if kind is str:
             if len(value) > MAX_STRING:
                 return False
+        elif kind is dict:  # a map of strings (client hints: every Chromium request has them)
+            if len(value) > MAX_MAP_ENTRIES:
+                return False
+            for key, item in value.items():
+                if type(key) is not str or type(item) is not str or len(key) > MAX_STRING or len(item) > MAX_STRING:
+                    return False
         elif kind not in _FLAT_TYPES:
             return False
     return True

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from datamin.exceptions import DecodeError, ValidationError
 from schemas import decode, default_registry, encode, from_json
-from schemas.encoding import HEADER_SIZE
-from schemas.limits import MAX_MAP_ENTRIES, MAX_STRING
+from schemas.encoding import HEADER_SIZE, _surely_fits
+from schemas.limits import MAX_MAP_ENTRIES, MAX_STRING, oversized
 
 REGISTRY = default_registry()
 RAW = REGISTRY.latest("http_request")
@@ -145,6 +145,26 @@ def test_too_many_map_entries_in_avro() -> None:
     record = {"event_id": "e", "time": datetime.now(UTC), "client_hints": {f"k{i}": "v" for i in range(100)}}
     with pytest.raises(ValidationError, match=f"client_hints: more than {MAX_MAP_ENTRIES} entries"):
         encode(RAW, record)
+
+
+def test_an_over_long_map_entry_in_avro() -> None:
+    record = {"event_id": "e", "time": datetime.now(UTC), "client_hints": {"sec-ch-ua": "v" * (MAX_STRING + 1)}}
+    with pytest.raises(ValidationError, match=f"client_hints: an entry is longer than {MAX_STRING} characters"):
+        encode(RAW, record)
+
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=4),
+                    st.sampled_from(["a" * MAX_STRING, "a" * (MAX_STRING + 1)]),
+                    st.dictionaries(st.one_of(st.text(max_size=3), st.integers()),
+                                    st.one_of(st.text(max_size=3), st.none(), st.just("b" * (MAX_STRING + 1))),
+                                    max_size=MAX_MAP_ENTRIES + 2))
+
+
+@given(st.dictionaries(st.text(max_size=3), _VALUES, max_size=4))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_the_fast_size_check_never_passes_what_the_full_one_refuses(record: dict[str, Any]) -> None:
+    if _surely_fits(record):
+        assert oversized(record) is None
 
 
 @pytest.mark.parametrize("record", [
