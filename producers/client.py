@@ -28,7 +28,7 @@ class KafkaClient(Protocol):
 
 
 def kafka_factory(config: Config, *, linger_ms: int = 5, batch_size: int = 64 * 1024,
-                  compression: str = "gzip", delivery_timeout_ms: int = 15_000) -> Callable[[], KafkaClient]:
+                  compression: str = "lz4", delivery_timeout_ms: int = 15_000) -> Callable[[], KafkaClient]:
     """Builds kafka-python producers with datamin's delivery settings."""
     def make() -> KafkaClient:
         client: KafkaClient = new_producer(
