@@ -74,17 +74,20 @@ class DataminWSGIMiddleware(RequestPublisher):
 
     def _publish(self, environ: Environ, status: str | None, bytes_sent: int, started: float, t0: float) -> None:
         duration_ms = (self._timer() - t0) * 1000.0
-        # a copy: the record may be built later, and uWSGI (by default) clears and reuses the environ
-        self._publish_record(self._record, environ, dict(environ), status, bytes_sent, started, duration_ms)
+        # what the record needs, read now: the record may be built later, and uWSGI (by default) clears
+        # and reuses the environ; the headers alone are a small dict, the whole environ a large one
+        self._publish_record(self._record, environ, wsgi_headers(environ), environ.get("REQUEST_METHOD"),
+                             environ.get("SERVER_NAME"), wsgi_url(environ), environ.get("REMOTE_ADDR"), status,
+                             bytes_sent, started, duration_ms)
 
-    def _record(self, environ: Environ, status_line: str | None, bytes_sent: int, started: float,
-                duration_ms: float, user_id: str | None) -> dict[str, Any]:
+    def _record(self, headers: dict[str, str], method: str | None, server_name: str | None, url: str,
+                peer: str | None, status_line: str | None, bytes_sent: int, started: float, duration_ms: float,
+                user_id: str | None) -> dict[str, Any]:
         status = int(status_line[:3]) if status_line and status_line[:3].isdigit() else None
         return build_record(
-            self.settings, started=started, method=environ.get("REQUEST_METHOD"),
-            host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME"), url=wsgi_url(environ), status=status,
-            bytes_sent=bytes_sent, duration_ms=duration_ms, headers=wsgi_headers(environ),
-            peer=environ.get("REMOTE_ADDR"), user_id=user_id)
+            self.settings, started=started, method=method, host=headers.get("host") or server_name, url=url,
+            status=status, bytes_sent=bytes_sent, duration_ms=duration_ms, headers=headers, peer=peer,
+            user_id=user_id)
 
 
 class _Call:
