@@ -4,7 +4,7 @@ A Flask app under gunicorn (one sync worker: the app process), requested at Pois
 300 a second (one request at a time, as a web server sees them), with DataminWSGIMiddleware publishing
 to the real broker in KAFKA_BOOTSTRAP_SERVERS, against the same app without middleware. The worker's
 CPU time (all its threads: the request thread, the producer's sender and kafka-python's I/O thread) is
-read from /proc before and after; rounds alternate, the median of each is taken.
+read from /proc before and after; five rounds alternate (one with --quick), the median of each is taken.
 
 The CPU is also split by thread (the request thread, the producer's sender, the Kafka client's own
 threads). ``--client`` picks the producer's transport (default: ``kafka.client`` of the configuration).
@@ -71,7 +71,7 @@ def main() -> None:
                         help="the producer's Kafka transport (default: kafka.client of the configuration)")
     args = parser.parse_args()
     n = args.requests or (1500 if args.quick else 4500)
-    rounds = 1 if args.quick else 3
+    rounds = 1 if args.quick else 5
     with tempfile.TemporaryDirectory() as tmp:
         client = {"DATAMIN__KAFKA__CLIENT": json.dumps(args.client)} if args.client else {}
         env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"', **client)

@@ -88,6 +88,12 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
+@functools.lru_cache(maxsize=4096)
+def address_text(address: IPAddress) -> str:
+    """An address as text (remembered, as `parse_ip`)."""
+    return str(address)
+
+
 def forwarded_for(header: str) -> list[str]:
     """The ``for=`` values of a Forwarded header, in order (RFC 7239)."""
     out: list[str] = []
@@ -110,22 +116,22 @@ def client_address(peer: str | None, x_forwarded_for: str | None, forwarded: str
         return None
     peer_ip = parse_ip(peer)
     if peer_ip is None or not networks or not _trusted(peer_ip, networks):
-        return str(peer_ip) if peer_ip is not None else None
+        return address_text(peer_ip) if peer_ip is not None else None
     if forwarded:
         hops = forwarded_for(forwarded)
     elif x_forwarded_for:
         hops = x_forwarded_for.split(",")
     else:
-        return str(peer_ip)
+        return address_text(peer_ip)
     current = peer_ip
     for hop in reversed(hops):
         address = parse_ip(hop)
         if address is None:
-            return str(current)
+            return address_text(current)
         current = address
         if not _trusted(address, networks):
-            return str(address)
-    return str(current)  # every hop is a proxy: the left-most is as far as anyone vouches
+            return address_text(address)
+    return address_text(current)  # every hop is a proxy: the left-most is as far as anyone vouches
 
 
 def cookies(header: str | None, names: tuple[str, ...]) -> dict[str, str]:
@@ -144,8 +150,11 @@ def cookies(header: str | None, names: tuple[str, ...]) -> dict[str, str]:
 def client_hints(headers: Mapping[str, str]) -> dict[str, str] | None:
     """The Sec-CH-UA-* headers, at most MAX_MAP_ENTRIES of them (first by name): a client sending more
     would otherwise make the whole request's event fail to encode and be lost."""
-    names = sorted(name for name in headers if name.startswith("sec-ch-ua"))[:MAX_MAP_ENTRIES]
-    return {name: headers[name] for name in names} or None
+    names = [name for name in headers if name.startswith("sec-ch-ua")]
+    if not names:  # Firefox, Safari, bots: no hints
+        return None
+    names.sort()
+    return {name: headers[name] for name in names[:MAX_MAP_ENTRIES]}
 
 
 def build_record(settings: MiddlewareSettings, *, started: float, method: str | None, host: str | None,
