@@ -49,7 +49,7 @@ from typing import Any
 from datamin.config import Config
 from producers import forksafe
 from producers.client import KafkaClient, kafka_factory
-from producers.queue import Bytes
+from producers.queue import Bytes, Item
 from producers.sender import Sender
 from producers.stats import ProducerStats
 
@@ -80,40 +80,34 @@ class EventProducer(Sender):
         ``timeout`` > 0 waits that long for room in the queue (batch tools such as the log shipper);
         web requests keep the default 0 and never wait. The record is owned by the producer from here
         on: do not change it after the call."""
-        try:
-            if self._pid != os.getpid():  # forked without Python's fork hooks
-                forksafe.restart_in_child(self)
-            if event_type not in self._topics or not isinstance(record, dict):
-                self._count("invalid")
-                return False
-            if self._closed:
-                self._drop("the producer is closed")
-                return False
-            self._queue.put((event_type, record), timeout)
-            return True
-        except queue.Full:
-            self._drop("the queue is full (the sender cannot keep up)")
-            return False
-        except Exception:  # never into the request path
-            log.exception("datamin producer: publish failed unexpectedly")
-            self._count("dropped")
-            return False
+        return self._enqueue((event_type, record), timeout,
+                             valid=event_type in self._topics and isinstance(record, dict))
 
     def publish_later(self, event_type: str, build: Callable[..., dict[str, Any]], *args: Any) -> bool:
         """Queues the event that ``build(*args)`` returns, called later in the sender thread (in a batch,
         off the request's path); otherwise as ``publish``. ``build`` must not depend on the calling
         thread, and ``args`` must not change after the call; if it raises, the event is counted as
         invalid and logged."""
+        return self._enqueue((event_type, build, args), 0.0, valid=event_type in self._topics)
+
+    def publish_bytes(self, topic: str, value: bytes, key: bytes | None = None, *, timeout: float = 0.0) -> bool:
+        """Queues an already-encoded message (e.g. a dead-letter JSON) for ``topic``: same queue, spool
+        and guarantees as ``publish``; False only when it was refused."""
+        return self._enqueue(Bytes(topic, key, value), timeout)
+
+    def _enqueue(self, item: Item, timeout: float, *, valid: bool = True) -> bool:
+        """Puts ``item`` on the sender's queue; never raises. False when it was refused: not ``valid``
+        (counted as invalid), the producer closed or the queue full (counted as dropped)."""
         try:
-            if self._pid != os.getpid():
+            if self._pid != os.getpid():  # forked without Python's fork hooks
                 forksafe.restart_in_child(self)
-            if event_type not in self._topics:
+            if not valid:
                 self._count("invalid")
                 return False
             if self._closed:
                 self._drop("the producer is closed")
                 return False
-            self._queue.put((event_type, build, args), 0.0)
+            self._queue.put(item, timeout)
             return True
         except queue.Full:
             self._drop("the queue is full (the sender cannot keep up)")
@@ -121,21 +115,6 @@ class EventProducer(Sender):
         except Exception:  # never into the request path
             log.exception("datamin producer: publish failed unexpectedly")
             self._count("dropped")
-            return False
-
-    def publish_bytes(self, topic: str, value: bytes, key: bytes | None = None, *, timeout: float = 0.0) -> bool:
-        """Queues an already-encoded message (e.g. a dead-letter JSON) for ``topic``: same queue, spool
-        and guarantees as ``publish``; False only when it was refused."""
-        try:
-            if self._pid != os.getpid():
-                forksafe.restart_in_child(self)
-            if self._closed:
-                self._drop("the producer is closed")
-                return False
-            self._queue.put(Bytes(topic, key, value), timeout)
-            return True
-        except queue.Full:
-            self._drop("the queue is full (the sender cannot keep up)")
             return False
 
     def flush(self, timeout: float | None = None) -> bool:
