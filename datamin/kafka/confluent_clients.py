@@ -15,7 +15,7 @@ from confluent_kafka import Producer as _Producer
 from confluent_kafka import TopicPartition as _TopicPartition
 
 from datamin.kafka.client import KafkaError, KafkaTimeoutError, TopicPartition
-from datamin.kafka.confluent_settings import METADATA_TIMEOUT_S, OFFSET_BEGINNING, OFFSET_INVALID, error_of
+from datamin.kafka.confluent_settings import METADATA_TIMEOUT_S, OFFSET_BEGINNING, OFFSET_INVALID, error_of, is_passing
 from datamin.kafka.confluent_settings import call as _call
 
 FLUSH_LIMIT_S = 600.0
@@ -328,13 +328,13 @@ class ConfluentConsumer:
 
     def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
         deadline = time.monotonic() + METADATA_TIMEOUT_S
-        while True:  # a partition whose leader is not elected yet (a new topic) answers with a retriable error
+        while True:  # a new topic's partition, or one whose leader moves, answers with a passing error a while
             try:
                 low, high = self._c.get_watermark_offsets(_TopicPartition(tp.topic, tp.partition),
                                                           timeout=METADATA_TIMEOUT_S)
                 break
             except _KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                if not is_passing(exc) or time.monotonic() > deadline:
                     raise error_of(exc) from None
                 time.sleep(0.2)
         self._lows[tp] = int(low)  # a broker round trip each: the low one is kept for seek_to_beginning

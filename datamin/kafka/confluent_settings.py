@@ -82,6 +82,22 @@ def translate_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return conf
 
 
+_PASSING = frozenset({
+    _KafkaError.NOT_LEADER_FOR_PARTITION, _KafkaError.LEADER_NOT_AVAILABLE, _KafkaError.UNKNOWN_TOPIC_OR_PART,
+    _KafkaError._UNKNOWN_PARTITION, _KafkaError.FENCED_LEADER_EPOCH, _KafkaError.UNKNOWN_LEADER_EPOCH,
+    _KafkaError.OFFSET_NOT_AVAILABLE, _KafkaError._TRANSPORT, _KafkaError._TIMED_OUT, _KafkaError.REQUEST_TIMED_OUT,
+})
+"""librdkafka's answers while a partition's leader moves or a new topic's leader is being elected: kafka-python
+refreshes its metadata and asks again on these, so the wrapper does too (librdkafka does not always flag them
+retriable, e.g. a watermark query to a broker that just stopped leading)"""
+
+
+def is_passing(exc: _KafkaException) -> bool:
+    """Whether asking again shortly may succeed."""
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, _KafkaError) and (err.retriable() or err.code() in _PASSING)
+
+
 def error_of(err: _KafkaError | _KafkaException | BaseException) -> KafkaError:
     """A librdkafka error as the KafkaError class that kafka-python (and so datamin) uses for it."""
     if isinstance(err, _KafkaException):

@@ -49,6 +49,19 @@ def test_confluent_settings_are_translated_and_an_unknown_one_is_refused(make_co
         translate_settings({"api_version": (2, 0)})
 
 
+def test_a_moving_leader_is_asked_again_and_a_refusal_is_not() -> None:
+    from confluent_kafka import KafkaError as RdKafkaError
+    from confluent_kafka import KafkaException
+
+    from datamin.kafka.confluent_settings import is_passing
+
+    # a watermark query to a broker that has just stopped leading: librdkafka does not flag it retriable
+    assert is_passing(KafkaException(RdKafkaError(RdKafkaError.NOT_LEADER_FOR_PARTITION)))
+    assert is_passing(KafkaException(RdKafkaError(RdKafkaError.LEADER_NOT_AVAILABLE)))
+    assert not is_passing(KafkaException(RdKafkaError(RdKafkaError.TOPIC_AUTHORIZATION_FAILED)))
+    assert not is_passing(KafkaException("no error object"))
+
+
 def test_keyed_records_land_where_the_java_client_puts_them(kafka_config: Config) -> None:
     """Both transports partition a key as murmur2 (kafka-python's DefaultPartitioner, the Java client), so a
     subject's events and consent meet in one partition whichever client wrote them."""
