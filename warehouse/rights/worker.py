@@ -18,6 +18,10 @@ proves (`datamin.identity`) and publishes it on the raw requests topic ``<prefix
 Requests of another channel than ``self_service`` on that topic are skipped (the officer's own
 command carries out and publishes what the officer submits).
 
+Started before the pipeline has written anything (a fresh install: the warehouse folder missing or
+empty, the rights secret not yet created by the processor), the worker waits for them, saying so in the
+log every minute, instead of exiting: requests wait on their topic meanwhile, and nothing is created.
+
 Exactly once under a kill: each step is idempotent (the trail is keyed by request id; erasing,
 restricting or withdrawing twice changes nothing the second time; a request already done is
 skipped), and offsets are committed only after every request of a batch is done. A worker killed
@@ -36,7 +40,7 @@ from typing import Any
 
 from datamin.clock import as_utc
 from datamin.config import Config
-from datamin.exceptions import DecodeError
+from datamin.exceptions import ConfigError, DecodeError
 from datamin.identity import subject_of_raw
 from datamin.keys import subject_hash
 from datamin.topics import Topics
@@ -48,6 +52,10 @@ from warehouse.rights.requests import carry_out, publish_request
 from warehouse.rights.trail import read_requests, record_done, record_received
 
 log = logging.getLogger("datamin.rights")
+
+STORES_POLL_SECONDS = 2.0
+"""how often a worker started before the pipeline wrote anything looks again"""
+STORES_LOG_SECONDS = 60.0
 
 CARRIED_OUT = ("erasure", "objection", "restriction", "withdrawal")
 """kinds the worker carries out itself; every other kind waits for the officer"""
@@ -90,7 +98,8 @@ class RightsWorker:
     def run(self, stop: threading.Event) -> WorkerStats:
         from datamin.kafka import new_consumer, translate_kafka_errors
 
-        check_stores(self.config)
+        if not self._wait_for_stores(stop):
+            return self.stats
         topics = Topics(self.config)
         check_topics(self.config, [topics.requests_in, topics.privacy_requests, topics.erased_subjects,
                                    topics.consent], doing="starting the rights worker")
@@ -119,6 +128,25 @@ class RightsWorker:
             consumer.close(autocommit=False)
         log.info("rights worker stopped: %s", self.stats)
         return self.stats
+
+    def _wait_for_stores(self, stop: threading.Event) -> bool:
+        """Waits until the warehouse and the rights secret exist (`preflight.check_stores`); False when
+        ``stop`` was set first."""
+        next_log = waiting = 0.0
+        while True:
+            try:
+                check_stores(self.config)
+                if waiting:
+                    log.info("rights worker: the pipeline's stores are there now; starting")
+                return True
+            except ConfigError as exc:
+                if waiting >= next_log:
+                    log.warning("rights worker waiting for the pipeline's stores (on a fresh install the processor "
+                                "and the sink create them when they first run): %s", exc)
+                    next_log = waiting + STORES_LOG_SECONDS
+            if stop.wait(STORES_POLL_SECONDS):
+                return False
+            waiting += STORES_POLL_SECONDS
 
     def handle(self, key: bytes | None, value: bytes | None) -> str:
         """Acts on one record of the topic; returns what happened (for logs and tests): "carried out",
@@ -180,8 +208,8 @@ class RightsWorker:
 
 def run_rights_worker(config: Config, stop: threading.Event | None = None, *,
                       spool_eraser: SpoolEraser | None = None) -> WorkerStats:
-    """``datamin rights worker``: runs until SIGTERM / SIGINT (or ``stop``). Raises ConfigError or
-    BrokerError at start-up when the stores or topics are missing."""
+    """``datamin rights worker``: runs until SIGTERM / SIGINT (or ``stop``); waits for the stores on a fresh
+    install. Raises BrokerError at start-up when the topics are missing."""
     from datamin.signals import stop_on_signals
 
     with stop_on_signals(stop, doing="finishing the request in hand, then stopping") as event:

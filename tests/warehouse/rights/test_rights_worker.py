@@ -179,3 +179,38 @@ def test_each_request_exactly_once_under_a_kill(kafka_config: Config, monkeypatc
     published = records_with_key(kafka_config, Topics(kafka_config).privacy_requests, lambda k, v: True)
     assert {decode(v, default_registry())[1]["request_id"] for _, _, v in published if v} == set(ids.values())
     assert all(k is not None and k.startswith(b"h1_") and b"ola" not in (v or b"") for _, k, v in published)
+
+
+def test_a_worker_started_before_the_pipeline_wrote_waits_for_it(kafka_config: Config,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A fresh install: the worker starts before the processor created the secret and the sink wrote the
+    warehouse. It waits, saying so, creates nothing, and serves the request that came meanwhile."""
+    provision(kafka_config)
+    monkeypatch.setattr(worker_module, "STORES_POLL_SECONDS", 0.05)
+    root = Path(kafka_config.warehouse.root)
+    request_id = str(uuid.uuid4())
+    _publish(kafka_config, [(request_id, "user:nora", "erasure")])
+    result: list[RightsWorker] = []
+    waiting = threading.Event()
+    real_check = worker_module.check_stores
+
+    def check(config: Config) -> None:
+        try:
+            real_check(config)
+        except Exception:
+            waiting.set()
+            raise
+
+    monkeypatch.setattr(worker_module, "check_stores", check)
+    with caplog.at_level("WARNING", logger="datamin.rights"):
+        worker = threading.Thread(target=lambda: result.append(_run_until(kafka_config, 2)))
+        worker.start()
+        assert waiting.wait(60)
+        assert not (root.exists() and any(root.iterdir()))  # it created nothing while waiting
+        _seed(kafka_config, ["user:nora"])  # the processor and the sink have run
+        worker.join(150)
+    assert not worker.is_alive() and result
+    assert "waiting for the pipeline's stores" in caplog.text
+    states = {r.request_id: r.state for r in read_requests(Layout(root), now=NOW)}
+    assert states[request_id] == "done"
