@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from datamin.config import Config
-from datamin.exceptions import BrokerError
-from datamin.kafka import KafkaError, TopicPartition, new_consumer, translate_kafka_errors
+from datamin.kafka import KafkaError, new_consumer, read_to_end, translate_kafka_errors
 
 log = logging.getLogger(__name__)
 CATCH_UP_TIMEOUT_S = 120.0
@@ -32,24 +30,15 @@ class TopicFollower:
 
     def start(self) -> None:
         """Reads the topic to its end (blocking), then follows it in a daemon thread."""
-        topic = self._topic
         with translate_kafka_errors(f"reading the {self.label} topic", self._config):
             consumer = new_consumer(self._config, group_id=None, enable_auto_commit=False,
                                     isolation_level="read_committed")
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
+            try:
+                read_to_end(consumer, self._topic, lambda _p, key, value: self.apply(key, value),
+                            timeout_s=CATCH_UP_TIMEOUT_S)
+            except BaseException:
                 consumer.close()
-                raise BrokerError(f"the topic {topic} does not exist: run `datamin topics` first")
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            started = time.monotonic()
-            while any(consumer.position(tp) < end[tp] for tp in tps):
-                if time.monotonic() - started > CATCH_UP_TIMEOUT_S:
-                    consumer.close()
-                    raise BrokerError(f"reading {topic} took over {CATCH_UP_TIMEOUT_S:.0f}s; check the broker")
-                self._poll(consumer)
+                raise
         self._thread = threading.Thread(target=self._follow, args=(consumer,), name=self.label, daemon=True)
         self._thread.start()
 

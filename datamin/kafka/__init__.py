@@ -9,6 +9,7 @@
     send          send_and_wait: one record, acks=all, waited for
     dead_letter   the one format of a dead-letter note
     partitioner   the partition of a keyed record, as the Java client chooses it
+    whole_topic   read_to_end: a small topic read from its beginning to its end
 """
 
 from datamin.kafka.client import (
@@ -28,6 +29,7 @@ from datamin.kafka.dead_letter import dead_letter_note
 from datamin.kafka.errors import require_reachable, translate_kafka_errors
 from datamin.kafka.send import send_and_wait
 from datamin.kafka.transport import new_admin, new_consumer, new_producer
+from datamin.kafka.whole_topic import read_to_end
 
 __all__ = [
     "AuthorizationError",
@@ -45,6 +47,7 @@ __all__ = [
     "new_admin",
     "new_consumer",
     "new_producer",
+    "read_to_end",
     "require_reachable",
     "send_and_wait",
     "translate_kafka_errors",

@@ -18,7 +18,6 @@ identity rule maps onto it -- and waits for acks=all. Then:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from datamin.config import Config
 from datamin.identity import subject_of_raw
@@ -30,33 +29,19 @@ Record = tuple[int, bytes | None, bytes | None]
 
 def records_with_key(config: Config, topic: str, wanted: Callable[[bytes | None, bytes | None], bool],
                      *, timeout_s: float = 60.0) -> list[Record]:
-    """Every record of ``topic`` (from its start to its end now) for which ``wanted(key, value)``."""
-    import time
+    """Every record of ``topic`` (from its start to at least its end now) for which ``wanted(key, value)``."""
+    from datamin.kafka import new_consumer, read_to_end, translate_kafka_errors
 
-    from datamin.exceptions import BrokerError
-    from datamin.kafka import TopicPartition, new_consumer, translate_kafka_errors
-
-    doing = f"reading {topic}"
     found: list[Record] = []
-    with translate_kafka_errors(doing, config):
-        consumer: Any = new_consumer(config, group_id=None, enable_auto_commit=False,
-                                     isolation_level="read_committed")
+
+    def apply(partition: int, key: bytes | None, value: bytes | None) -> None:
+        if wanted(key, value):
+            found.append((partition, key, value))
+
+    with translate_kafka_errors(f"reading {topic}", config):
+        consumer = new_consumer(config, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
         try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            if not tps:
-                return found
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            deadline = time.monotonic() + timeout_s
-            while any(consumer.position(tp) < end[tp] for tp in tps):
-                if time.monotonic() > deadline:
-                    raise BrokerError(f"{doing}: not at its end after {timeout_s:.0f}s; check the broker")
-                for tp, records in consumer.poll(timeout_ms=500).items():
-                    for r in records:
-                        if r.offset < end[tp] and wanted(r.key, r.value):
-                            found.append((tp.partition, r.key, r.value))
+            read_to_end(consumer, topic, apply, timeout_s=timeout_s, missing_ok=True)
         finally:
             consumer.close()
     return found
