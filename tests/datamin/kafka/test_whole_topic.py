@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from datamin.config import Config
@@ -10,7 +12,7 @@ from datamin.kafka import new_consumer, new_producer, read_to_end
 from datamin.topics import Topics, provision
 
 
-def _consumer(config: Config):  # type: ignore[no-untyped-def]
+def _consumer(config: Config) -> Any:
     return new_consumer(config, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
 
 
@@ -40,8 +42,8 @@ def test_a_missing_topic_names_the_fix_unless_allowed(kafka_config: Config) -> N
     try:
         with pytest.raises(BrokerError, match="datamin topics"):
             read_to_end(consumer, "t-no-such-topic-here", lambda *_: None, timeout_s=10)
-        seen: list[object] = []
-        read_to_end(consumer, "t-no-such-topic-here", seen.append, timeout_s=10, missing_ok=True)
+        seen: list[bytes | None] = []
+        read_to_end(consumer, "t-no-such-topic-here", lambda p, k, v: seen.append(k), timeout_s=10, missing_ok=True)
         assert seen == []
     finally:
         consumer.close()
