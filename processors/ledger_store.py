@@ -7,8 +7,11 @@ moved back (and removed from the database), so each key lives in exactly one of 
 
 The database is SQLite's private temporary database (``sqlite3.connect("")``): a file SQLite
 unlinks as soon as it opens it (in ``SQLITE_TMPDIR``, else /var/tmp or /tmp), so nothing is left
-behind by a killed process, and its page cache is bounded (``CACHE_KIB``). It is a cache of the
-consent topic, never a source of truth: a restarted processor rebuilds it from the topic.
+behind by a killed process, and its page cache is bounded (``CACHE_KIB``). Deleted rows are
+overwritten with zeros (``secure_delete``, whatever SQLite's build defaults to): once SQLite writes the
+page back, a subject forgotten, expired or read back into memory leaves no copy of its key in the file.
+It is a cache of the consent topic, never a source of truth: a restarted processor rebuilds it from
+the topic.
 
 Not thread-safe: one thread uses a store at a time (the restore thread, then the processor loop).
 """
@@ -136,6 +139,7 @@ class SubjectStore:
         db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode = OFF")
         db.execute("PRAGMA synchronous = OFF")
+        db.execute("PRAGMA secure_delete = ON")
         db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         db.execute(_SCHEMA)
         self._db = db
