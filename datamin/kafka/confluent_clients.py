@@ -15,7 +15,8 @@ from confluent_kafka import Producer as _Producer
 from confluent_kafka import TopicPartition as _TopicPartition
 
 from datamin.kafka.client import KafkaError, KafkaTimeoutError, TopicPartition
-from datamin.kafka.confluent_settings import METADATA_TIMEOUT_S, OFFSET_BEGINNING, OFFSET_INVALID, error_of, is_passing
+from datamin.kafka.confluent_settings import METADATA_TIMEOUT_S, OFFSET_BEGINNING, OFFSET_INVALID, error_of
+from datamin.kafka.confluent_settings import ask as _ask
 from datamin.kafka.confluent_settings import call as _call
 
 FLUSH_LIMIT_S = 600.0
@@ -320,23 +321,16 @@ class ConfluentConsumer:
             return got if known is None else max(got, known)
         if known is not None:
             return known
-        committed = _call(self._c.committed, [_TopicPartition(tp.topic, tp.partition)], timeout=METADATA_TIMEOUT_S)
+        committed = _ask(self._c.committed, [_TopicPartition(tp.topic, tp.partition)], timeout=METADATA_TIMEOUT_S)
         if committed and committed[0].offset >= 0:
             return int(committed[0].offset)
         low, high = self._watermarks(tp)
         return low
 
     def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
-        deadline = time.monotonic() + METADATA_TIMEOUT_S
-        while True:  # a new topic's partition, or one whose leader moves, answers with a passing error a while
-            try:
-                low, high = self._c.get_watermark_offsets(_TopicPartition(tp.topic, tp.partition),
-                                                          timeout=METADATA_TIMEOUT_S)
-                break
-            except _KafkaException as exc:
-                if not is_passing(exc) or time.monotonic() > deadline:
-                    raise error_of(exc) from None
-                time.sleep(0.2)
+        # a new topic's partition, or one whose leader moves, answers with a passing error a while
+        low, high = _ask(self._c.get_watermark_offsets, _TopicPartition(tp.topic, tp.partition),
+                         timeout=METADATA_TIMEOUT_S)
         self._lows[tp] = int(low)  # a broker round trip each: the low one is kept for seek_to_beginning
         return int(low), int(high)
 
@@ -350,8 +344,8 @@ class ConfluentConsumer:
 
     def committed(self, partition: Any) -> int | None:
         """The group's committed offset of ``partition``, None when it has none (kafka-python's answer)."""
-        found = _call(self._c.committed, [_TopicPartition(partition.topic, partition.partition)],
-                      timeout=METADATA_TIMEOUT_S)
+        found = _ask(self._c.committed, [_TopicPartition(partition.topic, partition.partition)],
+                     timeout=METADATA_TIMEOUT_S)
         return int(found[0].offset) if found and found[0].offset >= 0 else None
 
     def highwater(self, partition: Any) -> int | None:
@@ -372,7 +366,7 @@ class ConfluentConsumer:
     def offsets_for_times(self, timestamps: Mapping[Any, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """The first offset at or after each time (ms), with that record's timestamp; None where there is none."""
         wanted = [_TopicPartition(tp.topic, tp.partition, ts) for tp, ts in timestamps.items()]
-        found = _call(self._c.offsets_for_times, wanted, timeout=METADATA_TIMEOUT_S) if wanted else []
+        found = _ask(self._c.offsets_for_times, wanted, timeout=METADATA_TIMEOUT_S) if wanted else []
         out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
         hits = [f for f in found if f.offset >= 0]
         stamps: dict[tuple[str, int], int] = {}

@@ -3,6 +3,7 @@ names into librdkafka's, and librdkafka's errors into the KafkaError classes `da
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -124,6 +125,19 @@ def error_of(err: _KafkaError | _KafkaException | BaseException) -> KafkaError:
     if code in (_KafkaError._TIMED_OUT, _KafkaError._MSG_TIMED_OUT, _KafkaError.REQUEST_TIMED_OUT):
         return KafkaTimeoutError(text)
     return KafkaError(text)
+
+
+def ask(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call`` for a question to the broker (offsets, watermarks): asked again while the answer is a
+    passing error (`is_passing`), for up to METADATA_TIMEOUT_S."""
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    while True:
+        try:
+            return f(*args, **kwargs)
+        except _KafkaException as exc:
+            if not is_passing(exc) or time.monotonic() > deadline:
+                raise error_of(exc) from None
+        time.sleep(0.2)
 
 
 def call(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -62,6 +62,32 @@ def test_a_moving_leader_is_asked_again_and_a_refusal_is_not() -> None:
     assert not is_passing(KafkaException("no error object"))
 
 
+def test_a_question_is_asked_again_through_a_leader_election_but_not_after_a_refusal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from confluent_kafka import KafkaError as RdKafkaError
+    from confluent_kafka import KafkaException
+
+    from datamin.kafka import AuthorizationError, confluent_settings
+
+    monkeypatch.setattr("datamin.kafka.confluent_settings.time.sleep", lambda _s: None)
+    answers: list[object] = [KafkaException(RdKafkaError(RdKafkaError.NOT_LEADER_FOR_PARTITION)),
+                             KafkaException(RdKafkaError(RdKafkaError.LEADER_NOT_AVAILABLE)), (0, 42)]
+
+    def watermarks() -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert confluent_settings.ask(watermarks) == (0, 42)
+
+    def refused() -> object:
+        raise KafkaException(RdKafkaError(RdKafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+    with pytest.raises(AuthorizationError):
+        confluent_settings.ask(refused)
+
+
 def test_keyed_records_land_where_the_java_client_puts_them(kafka_config: Config) -> None:
     """Both transports partition a key as murmur2 (kafka-python's DefaultPartitioner, the Java client), so a
     subject's events and consent meet in one partition whichever client wrote them."""
