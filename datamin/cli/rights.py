@@ -28,7 +28,8 @@ def register(add: Add) -> None:
             "  status    list open and overdue requests with their deadlines\n"
             "  worker    run until stopped: carry out the self-service requests people post to the collector\n"
             "            (erasure, objection, restriction, withdrawal; access, rectification and lift are\n"
-            "            queued for the officer), each exactly once, recorded in the trail")
+            "            queued for the officer), each exactly once, recorded in the trail; on a fresh install\n"
+            "            it waits (and says so) until the processor and the sink have created their stores")
     p.add_argument("action", choices=["access", "erase", "restrict", "object", "withdraw", "lift", "status", "worker"])
     who = p.add_mutually_exclusive_group()
     who.add_argument("--subject", metavar="KEY", help="the subject key, or - to read it from stdin")
