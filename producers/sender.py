@@ -11,12 +11,13 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from datamin.config import Config
 from datamin.exceptions import ConfigError, ValidationError
 from datamin.topics import Topics
+from producers.agent_link import AgentLink
 from producers.client import Done, KafkaClient, KafkaFuture, kafka_factory
 from producers.queue import SENDER_BATCH, Bytes, Control, EventQueue, Item, Message
 from producers.spool import Position, Spool, SpooledRecord
@@ -76,6 +77,10 @@ class Sender:
                 raise ConfigError("producer.spool_dir", f"cannot be used as the spool ({exc.strerror})",
                                   "point it at a folder this process may create and write") from None
         self._spool = spool
+        self._agent = (AgentLink(config.producer.agent_socket, retry_interval=retry_interval, clock=clock)
+                       if config.producer.agent_socket else None)
+        """the machine's `datamin agent`, when ``producer.agent_socket`` names one: batches are handed to it
+        instead of to a Kafka client of this process's own while it takes them"""
         self._counts = collections.Counter[str]()
         self._lock = threading.Lock()
         self._failed: collections.deque[tuple[str, bytes | None, bytes]] = collections.deque()
@@ -203,7 +208,38 @@ class Sender:
 
     def _send_items(self, items: list[Item]) -> tuple[bool, bool]:
         """Encodes and sends (or spools) a batch of queued items in order; (stopped, anything spooled)."""
-        return self._send_encoded(self._encode_items(items))
+        encoded = self._encode_items(items)
+        if self._agent is None:
+            return self._send_encoded(encoded)
+        spooled = False
+        run: list[Message] = []
+        for message in [*encoded, None]:  # runs of messages go to the agent, what it did not take directly
+            if isinstance(message, tuple):
+                run.append(message)
+                continue
+            left = self._hand_to_agent(run) if run else run
+            run = []
+            if left:
+                spooled |= self._send_encoded(left)[1]
+            if message is not None and self._on_control(message):
+                return True, spooled
+        return False, spooled
+
+    def _hand_to_agent(self, messages: list[Message]) -> list[Message]:
+        """Hands ``messages`` to the agent when it takes them; those it did not take, to send directly.
+        The sender goes (back) to the agent only when nothing of its own is in flight or spooled, so
+        that its events do not overtake each other more than a switch needs."""
+        agent = self._agent
+        assert agent is not None
+        if not agent.connected:
+            if (self._outage or self._replay is not None or not self._spool.empty()
+                    or not self._deliveries_settled() or not agent.connect()):
+                return messages
+            self._drop_kafka()  # all acknowledged: this process needs no connection to Kafka meanwhile
+        handed = agent.hand(messages)
+        if handed:
+            self._count("handed", handed)
+        return messages[handed:]
 
     def _encode_items(self, items: list[Item]) -> list[Message | Control]:
         """Encodes a batch of queued events (all of them before any is sent: each loop stays warm in the
@@ -244,7 +280,7 @@ class Sender:
                 log.exception("datamin producer: event refused: building or encoding it failed")
         return out
 
-    def _send_encoded(self, messages: list[Message | Control]) -> tuple[bool, bool]:
+    def _send_encoded(self, messages: Sequence[Message | Control]) -> tuple[bool, bool]:
         """Sends (or spools) encoded messages and handles flush/stop requests, in order.
 
         The hot loop of the producer. Whether messages may go to Kafka directly is decided once per batch
@@ -256,11 +292,8 @@ class Sender:
         for i, message in enumerate(messages):
             try:
                 if isinstance(message, Control):
-                    self._spool.sync()
-                    if message.kind == "stop":
-                        self._stop(message)
+                    if self._on_control(message):
                         return True, spooled
-                    self._do_flush(message)
                     direct = self._direct_client()
                     continue
                 topic, key, value = message
@@ -289,6 +322,15 @@ class Sender:
                 log.exception("datamin producer: sender error; continuing")
                 direct = self._direct_client()
         return False, spooled
+
+    def _on_control(self, control: Control) -> bool:
+        """Handles a flush or stop request; True when the sender has stopped."""
+        self._spool.sync()
+        if control.kind == "stop":
+            self._stop(control)
+            return True
+        self._do_flush(control)
+        return False
 
     def _direct_client(self) -> KafkaClient | None:
         """The client to send to directly, or None when events must go to the spool: in an outage, while
@@ -464,6 +506,8 @@ class Sender:
         settled = self._deliveries_settled()  # before the drain: what it found failed is spooled below
         self._drain_failed()
         self._spool.sync()
+        if self._agent is not None and not self._agent.flush(control.deadline - self._clock()):
+            settled = False
         if settled:
             control.done.set()
 
@@ -492,6 +536,9 @@ class Sender:
         if self._replay is not None and all(f.is_done for _, f in self._replay):
             self._finish_replay_batch()
         self._drop_kafka()  # aborts what Kafka has not acknowledged; the errbacks spool it
+        if self._agent is not None:
+            self._agent.flush(control.deadline - self._clock())
+            self._agent.close()
         self._sweep()
         self._spool.sync()
         self._spool_bytes = self._spool.size_bytes
@@ -506,6 +553,6 @@ class Sender:
 
     def _log_stats(self) -> None:
         s = self.stats()
-        log.info("datamin producer: sent=%d failed=%d spooled=%d dropped=%d replayed=%d invalid=%d queued=%d "
-                 "spool_bytes=%d", s.sent, s.failed, s.spooled, s.dropped, s.replayed, s.invalid, s.queued,
-                 s.spool_bytes)
+        log.info("datamin producer: sent=%d handed=%d failed=%d spooled=%d dropped=%d replayed=%d invalid=%d "
+                 "queued=%d spool_bytes=%d", s.sent, s.handed, s.failed, s.spooled, s.dropped, s.replayed, s.invalid,
+                 s.queued, s.spool_bytes)

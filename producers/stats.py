@@ -8,6 +8,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ProducerStats:
     sent: int = 0
+    handed: int = 0
+    """events handed to the machine's `datamin agent` (``producer.agent_socket``), which sends them"""
     failed: int = 0
     spooled: int = 0
     dropped: int = 0

@@ -1,7 +1,7 @@
 """The `datamin` command: one entry point, a subcommand per job, a module per command group.
 
     demo       the whole pipeline on synthetic traffic
-    pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs, collector
+    pipeline   kafka, topics, process, sink, scheduler, expire, ship-logs, agent, collector
     inspect    query, minimise, schemas, policy, audit (the leak scan), config
     rights     people's rights (warehouse.rights)
     retention  the retention inventory (warehouse.retention)

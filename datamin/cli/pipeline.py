@@ -46,6 +46,18 @@ def register(add: Add) -> None:
     p.add_argument("--state-dir", help="where read positions are kept (default producer.shipper_state_dir)")
     p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
 
+    p = add("agent", "send the events of every web server process on this machine (producer.agent_socket)",
+            _agent,
+            "Listens on a Unix socket (producer.agent_socket, or --socket). Producers configured with the same\n"
+            "path (web apps' middleware, the collector, ship-logs) hand it each batch of encoded events in one\n"
+            "write instead of each running a Kafka client: a web server's process then spends a few tens of\n"
+            "microseconds of CPU per request on datamin, and the broker sees one producer per machine. It\n"
+            "sends to raw topics and the dead-letter topic only, with the same acks, spool and replay as any\n"
+            "producer. A producer that cannot reach it sends directly, and comes back when it can. The socket\n"
+            "is 0600: run the agent as the web server's user. SIGTERM: it reads what producers wrote before,\n"
+            "sends or spools it, and exits.")
+    p.add_argument("--socket", help="path of the Unix socket (default producer.agent_socket)")
+
     p = add("collector", "serve the collector: pages and apps post usage events and consent choices", _collector,
             "Serves the collector with uvicorn: POST events to /collect (or /collect/; collector.prefix),\n"
             "the page snippet at /collect/datamin.js. Per-client rate limits, deadlines for slow clients and\n"
@@ -131,6 +143,18 @@ def _ship_logs(args: argparse.Namespace, config: Config) -> int:
                            follow=not args.once, stop=stop, progress=stderr_progress() if show else None)
     print(f"\nshipped {result.events:,} events from {result.lines:,} lines; {result.bad_lines:,} unparsable "
           "lines went to the dead-letter topic (with their line numbers, not their text)", file=sys.stderr)
+    return 0
+
+
+def _agent(args: argparse.Namespace, config: Config) -> int:
+    from producers.agent import Agent
+
+    with stop_on_signals(doing="reading what producers wrote, sending it, stopping") as stop:
+        agent = Agent(config, args.socket)
+        print(f"datamin agent: taking events at {agent.path}", file=sys.stderr)
+        stats = agent.serve(stop)
+    print(f"datamin agent: took {stats.events:,} events from {stats.connections:,} connections; refused "
+          f"{stats.refused:,}", file=sys.stderr)
     return 0
 
 

@@ -164,6 +164,11 @@ class ProducerConfig:
     scheduler even if Kafka never came back; at most 7 days, like raw topics"""
     shipper_state_dir: str = "data/shipper"
     """where `datamin ship-logs` keeps its read positions (default of its --state-dir)"""
+    agent_socket: str = ""
+    """Unix socket of the `datamin agent` on this machine: producers (web apps, the collector,
+    ship-logs) hand it their encoded events instead of each running a Kafka client of its own, which
+    costs a web server's process far less CPU per request; a producer that cannot reach it sends
+    directly. Empty: every producer sends to Kafka itself"""
 
 
 @dataclass(frozen=True)

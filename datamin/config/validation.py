@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from datamin import rules
@@ -106,6 +107,9 @@ def validate(config: Config) -> None:
     if not 0 <= p.linger_ms <= 1000:
         raise ConfigError("producer.linger_ms", f"{p.linger_ms} is outside 0..1000 milliseconds",
                           "use 200 (the default); 0 sends each event at once")
+    if len(os.fsencode(p.agent_socket)) >= 108:  # sun_path: 108 bytes with its terminating NUL
+        raise ConfigError("producer.agent_socket", "is longer than a Unix socket's path may be (107 bytes)",
+                          "use a shorter path, e.g. /run/datamin/agent.sock")
 
     c = config.collector
     for origin in c.allowed_origins:

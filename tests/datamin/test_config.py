@@ -44,6 +44,7 @@ def test_file_then_environment_win(tmp_path: Path) -> None:
     ({"DATAMIN__MINIMISE__HONOUR_GPC": '"yes"'}, "minimise.honour_gpc"),
     ({"DATAMIN__NOPE__X": "1"}, "nope"),
     ({"DATAMIN__WAREHOUSE__RETENTION_DAYS__CLICKS": "10"}, "warehouse.retention_days.clicks"),
+    ({"DATAMIN__PRODUCER__AGENT_SOCKET": f'"/run/{"a" * 110}.sock"'}, "producer.agent_socket"),
 ])
 def test_bad_values_name_the_key_and_the_fix(env: dict[str, str], key: str, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
