@@ -63,6 +63,24 @@ def gunicorn(env: dict[str, str], *, middleware: bool, workers: int, preload: bo
         server.wait(60)
 
 
+@contextmanager
+def datamin_agent(env: dict[str, str], socket_path: Path) -> Iterator[tuple[dict[str, str], int]]:
+    """A running `datamin agent` at ``socket_path``: yields ``env`` with producer.agent_socket set (for the
+    app) and the agent's pid; stops it (SIGTERM) afterwards."""
+    env = {**env, "DATAMIN__PRODUCER__AGENT_SOCKET": json.dumps(str(socket_path))}
+    agent = subprocess.Popen([str(Path(sys.executable).parent / "datamin"), "agent"], env={**os.environ, **env})
+    try:
+        deadline = time.monotonic() + 60
+        while not socket_path.exists():
+            if agent.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("datamin agent did not start")
+            time.sleep(0.1)
+        yield env, agent.pid
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(60)
+
+
 def workers_of(port: int) -> list[int]:
     """Pids of the gunicorn worker processes listening on ``port`` (children of its master)."""
     out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout

@@ -6,10 +6,15 @@ to the real broker in KAFKA_BOOTSTRAP_SERVERS, against the same app without midd
 CPU time (all its threads: the request thread, the producer's sender and kafka-python's I/O thread) is
 read from /proc before and after; five rounds alternate (one with --quick), the median of each is taken.
 
-The CPU is also split by thread (the request thread, the producer's sender, the Kafka client's own
-threads). ``--client`` picks the producer's transport (default: ``kafka.client`` of the configuration).
+By default the app's producer hands its events to a `datamin agent` (``producer.agent_socket``), the
+deployment the README recommends for web servers: the agent's CPU per request is printed beside the
+app's, and is not part of the figure (it is the machine's, not the app process's). ``--direct``
+measures producers that send to Kafka themselves instead.
 
-    python bench/middleware_cpu.py [--quick] [--rate 300] [--requests N] [--client confluent-kafka]
+The CPU is also split by thread (the request thread, the producer's sender, the Kafka client's own
+threads). ``--client`` picks the transport (default: ``kafka.client`` of the configuration).
+
+    python bench/middleware_cpu.py [--quick] [--direct] [--rate 300] [--requests N] [--client confluent-kafka]
 """
 
 from __future__ import annotations
@@ -21,12 +26,21 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import bench_env, config_from  # noqa: E402
-from _gunicorn import cpu_seconds, get, gunicorn, producer_stats, thread_cpu_seconds, workers_of  # noqa: E402
+from _gunicorn import (  # noqa: E402
+    cpu_seconds,
+    datamin_agent,
+    get,
+    gunicorn,
+    producer_stats,
+    thread_cpu_seconds,
+    workers_of,
+)
 
 from datamin.topics import provision  # noqa: E402
 
@@ -68,32 +82,47 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="mean requests per second (default 300)")
     parser.add_argument("--requests", type=int, help="requests per round")
     parser.add_argument("--client", choices=("kafka-python", "confluent-kafka"),
-                        help="the producer's Kafka transport (default: kafka.client of the configuration)")
+                        help="the Kafka transport (default: kafka.client of the configuration)")
+    parser.add_argument("--direct", action="store_true", help="the app's producer sends to Kafka itself (no agent)")
     args = parser.parse_args()
     n = args.requests or (1500 if args.quick else 4500)
     rounds = 1 if args.quick else 5
     with tempfile.TemporaryDirectory() as tmp:
         client = {"DATAMIN__KAFKA__CLIENT": json.dumps(args.client)} if args.client else {}
         env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"', **client)
-        print(f"transport: {config_from(env).kafka.client}", flush=True)
+        print(f"transport: {config_from(env).kafka.client}, "
+              f"{'producers send directly' if args.direct else 'producers hand their events to a datamin agent'}",
+              flush=True)
         provision(config_from(env))
         rng = random.Random(7)
         per_request: dict[bool, list[float]] = {False: [], True: []}
-        for r in range(rounds):
-            for middleware in (False, True):
-                with gunicorn(env, middleware=middleware, workers=1, preload=False) as port:
-                    [worker] = workers_of(port)
-                    for i in range(300):  # warm-up: imports, the producer's connection and metadata
-                        get(port, f"/p/{i}")
-                    threads = thread_cpu_seconds(worker)
-                    cpu, achieved = paced_run(port, worker, n, args.rate, rng)
-                    split = by_thread(port, worker, threads, n)
-                    stats = producer_stats(port)
-                per_request[middleware].append(cpu)
-                sent = f", producer sent {stats.get('sent', 0)} spooled {stats.get('spooled', 0)}" if stats else ""
-                print(f"round {r + 1} {'with   ' if middleware else 'without'} middleware: "
-                      f"{cpu * 1e6:7.1f} µs CPU/request at {achieved:5.0f} req/s{sent}", flush=True)
-                print("    by thread: " + ", ".join(f"{k} {v:.1f} µs" for k, v in sorted(split.items())), flush=True)
+        agent_per_request: list[float] = []
+        with nullcontext((env, None)) if args.direct else datamin_agent(env, Path(tmp) / "agent.sock") as (env, agent):
+            for r in range(rounds):
+                for middleware in (False, True):
+                    with gunicorn(env, middleware=middleware, workers=1, preload=False) as port:
+                        [worker] = workers_of(port)
+                        for i in range(300):  # warm-up: imports, the producer's connection and metadata
+                            get(port, f"/p/{i}")
+                        threads = thread_cpu_seconds(worker)
+                        agent_cpu = cpu_seconds(agent) if agent else 0.0
+                        cpu, achieved = paced_run(port, worker, n, args.rate, rng)
+                        agent_cpu = (cpu_seconds(agent) - agent_cpu) / n if agent else 0.0
+                        split = by_thread(port, worker, threads, n)
+                        stats = producer_stats(port)
+                    per_request[middleware].append(cpu)
+                    sent = (f", producer sent {stats.get('sent', 0)} handed to the agent {stats.get('handed', 0)} "
+                            f"spooled {stats.get('spooled', 0)}") if stats else ""
+                    print(f"round {r + 1} {'with   ' if middleware else 'without'} middleware: "
+                          f"{cpu * 1e6:7.1f} µs CPU/request at {achieved:5.0f} req/s{sent}", flush=True)
+                    print("    by thread: " + ", ".join(f"{k} {v:.1f} µs" for k, v in sorted(split.items())),
+                          flush=True)
+                    if middleware and agent:
+                        agent_per_request.append(agent_cpu)
+                        print(f"    the agent process: {agent_cpu * 1e6:.1f} µs CPU/request", flush=True)
+    if agent_per_request:
+        print(f"agent: {statistics.median(agent_per_request) * 1e6:.1f} µs CPU/request (median; the machine's, "
+              "not the app process's)")
     without, with_ = statistics.median(per_request[False]), statistics.median(per_request[True])
     print(f"RESULT middleware_cpu {(with_ - without) * 1e6:.1f} us ratio={with_ / without:.2f} "
           "baseline=same WSGI app without middleware, real producer and broker at web pacing")

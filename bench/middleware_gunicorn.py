@@ -3,25 +3,29 @@ and the real EventProducer (real broker in KAFKA_BOOTSTRAP_SERVERS) against the 
 
 gunicorn runs 2 sync workers with --preload (the producer is created in the master and must survive
 the fork); 4 client processes each send requests one after another for the round's duration. Rounds
-alternate; the median of each is taken.
+alternate; the median of each is taken. By default the producers hand their events to a `datamin
+agent` running on the same machine (its CPU competes with the app's, as it would); ``--direct``: they
+send to Kafka themselves. ``--client`` picks the transport.
 
-    python bench/middleware_gunicorn.py [--quick] [--seconds S]
+    python bench/middleware_gunicorn.py [--quick] [--direct] [--seconds S] [--client confluent-kafka]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import bench_env, config_from  # noqa: E402
-from _gunicorn import get, gunicorn, producer_stats  # noqa: E402
+from _gunicorn import datamin_agent, get, gunicorn, producer_stats  # noqa: E402
 
 from datamin.topics import provision  # noqa: E402
 
@@ -53,24 +57,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter and fewer rounds")
     parser.add_argument("--seconds", type=float, help="seconds per round")
+    parser.add_argument("--client", choices=("kafka-python", "confluent-kafka"),
+                        help="the Kafka transport (default: kafka.client of the configuration)")
+    parser.add_argument("--direct", action="store_true", help="the app's producers send to Kafka themselves")
     args = parser.parse_args()
     seconds = args.seconds or (4.0 if args.quick else 10.0)
     rounds = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
-        env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"')
+        client = {"DATAMIN__KAFKA__CLIENT": json.dumps(args.client)} if args.client else {}
+        env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"', **client)
+        print(f"transport: {config_from(env).kafka.client}, "
+              f"{'producers send directly' if args.direct else 'producers hand their events to a datamin agent'}",
+              flush=True)
         provision(config_from(env))
         rates: dict[bool, list[float]] = {False: [], True: []}
-        for r in range(rounds):
-            for middleware in (False, True):
-                with gunicorn(env, middleware=middleware, workers=2, preload=True) as port:
-                    for i in range(200):
-                        get(port, f"/p/{i}")
-                    rate = requests_per_second(port, seconds)
-                    stats = producer_stats(port)
-                rates[middleware].append(rate)
-                sent = f" (the worker that answered /_stats sent {stats.get('sent', 0)})" if stats else ""
-                print(f"round {r + 1} {'with   ' if middleware else 'without'} middleware: {rate:6.0f} req/s{sent}",
-                      flush=True)
+        with nullcontext((env, None)) if args.direct else datamin_agent(env, Path(tmp) / "agent.sock") as (env, _):
+            for r in range(rounds):
+                for middleware in (False, True):
+                    with gunicorn(env, middleware=middleware, workers=2, preload=True) as port:
+                        for i in range(200):
+                            get(port, f"/p/{i}")
+                        rate = requests_per_second(port, seconds)
+                        stats = producer_stats(port)
+                    rates[middleware].append(rate)
+                    sent = (f" (the worker that answered /_stats sent {stats.get('sent', 0)}, handed "
+                            f"{stats.get('handed', 0)} to the agent)") if stats else ""
+                    print(f"round {r + 1} {'with   ' if middleware else 'without'} middleware: {rate:6.0f} req/s"
+                          f"{sent}", flush=True)
     without, with_ = statistics.median(rates[False]), statistics.median(rates[True])
     print(f"RESULT gunicorn_rps {with_:.0f} req/s ratio={with_ / without:.2f} baseline=same Flask app under "
           f"gunicorn (2 sync workers, --preload) without middleware, {CLIENTS} concurrent clients, real broker")

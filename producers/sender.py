@@ -104,6 +104,8 @@ class Sender:
         self._acked: set[Position] = set()
         self._spool_bytes = spool.size_bytes
         self._closed = False
+        self._agent_unconfirmed = False
+        """at the stop, the agent did not confirm that what it was handed is sent or spooled"""
         self._last_drop_log = -1e18
         self._drops_unlogged = 0
         self._next_stats = clock() + log_interval
@@ -121,7 +123,8 @@ class Sender:
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Sends what is queued, waits up to ``timeout`` for Kafka, spools what is left, stops the
-        sender and releases the spool. True when everything was either sent or spooled in time."""
+        sender and releases the spool. True when everything was either sent or spooled in time (by
+        this process, or by the agent it was handed to, which confirmed it)."""
         if self._closed:
             return True
         self._closed = True
@@ -130,7 +133,7 @@ class Sender:
         done = self._control("stop", timeout)
         if self._started:
             self._thread.join(None if timeout is None else max(timeout, 0.1))
-        return done
+        return done and not self._agent_unconfirmed
 
     def _control(self, kind: str, timeout: float | None) -> bool:
         deadline = self._clock() + (timeout if timeout is not None else 1e9)
@@ -537,7 +540,7 @@ class Sender:
             self._finish_replay_batch()
         self._drop_kafka()  # aborts what Kafka has not acknowledged; the errbacks spool it
         if self._agent is not None:
-            self._agent.flush(control.deadline - self._clock())
+            self._agent_unconfirmed = not self._agent.flush(control.deadline - self._clock())
             self._agent.close()
         self._sweep()
         self._spool.sync()

@@ -60,3 +60,12 @@ def test_the_collector_config_snippet_loads(tmp_path: Path) -> None:
     config = load_config(tmp_path / "datamin.toml", environ={})
     assert config.collector.allowed_origins == tuple(tomllib.loads(snippet)["collector"]["allowed_origins"])
     assert json.dumps(config.redacted())  # printable by `datamin config`
+
+
+def test_the_agent_snippets_agree(tmp_path: Path) -> None:
+    [snippet] = [b for b in blocks("toml") if b.startswith("[producer]")]
+    (tmp_path / "datamin.toml").write_text(snippet)
+    config = load_config(tmp_path / "datamin.toml", environ={})
+    [unit] = [b for b in blocks("ini") if "datamin agent" in b]
+    runtime = re.search(r"^RuntimeDirectory=(\S+)$", unit, flags=re.M)
+    assert runtime and config.producer.agent_socket == f"/run/{runtime.group(1)}/agent.sock"
