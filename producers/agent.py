@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 PUBLISH_WAIT_S = 30.0
 """how long the agent waits for room in its producer's queue before an event counts as dropped;
 meanwhile it reads nothing more, so producers' writes wait (and after a while go directly)"""
+FLUSH_WAIT_MAX_S = 120.0
+"""the longest a flush request may make the agent wait for Kafka, whatever the producer asked"""
+FLUSHES_PER_PEER = 4
+"""flush requests one connection may have waiting at once; more are answered "not confirmed" at once"""
 STOP_READ_S = 5.0
 """at a stop, how long the agent reads what producers wrote before it stopped taking writes"""
 
@@ -62,6 +66,10 @@ class _Peer:
     sock: socket.socket
     reader: FrameReader
     lock: threading.Lock
+    """held while a flush answer is written"""
+    flushes: int = 0
+    """flush requests being waited for (under ``lock``)"""
+    closed: bool = False
 
 
 class Agent:
@@ -86,7 +94,7 @@ class Agent:
         self._allowed = set(self._producer._topics.values()) | {topics.dead_letter}
         self._peers: dict[int, _Peer] = {}
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._last_refusal_log = -1e18
 
     def serve(self, stop: threading.Event, *, log_interval: float = 60.0) -> AgentStats:
@@ -95,10 +103,10 @@ class Agent:
         try:
             while not stop.is_set():
                 for key, _ in self._selector.select(timeout=0.2):
-                    if key.fileobj is self._listener:
+                    if key.data is None:
                         self._accept()
-                    else:
-                        self._read(self._peers[key.fd])
+                    elif not key.data.closed:  # (one closed earlier in this round)
+                        self._read(key.data)
                 if time.monotonic() >= next_log:
                     next_log = time.monotonic() + log_interval
                     self._log_stats()
@@ -114,7 +122,7 @@ class Agent:
         sock.settimeout(5.0)  # read only when the selector says so; a flush answer may wait for room
         peer = _Peer(sock, FrameReader(), threading.Lock())
         self._peers[sock.fileno()] = peer
-        self._selector.register(sock, selectors.EVENT_READ)
+        self._selector.register(sock, selectors.EVENT_READ, peer)
         self.stats.connections += 1
 
     def _read(self, peer: _Peer) -> bool:
@@ -135,8 +143,7 @@ class Agent:
                     self._take(read_events(body))
                 elif kind == FLUSH:
                     request, wait_ms = read_flush(body)
-                    threading.Thread(target=self._answer_flush, args=(peer, request, wait_ms / 1000),
-                                     name="datamin-agent-flush", daemon=True).start()
+                    self._flush_for(peer, request, min(wait_ms / 1000, FLUSH_WAIT_MAX_S))
                 else:
                     raise WireError(f"a frame of unknown kind {kind!r}")
         except WireError as exc:
@@ -163,8 +170,26 @@ class Agent:
             log.error("datamin agent: refused an event for topic %r (%d refused so far): the agent sends to raw "
                       "topics and the dead-letter topic only", topic[:200], self.stats.refused)
 
-    def _answer_flush(self, peer: _Peer, request: int, wait_s: float) -> None:
+    def _flush_for(self, peer: _Peer, request: int, wait_s: float) -> None:
+        """Answers a flush request when the agent's producer has flushed, in a thread of its own: the
+        agent goes on taking events meanwhile."""
+        with peer.lock:
+            busy = peer.flushes >= FLUSHES_PER_PEER
+            if not busy:
+                peer.flushes += 1
+        if busy:
+            self._answer(peer, request, False)
+            return
+        threading.Thread(target=self._flush_and_answer, args=(peer, request, wait_s), name="datamin-agent-flush",
+                         daemon=True).start()
+
+    def _flush_and_answer(self, peer: _Peer, request: int, wait_s: float) -> None:
         ok = self._producer.flush(wait_s)
+        with peer.lock:
+            peer.flushes -= 1
+        self._answer(peer, request, ok)
+
+    def _answer(self, peer: _Peer, request: int, ok: bool) -> None:
         with peer.lock:
             try:
                 peer.sock.sendall(flushed_frame(request, ok))
@@ -172,10 +197,11 @@ class Agent:
                 pass  # the producer is gone; its flush reports False
 
     def _forget(self, peer: _Peer) -> None:
-        fd = peer.sock.fileno()
-        if fd >= 0:
-            self._selector.unregister(peer.sock)
-            self._peers.pop(fd, None)
+        if peer.closed:
+            return
+        peer.closed = True
+        self._peers.pop(peer.sock.fileno(), None)
+        self._selector.unregister(peer.sock)
         with peer.lock:
             peer.sock.close()
 
@@ -195,7 +221,8 @@ class Agent:
                 pass
         while self._peers and time.monotonic() < deadline:
             for key, _ in self._selector.select(timeout=0.1):
-                self._read(self._peers[key.fd])
+                if not key.data.closed:
+                    self._read(key.data)
         for peer in list(self._peers.values()):
             self._forget(peer)
         self._selector.close()

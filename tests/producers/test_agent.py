@@ -165,7 +165,7 @@ def test_an_agent_stopped_while_producers_write_loses_and_repeats_nothing(kafka_
                 stop.set()  # the agent stops while events keep coming
             if i % 50 == 0:
                 time.sleep(0.01)
-    assert producer.close(60)
+    assert producer.close(60) is False  # it cannot vouch for what an agent that went away had taken
     stats = producer.stats()
     assert stats.handed > 0 and stats.sent > 0 and stats.handed + stats.sent == n and stats.dropped == 0
     assert agent.stats.events == stats.handed
