@@ -76,10 +76,10 @@ class Agent:
     """Listens on ``path`` (default ``producer.agent_socket``) and sends what producers hand it."""
 
     def __init__(self, config: Config, path: str | None = None, *, producer: EventProducer | None = None) -> None:
-        self.path = Path(path or config.producer.agent_socket)
-        if not str(self.path):
+        if not (path or config.producer.agent_socket):
             raise ConfigError("producer.agent_socket", "is empty", "set the path of the agent's Unix socket, "
                               "e.g. /run/datamin/agent.sock, or pass --socket")
+        self.path = Path(path or config.producer.agent_socket)
         topics = Topics(config)
         self.stats = AgentStats()
         self._listener = _listen(self.path)

@@ -11,7 +11,7 @@ import pytest
 from datamin.cli import main
 
 SUBCOMMANDS = ("demo", "kafka", "topics", "process", "sink", "scheduler", "expire", "query", "minimise",
-               "schemas", "policy", "ship-logs", "rights", "audit", "config", "report")
+               "schemas", "policy", "ship-logs", "agent", "collector", "rights", "audit", "config", "report")
 
 
 def test_help_lists_every_subcommand_with_a_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -53,3 +53,16 @@ def test_config_hides_secrets(capsys: pytest.CaptureFixture[str], monkeypatch: p
     assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert "hunter2" not in out and "***" in out
+
+
+def test_an_agent_without_a_socket_says_which_key_to_set(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATAMIN__PRODUCER__AGENT_SOCKET", raising=False)
+    assert main(["agent"]) == 2
+    err = capsys.readouterr().err
+    assert "producer.agent_socket" in err and "--socket" in err
+    (tmp_path / "taken").write_text("")
+    assert main(["agent", "--socket", str(tmp_path / "taken")]) == 2
+    assert "is not a socket" in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == ""  # left alone
