@@ -3,7 +3,9 @@
     app.wsgi_app = DataminWSGIMiddleware(app.wsgi_app, producer, MiddlewareSettings(...))
 
 The event is published when the server closes the response (so status, bytes sent and duration are
-known). Publishing can never fail or slow down the request beyond a queue put: every exception
+known). A file the app answers with the server's ``wsgi.file_wrapper`` (Flask's ``send_file``) is
+handed back to the server as it is, so that the server can still send it with sendfile(2); its bytes
+sent are its Content-Length. Publishing can never fail or slow down the request beyond a queue put: every exception
 around it is caught and counted in ``publish_errors``; the app's own exceptions pass through
 unchanged (recorded as status 500).
 """
@@ -65,11 +67,14 @@ class DataminWSGIMiddleware(RequestPublisher):
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         call = _Call(self, environ, start_response)
         try:
-            call.result = self.app(environ, call.start_response)
+            call.result = result = self.app(environ, call.start_response)
         except BaseException:
             call.status = call.status or "500"
             call.publish()
             raise
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
+            return call.pass_file(result)
         return call
 
     def _publish(self, environ: Environ, status: str | None, bytes_sent: int, started: float, t0: float) -> None:
@@ -95,7 +100,7 @@ class _Call:
     iterable wrapped to count the bytes sent and to publish once when the server closes it."""
 
     __slots__ = ("middleware", "environ", "_start_response", "started", "t0", "status", "bytes_sent", "result",
-                 "_closed")
+                 "_closed", "_headers", "_file_close")
 
     def __init__(self, middleware: DataminWSGIMiddleware, environ: Environ, start_response: StartResponse) -> None:
         self.middleware = middleware
@@ -106,9 +111,12 @@ class _Call:
         self.bytes_sent = 0
         self.result: Iterable[bytes] = ()
         self._closed = False
+        self._headers: list[tuple[str, str]] = []
+        self._file_close: Callable[[], object] | None = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.status = status
+        self._headers = headers
         write = self._start_response(status, headers, exc_info) if exc_info else self._start_response(status, headers)
 
         def counting_write(data: bytes) -> object:
@@ -127,11 +135,25 @@ class _Call:
             return
         self._closed = True
         try:
-            close = getattr(self.result, "close", None)
+            close = self._file_close or getattr(self.result, "close", None)
             if close is not None:
                 close()
         finally:
             self.publish()
+
+    def pass_file(self, result: Any) -> Iterable[bytes]:
+        """The server's own file wrapper, to send as the server likes; published when the server closes
+        it. A wrapper that takes no new attribute is wrapped as any response."""
+        try:
+            self._file_close = getattr(result, "close", None)
+            result.close = self.close
+        except (AttributeError, TypeError):
+            self._file_close = None
+            return self
+        length = next((v for k, v in self._headers if k.lower() == "content-length"), "")
+        self.bytes_sent = int(length) if length.isdigit() else 0
+        passed: Iterable[bytes] = result
+        return passed
 
     def publish(self) -> None:
         self.middleware._publish(self.environ, self.status, self.bytes_sent, self.started, self.t0)

@@ -210,6 +210,33 @@ def test_a_server_that_reuses_the_environ_does_not_change_the_record_built_later
     assert record["user_agent"] == "First/1.0" and record["subject_key"] == VISITOR
 
 
+def test_a_file_response_goes_back_to_the_server_as_its_own_file_wrapper(tmp_path: Any) -> None:
+    """gunicorn sends a response that is its ``wsgi.file_wrapper`` with sendfile(2): the middleware must
+    hand it back unwrapped, and still publish once, when the server closes it."""
+    from flask import send_file
+    from gunicorn.http.wsgi import FileWrapper
+    from werkzeug.test import EnvironBuilder
+
+    (tmp_path / "report.pdf").write_bytes(b"%PDF" + bytes(20_000))
+    publisher = FakePublisher()
+    app = Flask("t")
+    app.add_url_rule("/report", view_func=lambda: send_file(tmp_path / "report.pdf"))
+    middleware = DataminWSGIMiddleware(app.wsgi_app, publisher, SETTINGS)
+    environ = EnvironBuilder(path="/report").get_environ()
+    environ["wsgi.file_wrapper"] = FileWrapper
+    statuses: list[str] = []
+    result = middleware(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert isinstance(result, FileWrapper) and statuses == ["200 OK"]
+    assert b"".join(result) == (tmp_path / "report.pdf").read_bytes()
+    assert publisher.events == []  # not before the server closes it
+    file = result.filelike
+    result.close()
+    result.close()
+    assert file.closed
+    [(_, record)] = publisher.events
+    assert record["url"] == "/report" and record["status"] == 200 and record["bytes_sent"] == 20_004
+
+
 def test_starlette_request_becomes_one_event() -> None:
     publisher = FakePublisher()
     response = _asgi_get(starlette_app(publisher), "/hello?q=%C3%A6",
