@@ -44,7 +44,8 @@ ensure_chromium() {
 start_test_broker() {
   # the test broker lives apart from the demo's, on its own port, with fresh data every run
   export DATAMIN_HOME=${DATAMIN_TEST_HOME:-.datamin/test}
-  local port=${DATAMIN_TEST_KAFKA_PORT:-39092}
+  # below 32768: outside Linux's ephemeral range, where a busy machine's own client sockets can hold a port
+  local port=${DATAMIN_TEST_KAFKA_PORT:-29092}
   "$VENV/bin/datamin" kafka stop --port "$port" >/dev/null 2>&1 || true
   rm -rf "$DATAMIN_HOME/kafka/data"
   need java "install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)"
