@@ -27,7 +27,11 @@ Delivery while Kafka is away (see producers.spool):
   (rolled back; counted as ``dropped``, logged), and spooled records found damaged when the spool is
   opened (``spool_damaged``, logged).
 
-Counters (``stats()``): sent (acknowledged direct sends; the sender counts them in the order sent, in its
+With ``producer.agent_socket`` set, the sender hands each encoded batch to the machine's `datamin
+agent` in one write instead, and runs no Kafka client while the agent takes them; what the agent does
+not take is sent as above (see `producers.agent`).
+
+Counters (``stats()``): handed (to the agent), sent (acknowledged direct sends; the sender counts them in the order sent, in its
 rounds (at least every 0.5 s), and always before a flush or close returns), failed (sends Kafka
 failed; each is then spooled), spooled, dropped, replayed (spooled events acknowledged), invalid
 (records that did not fit their schema, or whose ``publish_later`` build raised), spool_damaged; logged
