@@ -38,6 +38,7 @@ from datamin.exceptions import ConfigError
 from datamin.topics import Topics
 from producers.agent_wire import EVENTS, FLUSH, FrameReader, WireError, flushed_frame, read_events, read_flush
 from producers.producer import EventProducer
+from producers.queue import Bytes
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +154,14 @@ class Agent:
             return False
         return True
 
-    def _take(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
-        allowed, publish = self._allowed, self._producer.publish_bytes
-        for topic, key, value in messages:
-            if topic not in allowed:
-                self._refuse(topic)
-                continue
-            if publish(topic, value, key, timeout=PUBLISH_WAIT_S):
-                self.stats.events += 1
+    def _take(self, messages: list[Bytes]) -> None:
+        allowed = self._allowed
+        if not all(m.topic in allowed for m in messages):
+            for m in messages:
+                if m.topic not in allowed:
+                    self._refuse(m.topic)
+            messages = [m for m in messages if m.topic in allowed]
+        self.stats.events += self._producer.publish_encoded(messages, timeout=PUBLISH_WAIT_S)
 
     def _refuse(self, topic: str) -> None:
         self.stats.refused += 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from producers.queue import Message
+from producers.queue import Bytes, Message
 
 EVENTS, FLUSH, FLUSHED = b"E", b"F", b"f"
 MAX_FRAME = 64 * 1024 * 1024
@@ -75,9 +75,9 @@ def _frame(kind: bytes, body: bytes, size: int) -> bytes:
     return _HEAD.pack(size + 1, kind[0]) + body
 
 
-def read_events(body: bytes | memoryview) -> list[Message]:
+def read_events(body: bytes | memoryview) -> list[Bytes]:
     """The messages of an events frame's body."""
-    out: list[Message] = []
+    out: list[Bytes] = []
     view = memoryview(body)
     pos, end = 0, len(view)
     unpack = _RECORD.unpack_from
@@ -95,7 +95,7 @@ def read_events(body: bytes | memoryview) -> list[Message]:
                 pos += k_len
             value = bytes(view[pos:pos + v_len])
             pos += v_len
-            out.append((topic, key, value))
+            out.append(Bytes(topic, key, value))
     except (struct.error, UnicodeDecodeError) as exc:
         raise WireError(f"an events frame does not parse ({exc})") from None
     return out

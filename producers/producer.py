@@ -31,11 +31,11 @@ With ``producer.agent_socket`` set, the sender hands each encoded batch to the m
 agent` in one write instead, and runs no Kafka client while the agent takes them; what the agent does
 not take is sent as above (see `producers.agent`).
 
-Counters (``stats()``): handed (to the agent), sent (acknowledged direct sends; the sender counts them in the order sent, in its
-rounds (at least every 0.5 s), and always before a flush or close returns), failed (sends Kafka
-failed; each is then spooled), spooled, dropped, replayed (spooled events acknowledged), invalid
-(records that did not fit their schema, or whose ``publish_later`` build raised), spool_damaged; logged
-every ``log_interval`` seconds.
+Counters (``stats()``): handed (to the agent), sent (acknowledged direct sends; the sender counts them
+in the order sent, in its rounds (at least every 0.5 s), and always before a flush or close returns),
+failed (sends Kafka failed; each is then spooled), spooled, dropped, replayed (spooled events
+acknowledged), invalid (records that did not fit their schema, or whose ``publish_later`` build
+raised), spool_damaged; logged every ``log_interval`` seconds.
 
 Throughput: the sender takes what is queued in batches (up to ``SENDER_BATCH``), encodes a whole batch
 and then sends it, without a callback per record in kafka-python's I/O thread; the partitioner places
@@ -98,6 +98,21 @@ class EventProducer(Sender):
         """Queues an already-encoded message (e.g. a dead-letter JSON) for ``topic``: same queue, spool
         and guarantees as ``publish``; False only when it was refused."""
         return self._enqueue(Bytes(topic, key, value), timeout)
+
+    def publish_encoded(self, messages: list[Bytes], *, timeout: float = 0.0) -> int:
+        """Queues already-encoded messages in order, under one lock (what the agent takes from a frame);
+        how many were queued. The rest were refused (the producer closed, or no room came within
+        ``timeout``) and are counted as dropped."""
+        try:
+            if self._pid != os.getpid():
+                forksafe.restart_in_child(self)
+            queued = 0 if self._closed else self._queue.put_all(list(messages), timeout)
+        except Exception:  # never into the caller
+            log.exception("datamin producer: publish failed unexpectedly")
+            queued = 0
+        for _ in range(len(messages) - queued):
+            self._drop("the producer is closed" if self._closed else "the queue is full (the sender cannot keep up)")
+        return queued
 
     def _enqueue(self, item: Item, timeout: float, *, valid: bool = True) -> bool:
         """Puts ``item`` on the sender's queue; never raises. False when it was refused: not ``valid``

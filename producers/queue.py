@@ -8,11 +8,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Bytes:
+class Bytes(NamedTuple):
+    """An already-encoded message (``publish_bytes``, and what the agent takes): sent as it is."""
+
     topic: str
     key: bytes | None
     value: bytes
@@ -70,6 +71,24 @@ class EventQueue:
             if self._taker_waits and (not self._lingering or isinstance(item, Control)
                                       or len(self._items) >= self.wake_at):
                 self._not_empty.notify()
+
+    def put_all(self, items: list[Item], timeout: float | None = 0.0) -> int:
+        """Appends ``items`` in order under one acquisition of the lock, waiting for room as ``put`` does;
+        how many were appended (all unless the wait for room ran out)."""
+        with self._lock:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            n = 0
+            try:
+                for item in items:
+                    if len(self._items) >= self.maxsize:
+                        self._wait_for_room(None if deadline is None else deadline - time.monotonic())
+                    self._items.append(item)
+                    n += 1
+            except queue.Full:
+                pass
+            if n and self._taker_waits and (not self._lingering or len(self._items) >= self.wake_at):
+                self._not_empty.notify()
+            return n
 
     def _wait_for_room(self, timeout: float | None) -> None:
         if timeout is not None and timeout <= 0:

@@ -253,7 +253,7 @@ class Sender:
         event_ids = iter(uuid4_strings(len(items)))
         for item in items:
             if isinstance(item, Bytes):
-                append((item.topic, item.key, item.value))
+                append(item)
                 continue
             if isinstance(item, Control):
                 append(item)

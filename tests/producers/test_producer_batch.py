@@ -129,6 +129,18 @@ def test_queue_put_with_timeout_gets_room_when_the_sender_takes() -> None:
     assert done.is_set() and q.take(10, 0.0) == [("b", {})]
 
 
+def test_queue_put_all_keeps_order_waits_for_room_and_says_how_many_went_in() -> None:
+    q = EventQueue(3)
+    assert q.put_all([("a", {}), ("b", {})]) == 2
+    assert q.put_all([("c", {}), ("d", {}), ("e", {})], 0.01) == 1  # room for one; nobody took more
+    taker = threading.Timer(0.05, lambda: got.extend(q.take(2, 0.0)))
+    got: list[object] = []
+    taker.start()
+    assert q.put_all([("d", {}), ("e", {})], 30.0) == 2  # waited for the taker
+    taker.join()
+    assert got + q.take(10, 0.0) == [("a", {}), ("b", {}), ("c", {}), ("d", {}), ("e", {})]
+
+
 def test_queue_take_wakes_up_for_a_put() -> None:
     q = EventQueue(10)
     got: list[object] = []
