@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from datamin.config import Config
@@ -27,7 +25,7 @@ from datamin.topics import Topics, provision
 from producers.agent import Agent
 from producers.agent_link import AgentLink
 from producers.producer import EventProducer
-from tests.producers.test_forksafe import APP, USAGE, _free_port, consume
+from tests.producers.test_forksafe import USAGE, app_env, consume, request_under_gunicorn_preload
 
 
 def _with_agent(config: Config, tmp_path: Path) -> Config:
@@ -176,40 +174,17 @@ def test_an_agent_stopped_while_producers_write_loses_and_repeats_nothing(kafka_
 
 def test_gunicorn_preload_workers_hand_their_events_to_a_datamin_agent(kafka_config: Config, tmp_path: Path) -> None:
     provision(kafka_config)
-    (tmp_path / "webapp.py").write_text(textwrap.dedent(APP))
     sock = tmp_path / "agent.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAMIN")}
-    env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka_config.kafka.bootstrap_servers,
-                "DATAMIN__KAFKA__CLIENT": f'"{kafka_config.kafka.client}"',
-                "DATAMIN__TOPICS__PREFIX": f'"{kafka_config.topics.prefix}"',
-                "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "spool"}"',
-                "DATAMIN__PRODUCER__AGENT_SOCKET": f'"{sock}"', "PYTHONPATH": str(tmp_path)})
+    env = {**app_env(kafka_config, tmp_path), "DATAMIN__PRODUCER__AGENT_SOCKET": f'"{sock}"'}
     agent_log = open(tmp_path / "agent.log", "w")  # noqa: SIM115 - closed below
     agent = subprocess.Popen([str(Path(sys.executable).parent / "datamin"), "agent"], cwd=tmp_path, env=env,
                              stdout=agent_log, stderr=subprocess.STDOUT)
-    _wait_for(sock.exists, "the agent's socket")
-    port = _free_port()
-    gunicorn_log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--preload", "-w", "2", "-b",
-                               f"127.0.0.1:{port}", "webapp:app"], cwd=tmp_path, env=env, stdout=gunicorn_log,
-                              stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/warmup", timeout=5)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
-                time.sleep(0.2)
-        for i in range(24):
-            assert httpx.get(f"http://127.0.0.1:{port}/r/{i}", timeout=30).text == "hello"
+        _wait_for(sock.exists, "the agent's socket")
+        request_under_gunicorn_preload(tmp_path, env)
     finally:
-        server.send_signal(signal.SIGTERM)  # workers exit normally: their producers hand over what is left
-        server.wait(120)
         agent.send_signal(signal.SIGTERM)
         agent.wait(120)
-        gunicorn_log.close()
         agent_log.close()
     urls = sorted(e["url"] for e in consume(kafka_config, "http_request", 25) if e["url"].startswith("/r/"))
     assert urls == sorted(f"/r/{i}" for i in range(24))

@@ -91,14 +91,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_gunicorn_preload_workers_deliver_every_request(kafka_config: Config, tmp_path: Path) -> None:
-    provision(kafka_config)
+def app_env(config: Config, tmp_path: Path) -> dict[str, str]:
+    """The environment of a process running APP (``webapp.py`` in ``tmp_path``) on ``config``'s topics."""
     (tmp_path / "webapp.py").write_text(textwrap.dedent(APP))
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATAMIN")}
-    env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka_config.kafka.bootstrap_servers,
-                "DATAMIN__TOPICS__PREFIX": f'"{kafka_config.topics.prefix}"',
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": config.kafka.bootstrap_servers,
+                "DATAMIN__KAFKA__CLIENT": f'"{config.kafka.client}"',
+                "DATAMIN__TOPICS__PREFIX": f'"{config.topics.prefix}"',
                 "DATAMIN__PRODUCER__SPOOL_DIR": f'"{tmp_path / "spool"}"', "PYTHONPATH": str(tmp_path)})
+    return env
+
+
+def request_under_gunicorn_preload(tmp_path: Path, env: dict[str, str], n: int = 24) -> None:
+    """Serves APP under ``gunicorn --preload -w 2``, requests /warmup and /r/0 … /r/<n-1>, then stops it
+    with SIGTERM (the workers exit normally: their producers deliver what they hold)."""
+    port = _free_port()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen([gunicorn, "--preload", "-w", "2", "-b", f"127.0.0.1:{port}", "webapp:app"],
@@ -112,12 +119,17 @@ def test_gunicorn_preload_workers_deliver_every_request(kafka_config: Config, tm
             except httpx.TransportError:
                 assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
                 time.sleep(0.2)
-        for i in range(24):
+        for i in range(n):
             assert httpx.get(f"http://127.0.0.1:{port}/r/{i}", timeout=30).text == "hello"
     finally:
-        server.send_signal(signal.SIGTERM)  # workers exit normally: their producers flush at exit
+        server.send_signal(signal.SIGTERM)
         server.wait(120)
         log.close()
+
+
+def test_gunicorn_preload_workers_deliver_every_request(kafka_config: Config, tmp_path: Path) -> None:
+    provision(kafka_config)
+    request_under_gunicorn_preload(tmp_path, app_env(kafka_config, tmp_path))
     urls = sorted(e["url"] for e in consume(kafka_config, "http_request", 25) if e["url"].startswith("/r/"))
     assert urls == sorted(f"/r/{i}" for i in range(24))
     [preloaded] = consume(kafka_config, "usage_event", 1)
