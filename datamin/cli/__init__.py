@@ -44,6 +44,7 @@ running the pipeline (each is a long-running process; run several for scale):
   datamin scheduler                 daily expiry and compaction, hourly retention of every other store
   datamin retention                 every store datamin keeps, its cap, its oldest item, its next deletion
   datamin collector                 the HTTP endpoint pages and apps post events and consent to
+  datamin agent                     one per machine: sends the events of its web server processes
   datamin backup create DEST        a backup whose restore never brings an erased person back
 
 configuration: ./datamin.toml (or --config / DATAMIN_CONFIG), DATAMIN__SECTION__KEY variables and
