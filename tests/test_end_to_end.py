@@ -51,6 +51,22 @@ def _stage(config: Config) -> str:
             "the processor committed nothing to the minimised topic")
 
 
+def _groups(config: Config) -> str:
+    """The processor's and the sink's consumer groups as the broker sees them, for the failure message."""
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(**config.kafka.client_kwargs())
+        try:
+            groups = admin.describe_groups([config.processor.group_id, config.warehouse.group_id])
+        finally:
+            admin.close()
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only
+        return f"groups not described: {exc!r}"
+    return "; ".join(f"{g}: {d.get('group_state')}, {len(d.get('members') or [])} member(s)"
+                     for g, d in groups.items())
+
+
 def test_event_flows_from_web_server_to_duckdb_minimised(kafka_config: Config) -> None:
     provision(kafka_config)
     stop = threading.Event()
@@ -82,12 +98,13 @@ def test_event_flows_from_web_server_to_duckdb_minimised(kafka_config: Config) -
             if not rows:
                 time.sleep(0.5)
         assert workers[1].is_alive(), "the sink stopped before the query ran"
+        groups = "" if rows else _groups(kafka_config)  # while the processor and the sink still run
     finally:
         stop.set()
         for w in workers:
             w.join(timeout=60)
 
-    assert len(rows) == 1, f"the event did not reach the warehouse exactly once ({_stage(kafka_config)})"
+    assert len(rows) == 1, f"the event did not reach the warehouse exactly once ({_stage(kafka_config)}; {groups})"
     client_network, url, user_id, browser, os_family, device, subject = rows[0]
     assert client_network == "203.0.0.0"  # truncated to /16
     assert url == "/products?utm_source=ad"  # query stripped but for the allow-list
