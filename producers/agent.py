@@ -9,12 +9,13 @@ one idempotent producer per machine instead of one per worker.
 Guarantees, on top of `producers.producer`'s:
 
 - Only raw topics and the dead-letter topic: an event for any other topic (minimised, consent
-  state, privacy requests) is refused, counted and logged, never sent. The socket file is 0600 in
-  a folder the agent's user owns: only processes of that user (and root) can connect.
+  state, privacy requests) is refused, counted and logged, never sent. The socket file is 0600:
+  only processes of the agent's user (and root) can connect.
 - Nothing lost across a stop of the agent: on SIGTERM it stops taking writes (producers then get an
   error and send directly), reads to the end what the producers wrote before, and closes its producer
   (sent, else spooled). A frame cut short is discarded whole and its events are sent by the producer.
-- Lost when the agent crashes: what it held in memory (as for any producer's process).
+- Lost when the agent crashes: what it held in memory and what producers had written that it had not
+  read yet (as a crashed producer's process loses its queue).
 - A producer that cannot reach the agent (not started, stopped, stalled past
   `producers.agent_link.WRITE_TIMEOUT_S`) sends to Kafka directly, and goes back to the agent
   once its direct sends are all acknowledged; while it switches, one process's events can reach a
