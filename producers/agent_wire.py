@@ -62,7 +62,9 @@ def events_frames(messages: list[Message], topic_bytes: dict[str, bytes]) -> Ite
 
 
 def flush_frame(request: int, wait_ms: int) -> bytes:
-    return _frame(FLUSH, _FLUSH.pack(request, wait_ms), _FLUSH.size)
+    """A flush request; a wait past what a u32 holds (``flush()`` without a timeout) is sent as the most
+    it holds, 49 days: the agent waits at most `producers.agent.FLUSH_WAIT_MAX_S` anyway."""
+    return _frame(FLUSH, _FLUSH.pack(request, min(wait_ms, 0xFFFFFFFF)), _FLUSH.size)
 
 
 def flushed_frame(request: int, ok: bool) -> bytes:

@@ -75,3 +75,8 @@ def test_an_event_running_past_its_frame_is_refused() -> None:
         read_events(body[:-3])
     with pytest.raises(WireError):
         read_events(b"\x05\x00\xfe\xff\xff\xff\x00\x00\x00\x00topic")  # key length -2
+
+
+def test_a_flush_without_a_timeout_asks_for_the_longest_wait_the_frame_holds() -> None:
+    [(kind, body)] = FrameReader().feed(flush_frame(3, 10**15))  # flush(None): a deadline 1e9 s away
+    assert kind == FLUSH and read_flush(body) == (3, 0xFFFFFFFF)
