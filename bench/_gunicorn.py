@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _common import config_from
+
 BENCH = Path(__file__).resolve().parent
 HEADERS = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", "Accept-Language": "nb-NO,nb",
            "Cookie": "session=s-1; datamin_consent=visitor-1"}
@@ -79,6 +81,20 @@ def datamin_agent(env: dict[str, str], socket_path: Path) -> Iterator[tuple[dict
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(60)
+
+
+@contextmanager
+def producers_setup(env: dict[str, str], workdir: Path, *, direct: bool) -> Iterator[tuple[dict[str, str], int | None]]:
+    """The app's environment and the pid of the `datamin agent` its producers hand their events to, or
+    None with ``direct`` (they send to Kafka themselves); says which on stdout."""
+    print(f"transport: {config_from(env).kafka.client}, "
+          f"{'producers send directly' if direct else 'producers hand their events to a datamin agent'}",
+          flush=True)
+    if direct:
+        yield env, None
+        return
+    with datamin_agent(env, workdir / "agent.sock") as (agent_env, pid):
+        yield agent_env, pid
 
 
 def workers_of(port: int) -> list[int]:

@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import bench_env, config_from  # noqa: E402
 from _gunicorn import (  # noqa: E402
     cpu_seconds,
-    datamin_agent,
     get,
     gunicorn,
     producer_stats,
+    producers_setup,
     thread_cpu_seconds,
     workers_of,
 )
@@ -90,14 +89,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         client = {"DATAMIN__KAFKA__CLIENT": json.dumps(args.client)} if args.client else {}
         env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"', **client)
-        print(f"transport: {config_from(env).kafka.client}, "
-              f"{'producers send directly' if args.direct else 'producers hand their events to a datamin agent'}",
-              flush=True)
         provision(config_from(env))
         rng = random.Random(7)
         per_request: dict[bool, list[float]] = {False: [], True: []}
         agent_per_request: list[float] = []
-        with nullcontext((env, None)) if args.direct else datamin_agent(env, Path(tmp) / "agent.sock") as (env, agent):
+        with producers_setup(env, Path(tmp), direct=args.direct) as (env, agent):
             for r in range(rounds):
                 for middleware in (False, True):
                     with gunicorn(env, middleware=middleware, workers=1, preload=False) as port:

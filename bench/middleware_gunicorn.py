@@ -19,13 +19,12 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import bench_env, config_from  # noqa: E402
-from _gunicorn import datamin_agent, get, gunicorn, producer_stats  # noqa: E402
+from _gunicorn import get, gunicorn, producer_stats, producers_setup  # noqa: E402
 
 from datamin.topics import provision  # noqa: E402
 
@@ -66,12 +65,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         client = {"DATAMIN__KAFKA__CLIENT": json.dumps(args.client)} if args.client else {}
         env = bench_env(Path(tmp), DATAMIN__PRODUCER__SPOOL_DIR=f'"{Path(tmp) / "spool"}"', **client)
-        print(f"transport: {config_from(env).kafka.client}, "
-              f"{'producers send directly' if args.direct else 'producers hand their events to a datamin agent'}",
-              flush=True)
         provision(config_from(env))
         rates: dict[bool, list[float]] = {False: [], True: []}
-        with nullcontext((env, None)) if args.direct else datamin_agent(env, Path(tmp) / "agent.sock") as (env, _):
+        with producers_setup(env, Path(tmp), direct=args.direct) as (env, _):
             for r in range(rounds):
                 for middleware in (False, True):
                     with gunicorn(env, middleware=middleware, workers=2, preload=True) as port:
