@@ -5,9 +5,9 @@
 The event is published when the server closes the response (so status, bytes sent and duration are
 known). A file the app answers with the server's ``wsgi.file_wrapper`` (Flask's ``send_file``) is
 handed back to the server as it is, so that the server can still send it with sendfile(2); its bytes
-sent are its Content-Length. Publishing can never fail or slow down the request beyond a queue put: every exception
-around it is caught and counted in ``publish_errors``; the app's own exceptions pass through
-unchanged (recorded as status 500).
+sent are its Content-Length. Publishing can never fail or slow down the request beyond a queue put:
+every exception around it is caught and counted in ``publish_errors``; the app's own exceptions pass
+through unchanged (recorded as status 500).
 """
 
 from __future__ import annotations
